@@ -1,0 +1,50 @@
+"""Every failure leaves as the seed's JSON error shape, never as aiohttp's text pages or a bare 500."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from agent.api.keys import SETTINGS
+from agent.errors import AgentError, MethodNotAllowed, RequestTooLarge, RouteNotFound
+from agent.logs import log_event
+
+logger = logging.getLogger("agent.api")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(body, status=status, headers=headers)
+
+
+def _from_http(exc: web.HTTPException, request: web.Request) -> AgentError | None:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        limit = request.app[SETTINGS].max_body_bytes
+        return RequestTooLarge(f"the request body is over the limit of {limit} bytes", limit=limit)
+    if isinstance(exc, web.HTTPNotFound):
+        return RouteNotFound("no such route")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return MethodNotAllowed(f"{exc.method} is not allowed here", allowed=sorted(exc.allowed_methods))
+    return None
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except AgentError as exc:
+        return error_response(exc.body(), exc.status, exc.headers())
+    except web.HTTPException as exc:
+        converted = _from_http(exc, request)
+        if converted is None:
+            raise
+        return error_response(converted.body(), converted.status, converted.headers())
+    except Exception as exc:
+        log_event(logger, "request.failed", request.headers.get("task-id"), level=logging.ERROR,
+                  path=request.path, error=repr(exc))
+        logger.exception("unexpected error")
+        return error_response({"message": "InternalError", "error": "unexpected error in the agent"}, 500)

@@ -1,0 +1,129 @@
+"""ComfyUI's HTTP API, as the few calls a run needs, with timeouts on every one of them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5)
+FILE_TIMEOUT = aiohttp.ClientTimeout(total=600, sock_connect=5, sock_read=60)
+
+
+class ComfyUnreachable(Exception):
+    """ComfyUI did not answer at all (refused, reset or timed out)."""
+
+
+class ComfyHTTPError(Exception):
+    """ComfyUI answered with a status the call does not expect."""
+
+    def __init__(self, method: str, path: str, status: int, text: str) -> None:
+        super().__init__(f"{method} {path} -> {status}: {text[:200]}")
+        self.status = status
+        self.text = text
+
+
+class PromptRejected(Exception):
+    """ComfyUI's own validation refused the prompt (its 400); its body is kept whole."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__("prompt rejected")
+        self.body = body
+
+
+@dataclass(frozen=True)
+class Submitted:
+    prompt_id: str
+    number: float
+    node_errors: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class QueueState:
+    running: frozenset[str]
+    pending: frozenset[str]
+
+    def holds(self, prompt_id: str) -> bool:
+        return prompt_id in self.running or prompt_id in self.pending
+
+
+def _ids(entries: Any) -> frozenset[str]:
+    return frozenset(str(entry[1]) for entry in entries or () if isinstance(entry, list) and len(entry) > 1)
+
+
+class ComfyClient:
+    """Thin async client; it shares the agent's connection pool so keep-alive is reused across runs."""
+
+    def __init__(self, base_url: str, session: aiohttp.ClientSession) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._session = session
+
+    def ws_url(self, client_id: str) -> str:
+        return f"{self.base_url.replace('http', 'ws', 1)}/ws?clientId={client_id}"
+
+    async def _request(self, method: str, path: str, *, timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT,
+                       **kwargs: Any) -> tuple[int, bytes]:
+        try:
+            async with self._session.request(method, self.base_url + path, timeout=timeout, **kwargs) as resp:
+                return resp.status, await resp.read()
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise ComfyUnreachable(f"{method} {path}: {exc.__class__.__name__}: {exc}") from exc
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        status, body = await self._request(method, path, **kwargs)
+        if status != 200:
+            raise ComfyHTTPError(method, path, status, body.decode("utf-8", "replace"))
+        return json.loads(body) if body else None
+
+    async def submit(self, prompt: dict[str, Any], client_id: str, prompt_id: str) -> Submitted:
+        payload = {"prompt": prompt, "client_id": client_id, "prompt_id": prompt_id}
+        status, body = await self._request("POST", "/prompt", json=payload)
+        text = body.decode("utf-8", "replace")
+        if status == 400:
+            raise PromptRejected(_json_object(text) or {"error": {"type": "invalid_prompt", "message": text}})
+        if status != 200:
+            raise ComfyHTTPError("POST", "/prompt", status, text)
+        reply = _json_object(text) or {}
+        return Submitted(str(reply.get("prompt_id", prompt_id)), reply.get("number", 0),
+                         reply.get("node_errors") or {})
+
+    async def history(self, prompt_id: str) -> dict[str, Any] | None:
+        """The finished prompt's entry; None while it is queued, running, or unknown."""
+        reply = await self._json("GET", f"/history/{prompt_id}")
+        entry = reply.get(prompt_id) if isinstance(reply, dict) else None
+        return entry if isinstance(entry, dict) else None
+
+    async def queue(self) -> QueueState:
+        reply = await self._json("GET", "/queue") or {}
+        return QueueState(_ids(reply.get("queue_running")), _ids(reply.get("queue_pending")))
+
+    async def interrupt(self, prompt_id: str) -> None:
+        await self._request("POST", "/interrupt", json={"prompt_id": prompt_id})
+
+    async def delete_pending(self, prompt_id: str) -> None:
+        await self._request("POST", "/queue", json={"delete": [prompt_id]})
+
+    async def view(self, image: dict[str, Any]) -> bytes:
+        params = {key: str(image.get(key) or "") for key in ("filename", "subfolder", "type")}
+        status, body = await self._request("GET", "/view", params=params, timeout=FILE_TIMEOUT)
+        if status != 200:
+            raise ComfyHTTPError("GET", f"/view?filename={params['filename']}", status, "")
+        return body
+
+    async def is_up(self) -> bool:
+        """ComfyUI itself answers, not merely something on its port."""
+        try:
+            stats = await self._json("GET", "/system_stats", timeout=aiohttp.ClientTimeout(total=5))
+        except (ComfyUnreachable, ComfyHTTPError, ValueError):
+            return False
+        return isinstance(stats, dict) and isinstance(stats.get("system"), dict)
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,33 @@
+"""The ComfyUI the agent runs prompts on: its own child, or one already running elsewhere."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from agent.comfy.client import ComfyClient
+from agent.comfy.follower import Liveness
+from agent.comfy.remote import RemoteComfyUI
+from agent.comfy.supervisor import Supervisor
+from agent.config import Settings
+
+
+class ComfyHost(Protocol):
+    restarts: int
+
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def current(self) -> Liveness: ...
+
+    async def wait_ready(self, timeout: float) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def make_host(settings: Settings, client: ComfyClient) -> ComfyHost:
+    if settings.launches_comfyui:
+        return Supervisor(settings, client)
+    return RemoteComfyUI(client)

@@ -1,0 +1,131 @@
+"""Keep one ComfyUI running: launch it, know when it is ready, restart it when it dies, stop it cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from pathlib import Path
+
+from agent.comfy.client import ComfyClient
+from agent.comfy.lifecycle import Lifecycle
+from agent.comfy.supervisor.process import ComfyProcess
+from agent.config import Settings
+from agent.logs import log_event, one_line
+
+logger = logging.getLogger("agent.supervisor")
+output_logger = logging.getLogger("comfyui")
+
+READY_POLL_SECONDS = 0.1
+STABLE_SECONDS = 60.0  # a run this long resets the restart backoff
+FIRST_BACKOFF = 1.0
+HIDDEN_FROM_COMFYUI = ("AGENT_TOKEN",)
+
+
+def port_is_free(port: int) -> bool:
+    """True when nothing listens on 127.0.0.1:port, so whatever answers there later is our child."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def comfyui_args(settings: Settings) -> list[str]:
+    args = ["--listen", "127.0.0.1", "--port", str(settings.comfyui_port)]
+    if settings.nas_dir is not None:
+        for kind in ("input", "output", "temp"):
+            args += [f"--{kind}-directory", str(settings.nas_dir / kind)]
+    return args + list(settings.comfyui_args)
+
+
+def _child_env() -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in HIDDEN_FROM_COMFYUI}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _forward(line: str) -> None:
+    """ComfyUI's lines are already bounded by the splitter; they keep their text, minus control characters."""
+    output_logger.info(one_line(line))
+
+
+class _NeverStarted:
+    exited = True
+
+
+class Supervisor(Lifecycle):
+    """The agent's ComfyUI child; `current` is the process a run is sent to, `ready` whether it answers."""
+
+    def __init__(self, settings: Settings, client: ComfyClient) -> None:
+        super().__init__()
+        self.settings = settings
+        self.client = client
+        self.process: ComfyProcess | None = None
+
+    @property
+    def ready(self) -> bool:
+        return super().ready and self.process is not None and not self.process.exited
+
+    @property
+    def current(self) -> ComfyProcess | _NeverStarted:
+        return self.process or _NeverStarted()
+
+    async def stop(self) -> None:
+        """Idempotent: the agent stops ComfyUI first on SIGTERM, and again in its cleanup."""
+        await super().stop()
+        if self.process is not None and not self.process.exited:
+            code = await self.process.stop(self.settings.stop_grace)
+            log_event(logger, "comfyui.stopped", pid=self.process.pid, code=code)
+
+    async def _main(self) -> None:
+        loop = asyncio.get_running_loop()
+        first = min(FIRST_BACKOFF, self.settings.restart_backoff_max)
+        backoff = first / 2
+        while True:
+            started = loop.time()
+            await self._run_once()
+            uptime = loop.time() - started
+            backoff = first if uptime >= STABLE_SECONDS else min(backoff * 2, self.settings.restart_backoff_max)
+            log_event(logger, "comfyui.restart_scheduled", level=logging.WARNING, uptime=round(uptime, 1),
+                      restart_in=backoff)
+            await asyncio.sleep(backoff)
+            self.restarts += 1
+
+    async def _run_once(self) -> None:
+        """One launch, from spawn to exit."""
+        port = self.settings.comfyui_port
+        if not port_is_free(port):
+            log_event(logger, "comfyui.port_busy", level=logging.ERROR, port=port,
+                      hint="another process listens on COMFYUI_PORT; choose a free port")
+            return
+        try:
+            process = await ComfyProcess.spawn(self.settings.comfyui_python, Path(self.settings.comfyui_dir),
+                                               comfyui_args(self.settings), _child_env(), _forward)
+        except OSError as exc:
+            log_event(logger, "comfyui.spawn_failed", level=logging.ERROR, error=exc)
+            return
+        self.process = process
+        log_event(logger, "comfyui.started", pid=process.pid, port=port)
+        await self._until_ready(process)
+        code = await process.wait()
+        self._ready.clear()
+        log_event(logger, "comfyui.exited", level=logging.WARNING, pid=process.pid, code=code)
+
+    async def _until_ready(self, process: ComfyProcess) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + self.settings.comfyui_start_timeout
+        while not process.exited:
+            if await self.client.is_up():
+                self._ready.set()
+                log_event(logger, "comfyui.ready", pid=process.pid, seconds=round(loop.time() - started, 2))
+                return
+            if loop.time() >= deadline:
+                log_event(logger, "comfyui.start_timeout", level=logging.ERROR, pid=process.pid)
+                await process.stop(self.settings.stop_grace)
+                return
+            await asyncio.sleep(READY_POLL_SECONDS)

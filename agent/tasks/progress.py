@@ -1,0 +1,149 @@
+"""Turn ComfyUI events into the `TProgress` map: every prompt node, nothing else, never going backwards.
+
+Events may arrive twice (a socket's and the history's view of the same run after a reconnect), so applying
+one is idempotent: a finished node stays finished and an output replaces, never appends.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from agent.comfy.events import (
+    Event,
+    ExecutionFailed,
+    ExecutionInterrupted,
+    ExecutionSucceeded,
+    NodeExecuted,
+    NodeExecuting,
+    NodesCached,
+    ProgressReported,
+)
+from agent.tasks.model import ImageRef, NodeProgress, Progress
+
+
+def _links(inputs: Any) -> Iterable[str]:
+    for value in (inputs or {}).values() if isinstance(inputs, dict) else ():
+        if isinstance(value, list) and len(value) == 2 and isinstance(value[1], int):
+            yield str(value[0])
+
+
+def _images(output: dict[str, Any]) -> list[ImageRef]:
+    images = output.get("images")
+    return [ImageRef(**image) for image in images or () if isinstance(image, dict) and "filename" in image]
+
+
+class ProgressTracker:
+    def __init__(self, prompt: dict[str, Any], clock: Callable[[], float] = time.time) -> None:
+        self.nodes: Progress = {node_id: NodeProgress() for node_id in prompt}
+        self._parents = {node_id: set(_links(node.get("inputs"))) for node_id, node in prompt.items()}
+        self._clock = clock
+        self._finished: set[str] = set()
+        self._running: str | None = None
+        self.outputs: dict[str, dict[str, Any]] = {}
+        self._shown_as: dict[str, str] = {}
+
+    def apply(self, event: Event) -> bool:
+        """Apply one event; True when the map changed and is worth saving."""
+        handler = self._handlers.get(type(event))
+        return bool(handler and handler(self, event))
+
+    def _node(self, node: str | None, display: str | None = None) -> str | None:
+        """The prompt node an event belongs to: nodes a custom node expands into show as their parent."""
+        for candidate in (display, self._shown_as.get(node or ""), node):
+            if candidate in self.nodes:
+                return candidate
+        return None
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+    def _finish(self, node: str) -> bool:
+        if node in self._finished:
+            return False
+        state = self.nodes[node]
+        state.max = state.max or 1
+        state.value = state.max
+        state.start = state.start or self._now()
+        state.last_updated = self._now()
+        self._finished.add(node)
+        if self._running == node:
+            self._running = None
+        return True
+
+    def _finish_all(self, nodes: Iterable[str]) -> bool:
+        changed = False
+        for node in nodes:
+            if node in self.nodes:
+                changed = self._finish(node) or changed
+        return changed
+
+    def _on_cached(self, event: NodesCached) -> bool:
+        return self._finish_all(event.nodes)
+
+    def _on_executing(self, event: NodeExecuting) -> bool:
+        node = self._node(event.node, event.display_node)
+        if node is None or node == self._running:
+            return False
+        changed = self._finish(self._running) if self._running else False
+        if node in self._finished:
+            return changed
+        state = self.nodes[node]
+        state.max = state.max or 1
+        state.start = state.start or self._now()
+        state.last_updated = self._now()
+        self._running = node
+        return True
+
+    def _on_progress(self, event: ProgressReported) -> bool:
+        node = self._node(event.node) if event.node else self._running
+        if node is None or node in self._finished or event.max <= 0:
+            return False
+        state = self.nodes[node]
+        if (state.value, state.max) == (event.value, event.max):
+            return False
+        state.value, state.max = min(event.value, event.max), event.max
+        state.start = state.start or self._now()
+        state.last_updated = self._now()
+        return True
+
+    def _on_executed(self, event: NodeExecuted) -> bool:
+        self.outputs[event.node] = event.output
+        node = self._node(event.node, event.display_node)
+        if node is None:
+            return False
+        if node != event.node:
+            self._shown_as[event.node] = node
+        images = [image for real, output in self.outputs.items()
+                  if self._node(real) == node for image in _images(output)]
+        changed = images != self.nodes[node].images
+        self.nodes[node].images = images
+        return self._finish(node) or changed
+
+    def _on_succeeded(self, event: ExecutionSucceeded) -> bool:
+        changed = self._finish(self._running) if self._running else False
+        return self._finish_all(self._with_ancestors(event.outputs or ())) or changed
+
+    def _on_stopped(self, event: ExecutionFailed | ExecutionInterrupted) -> bool:
+        return self._finish_all(str(node) for node in event.details.get("executed") or ())
+
+    def _with_ancestors(self, nodes: Iterable[str]) -> set[str]:
+        seen: set[str] = set()
+        pending = [node for node in nodes if node in self.nodes]
+        while pending:
+            node = pending.pop()
+            if node not in seen:
+                seen.add(node)
+                pending.extend(parent for parent in self._parents.get(node, ()) if parent in self.nodes)
+        return seen
+
+    _handlers: dict[type, Callable[[ProgressTracker, Any], bool]] = {
+        NodesCached: _on_cached,
+        NodeExecuting: _on_executing,
+        ProgressReported: _on_progress,
+        NodeExecuted: _on_executed,
+        ExecutionSucceeded: _on_succeeded,
+        ExecutionFailed: _on_stopped,
+        ExecutionInterrupted: _on_stopped,
+    }

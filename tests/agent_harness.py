@@ -1,0 +1,40 @@
+"""Start the agent in-process, the way the tests need it, against any ComfyUI (replay, double, real)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from agent.api.keys import HOST
+from agent.app import create_app
+from agent.config import Settings
+
+
+@asynccontextmanager
+async def running_agent(ready: bool = True, **settings: Any) -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    """The agent on a free loopback port; `settings` are Settings fields (task_store defaults to memory://)."""
+    settings.setdefault("task_store", "memory://")
+    app = create_app(Settings(**settings))
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        if ready:
+            assert await app[HOST].wait_ready(30), "ComfyUI never became ready"
+        yield client
+    finally:
+        await client.close()
+
+
+@asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """Any aiohttp app on a free loopback port; yields its base URL."""
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/")
+    finally:
+        await server.close()

@@ -1,0 +1,105 @@
+"""The error rows of API.md that the agent answers itself, each in the seed's JSON shape, losing nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from agent_harness import running_agent
+from double_helpers import double_info, save_prompt
+
+Client = TestClient[web.Request, web.Application]
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b"this is not json", "not valid JSON"),
+    (b"[1, 2]", "JSON object"),
+    (b'"text"', "JSON object"),
+    (b"{}", "non-empty object"),
+    (b'{"prompt": {}}', "non-empty object"),
+    (b'{"1": 5}', "node '1'"),
+    (b'{"1": {"class_type": "EmptyImage", "inputs": [1]}}', "inputs must be an object"),
+    (b'{"prompt": {"1": {"class_type": "X", "inputs": {}}}, "options": {"timeout": -1}}', "option timeout"),
+    (b'{"prompt": {"1": {"class_type": "X", "inputs": {}}}, "options": {"results": "maybe"}}', "option results"),
+    (b'{"prompt": {"1": {"class_type": "X", "inputs": {}}}, "options": {"bogus": 1}}', "option bogus"),
+    (b"\xff\xfe", "not valid JSON"),
+])
+async def test_bad_body_is_request_params_error_and_reaches_nothing(agent: Client, double: str, body: bytes,
+                                                                   reason: str) -> None:
+    response = await agent.post("/api/run", data=body, headers={"Content-Type": "application/json"})
+    assert response.status == 400
+    reply = await response.json()
+    assert reply["message"] == "RequestParamsError"
+    assert reason in reply["error"]
+    assert (await double_info(double))["prompts_received"] == 0
+
+
+@pytest.mark.parametrize("headers", [{"task-id": "../x"}, {"task-id": "a" * 129}, {"x-fc-async-task-id": "a b"},
+                                     {"task-id": ""}])
+async def test_bad_task_id_is_refused(agent: Client, double: str, headers: dict[str, str]) -> None:
+    response = await agent.post("/api/run", json=save_prompt(1), headers=headers)
+    assert response.status == 400
+    assert (await response.json())["message"] == "RequestParamsError"
+    assert (await double_info(double))["prompts_received"] == 0
+
+
+async def test_bad_task_id_in_query_is_refused(agent: Client) -> None:
+    response = await agent.post("/api/run", params={"task_id": "/etc/passwd"}, json=save_prompt(1))
+    assert response.status == 400
+
+
+async def test_task_id_sources_in_order(agent: Client) -> None:
+    both = await agent.post("/api/run", params={"task_id": "from-query"}, json=save_prompt(1),
+                            headers={"task-id": "from-seed-header", "x-fc-async-task-id": "from-fc"})
+    assert both.headers["X-Task-Id"] == "from-seed-header"
+    fc = await agent.post("/api/run", params={"task_id": "from-query"}, json=save_prompt(2),
+                          headers={"x-fc-async-task-id": "from-fc"})
+    assert fc.headers["X-Task-Id"] == "from-fc"
+    query = await agent.post("/api/run", params={"task_id": "from-query"}, json=save_prompt(3))
+    assert query.headers["X-Task-Id"] == "from-query"
+    fresh = await agent.post("/api/run", json=save_prompt(4))
+    assert len(fresh.headers["X-Task-Id"]) == 32
+
+
+async def test_body_over_the_limit_is_413(double: str) -> None:
+    async with running_agent(comfyui_url=double, max_body_bytes=4096) as agent:
+        prompt = save_prompt(1, prefix="x" * 8000)
+        response = await agent.post("/api/run", json=prompt)
+        assert response.status == 413
+        body = await response.json()
+        assert body["message"] == "RequestTooLarge" and body["limit"] == 4096
+        assert (await agent.post("/api/run", json=save_prompt(1))).status == 200
+
+
+async def test_comfyui_not_ready_is_503_with_retry_after() -> None:
+    async with running_agent(ready=False, comfyui_url="http://127.0.0.1:9") as agent:
+        response = await agent.post("/api/run", json=save_prompt(1), headers={"task-id": "early"})
+        assert response.status == 503
+        assert int(response.headers["Retry-After"]) > 0
+        assert (await response.json())["message"] == "ComfyUIUnavailable"
+        assert (await agent.get("/api/status", params={"id": "early"})).status == 404
+        assert (await agent.get("/readyz")).status == 503
+        assert (await agent.get("/healthz")).status == 200
+
+
+async def test_same_task_id_while_running_is_409(agent: Client) -> None:
+    first = asyncio.create_task(agent.post("/api/run", json=save_prompt(1, delay=1.0), headers={"task-id": "dup"}))
+    await asyncio.sleep(0.3)
+    second = await agent.post("/api/run", json=save_prompt(2), headers={"task-id": "dup"})
+    assert second.status == 409
+    assert (await second.json())["message"] == "TaskConflict"
+    assert (await first).status == 200
+    again = await agent.post("/api/run", json=save_prompt(3), headers={"task-id": "dup"})
+    assert again.status == 200
+
+
+async def test_unknown_route_and_method_are_json(agent: Client) -> None:
+    missing = await agent.get("/api/nothing-here")
+    assert missing.status == 404 and (await missing.json())["message"] == "NotFound"
+    wrong = await agent.get("/api/run")
+    assert wrong.status == 405 and (await wrong.json())["message"] == "MethodNotAllowed"
+
+

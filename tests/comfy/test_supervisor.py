@@ -1,0 +1,173 @@
+"""The agent as a real process, supervising a ComfyUI it launched (the double, or a scripted stand-in)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from agent_process import AgentProcess, free_port
+from double_helpers import save_prompt
+from procs import alive, children, group_members, state
+
+DOUBLE_DIR = Path(__file__).resolve().parent.parent / "comfy_double"
+
+
+def launching(tmp_path: Path, comfyui_dir: Path = DOUBLE_DIR, **env: str) -> AgentProcess:
+    return AgentProcess(tmp_path, {"COMFYUI_DIR": str(comfyui_dir), "COMFYUI_PYTHON": sys.executable,
+                                   "COMFYUI_PORT": str(free_port()), "NAS_DIR": str(tmp_path / "nas"),
+                                   "STOP_GRACE": "3", **env})
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[AgentProcess]:
+    process = launching(tmp_path)
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+
+
+def wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_port_opens_at_once_and_readiness_waits_for_comfyui(tmp_path: Path) -> None:
+    agent = launching(tmp_path, DOUBLE_STARTUP_DELAY="2")
+    try:
+        wait_for(lambda: _status(agent, "/healthz") == 200, 3, "/healthz")
+        assert _status(agent, "/readyz") == 503
+        assert agent.run(save_prompt(1)).status_code == 503
+        agent.wait_ready(30)
+        assert agent.run(save_prompt(1)).status_code == 200
+    finally:
+        agent.stop()
+
+
+def _status(agent: AgentProcess, path: str) -> int | None:
+    try:
+        return agent.http.get(path).status_code
+    except httpx.TransportError:
+        return None
+
+
+@pytest.mark.parametrize("how", ["sigkill", "crash_in_node"])
+def test_comfyui_dying_mid_run_is_reported_within_5s_and_it_comes_back(agent: AgentProcess, how: str) -> None:
+    comfyui = agent.comfyui_pid()
+    fault = "crash" if how == "crash_in_node" else None
+    thread, reply = agent.run_in_background(save_prompt(1, delay=1.0 if fault else 30, fault=fault))
+    time.sleep(0.5)
+    died_at = time.monotonic()
+    if how == "sigkill":
+        os.kill(comfyui, signal.SIGKILL)
+    thread.join(30)
+    response = reply["response"]
+    assert response.status_code == 502, response.text
+    assert response.json()["message"] == "ComfyUICrashed"
+    assert reply["at"] - died_at < 5
+    wait_for(lambda: state(comfyui) is None, 5, "the dead ComfyUI to be reaped")
+    agent.wait_ready(30)
+    assert agent.comfyui_pid() != comfyui
+    after = agent.run(save_prompt(0x445566))
+    assert after.status_code == 200
+    assert agent.http.get("/readyz").json()["restarts"] >= 1
+
+
+def test_sigterm_stops_comfyui_and_leaves_no_orphan_or_zombie(tmp_path: Path) -> None:
+    agent = launching(tmp_path)
+    agent.wait_ready()
+    comfyui = agent.comfyui_pid()
+    group = os.getpgid(comfyui)
+    assert group != os.getpgid(agent.proc.pid), "ComfyUI runs in a process group of its own"
+    assert agent.stop(signal.SIGTERM) == 0
+    assert state(comfyui) is None
+    assert group_members(group) == []
+    assert "comfyui.stopped" in agent.log()
+
+
+def test_agent_killed_outright_takes_comfyui_with_it(tmp_path: Path) -> None:
+    agent = launching(tmp_path)
+    agent.wait_ready()
+    comfyui = agent.comfyui_pid()
+    agent.stop(signal.SIGKILL)
+    wait_for(lambda: not alive(comfyui), 5, "ComfyUI to die with its parent")
+
+
+def test_busy_port_is_named_in_the_log_and_startup_waits(tmp_path: Path) -> None:
+    port = free_port()
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", port))
+    blocker.listen()
+    agent = launching(tmp_path, COMFYUI_PORT=str(port), RESTART_BACKOFF_MAX="0.3")
+    try:
+        wait_for(lambda: "comfyui.port_busy" in agent.log(), 10, "the busy-port log line")
+        assert _status(agent, "/readyz") == 503
+        assert children(agent.proc.pid) == []
+        blocker.close()
+        agent.wait_ready(30)
+    finally:
+        blocker.close()
+        agent.stop()
+
+
+FAKE_COMFYUI = """
+import os, sys, time
+from aiohttp import web
+out = sys.stdout.buffer
+out.write(b"x" * 5_000_000)
+out.write(b"\\nafter the long line\\n")
+out.write(b"bad bytes \\xff\\xfe here\\n")
+out.flush()
+port = int(sys.argv[sys.argv.index("--port") + 1])
+if os.environ.get("FAKE_EXIT"):
+    sys.exit(3)
+app = web.Application()
+app.router.add_get("/system_stats", lambda request: web.json_response({"system": {}}))
+web.run_app(app, host="127.0.0.1", port=port, print=None)
+"""
+
+
+def fake_comfyui(tmp_path: Path) -> Path:
+    directory = tmp_path / "fake"
+    directory.mkdir()
+    (directory / "main.py").write_text(textwrap.dedent(FAKE_COMFYUI))
+    return directory
+
+
+def test_output_is_forwarded_line_by_line_and_never_blocks_comfyui(tmp_path: Path) -> None:
+    agent = launching(tmp_path, fake_comfyui(tmp_path))
+    try:
+        agent.wait_ready(30)
+        log = agent.log()
+        assert "more bytes" in log and "after the long line" in log
+        assert max(len(line) for line in log.splitlines()) < 20_000
+        assert "bad bytes" in log
+    finally:
+        agent.stop()
+
+
+def test_restarts_continue_with_a_bounded_backoff(tmp_path: Path) -> None:
+    agent = launching(tmp_path, fake_comfyui(tmp_path), FAKE_EXIT="1", RESTART_BACKOFF_MAX="0.4")
+    try:
+        wait_for(lambda: agent.log().count("comfyui.started") >= 5, 15, "five launches")
+        delays = [float(line.split("restart_in=")[1].split()[0])
+                  for line in agent.log().splitlines() if "restart_in=" in line]
+        assert delays and max(delays) <= 0.4
+        assert "code=3" in agent.log()
+    finally:
+        agent.stop()

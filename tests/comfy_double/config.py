@@ -1,0 +1,43 @@
+"""Configuration of one ComfyUI test-double instance."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MAX_UPLOAD_SIZE = 100 * 1024 * 1024  # ComfyUI's default --max-upload-size (100 MB), in bytes
+
+
+@dataclass
+class DoubleConfig:
+    """What a real ComfyUI takes from its command line, plus the double's fault-injection knobs.
+
+    ``node_delay`` and ``ws_send_delay`` may be changed at run time through ``POST /__double__/control``.
+    """
+
+    input_dir: Path
+    output_dir: Path
+    temp_dir: Path
+    checkpoints: list[str] = field(default_factory=lambda: ["random-sd15.safetensors"])
+    loras: list[str] = field(default_factory=list)
+    latent_previews: bool = False  # like ``--preview-method latent2rgb``: KSampler sends a preview per step
+    node_delay: dict[str, float] = field(default_factory=dict)  # class_type -> seconds a node takes
+    ws_send_delay: float = 0.0  # seconds to wait before every websocket frame
+    exit_process: Callable[[int], object] = os._exit  # the "crash" fault and control "exit" (a stub in-process)
+
+    def __post_init__(self) -> None:
+        # ComfyUI compares paths with os.path.commonpath, which needs absolute directories.
+        self.input_dir = Path(self.input_dir).resolve()
+        self.output_dir = Path(self.output_dir).resolve()
+        self.temp_dir = Path(self.temp_dir).resolve()
+
+    def make_dirs(self) -> None:
+        """Create the three directories, as ComfyUI does at start-up."""
+        for path in (self.input_dir, self.output_dir, self.temp_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+    def directory(self, kind: str | None) -> Path | None:
+        """The directory for a ``type`` of input/output/temp, None for anything else."""
+        return {"input": self.input_dir, "output": self.output_dir, "temp": self.temp_dir}.get(kind or "")

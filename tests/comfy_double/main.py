@@ -1,0 +1,102 @@
+"""Start the double exactly like a ComfyUI checkout: ``cd tests/comfy_double && python main.py --port N ...``.
+
+Takes ComfyUI's options (unknown ones are ignored, as ``--cpu``). ``--temp-directory D`` puts temporary
+files in ``D/temp``, as ComfyUI does. ``DOUBLE_STARTUP_DELAY=<seconds>`` delays listening, to act like a
+slow ComfyUI start. SIGTERM and SIGINT stop the server cleanly (exit status 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, the parent of the package
+
+from aiohttp import web
+
+from comfy_double import DoubleConfig, create_app
+
+log = logging.getLogger("comfy_double")
+
+
+def _existing_directory(path: str) -> str:
+    """ComfyUI refuses a --user-directory that does not exist."""
+    if not os.path.isdir(path):
+        raise argparse.ArgumentTypeError(f"'{path}' is not a directory.")
+    return path
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The subset of ComfyUI's command line that changes what the double does."""
+    parser = argparse.ArgumentParser(description="ComfyUI test double")
+    parser.add_argument("--listen", default="127.0.0.1", nargs="?", const="0.0.0.0,::")
+    parser.add_argument("--port", type=int, default=8188)
+    parser.add_argument("--input-directory")
+    parser.add_argument("--output-directory")
+    parser.add_argument("--temp-directory")
+    parser.add_argument("--user-directory", type=_existing_directory)
+    parser.add_argument("--preview-method", default="none")
+    return parser.parse_known_args(argv)[0]
+
+
+def config_from(args: argparse.Namespace) -> DoubleConfig:
+    """Directories as ComfyUI resolves them, relative to the current directory by default."""
+    cwd = Path.cwd()
+    temp = Path(args.temp_directory).resolve() / "temp" if args.temp_directory else cwd / "temp"
+    return DoubleConfig(
+        input_dir=Path(args.input_directory) if args.input_directory else cwd / "input",
+        output_dir=Path(args.output_directory) if args.output_directory else cwd / "output",
+        temp_dir=temp,
+        latent_previews=args.preview_method != "none",
+    )
+
+
+async def serve(args: argparse.Namespace, config: DoubleConfig) -> None:
+    """Listen until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    delay = float(os.environ.get("DOUBLE_STARTUP_DELAY", "0"))
+    if delay > 0 and await _stopped_within(stop, delay):
+        return
+    runner = web.AppRunner(create_app(config), access_log=None)
+    await runner.setup()
+    log.info("Starting server\n")
+    for address in args.listen.split(","):
+        await web.TCPSite(runner, address, args.port).start()
+        shown = f"[{address}]" if ":" in address else address
+        log.info("To see the GUI go to: http://%s:%s", shown, args.port)
+    await stop.wait()
+    await runner.cleanup()
+
+
+async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+def main(argv: list[str]) -> None:
+    """Parse, start, serve; the temp directory is emptied at start and at exit, as in ComfyUI."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    args = parse_args(argv)
+    config = config_from(args)
+    log.info("Python version: %s", sys.version)
+    log.info("ComfyUI version: 0.3.64 (comfy_double, pid %s)", os.getpid())
+    shutil.rmtree(config.temp_dir, ignore_errors=True)
+    asyncio.run(serve(args, config))
+    shutil.rmtree(config.temp_dir, ignore_errors=True)
+    log.info("\nStopped server")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,91 @@
+"""Replaying a recorded scenario's HTTP exchanges against a double."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from .harness import DoubleClient, WsClient
+
+UploadPayload = Callable[[dict, str], bytes]  # (recorded multipart field, exchange label) -> file content
+
+
+class Replay:
+    """Replays a recorded scenario's ``http[]`` against a double, in order, mapping recorded prompt ids and
+    output file names to the live ones; after an accepted prompt it waits until the prompt is done."""
+
+    def __init__(self, double: DoubleClient, main: WsClient | None, payload: UploadPayload) -> None:
+        self._double = double
+        self._main = main
+        self._payload = payload
+        self.id_pairs: list[tuple[str, str]] = []
+        self._names: dict[str, str] = {}
+
+    async def run(self, exchanges: list[dict]) -> list[tuple[dict, dict]]:
+        """(recorded, live) for every exchange."""
+        return [(recorded, await self.exchange(recorded)) for recorded in exchanges]
+
+    async def exchange(self, recorded: dict, wait: bool = True) -> dict:
+        """Send one recorded request; remember ids and file names from the reply.
+
+        An accepted prompt is awaited unless ``wait`` is False."""
+        path = self._live_path(recorded["path"])
+        live = await self._double.exchange(recorded["method"], path, **self._request_of(recorded))
+        body = live.get("body")
+        if recorded["path"].endswith("/prompt") and recorded["method"] == "POST" and live["status"] == 200:
+            self.id_pairs.append((recorded["body"]["prompt_id"], body["prompt_id"]))
+            if wait:
+                await self._wait(recorded.get("request_json", {}), body["prompt_id"])
+        if "/history/" in recorded["path"] and body:
+            self._pair_names(recorded["body"], body)
+        return live
+
+    def _live_path(self, path: str) -> str:
+        for recorded_id, live_id in self.id_pairs:
+            path = path.replace(recorded_id, live_id)
+        for recorded_name, live_name in self._names.items():
+            path = path.replace(f"filename={recorded_name}", f"filename={live_name}")
+        return path
+
+    def _request_of(self, recorded: dict) -> dict:
+        if "request_json" in recorded:
+            return {"json": self._live_ids(recorded["request_json"])}
+        if "request_raw" in recorded:
+            return {"data": recorded["request_raw"].encode(), "headers": recorded.get("request_headers", {})}
+        if "request_multipart" in recorded:
+            return {"data": self._form(recorded["request_multipart"]["fields"], recorded.get("label", ""))}
+        return {}
+
+    def _live_ids(self, value: Any) -> Any:
+        """Recorded prompt ids inside a JSON request (``/interrupt``, ``/queue`` delete) become live ones."""
+        if isinstance(value, dict):
+            return {key: self._live_ids(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._live_ids(item) for item in value]
+        return dict(self.id_pairs).get(value, value) if isinstance(value, str) else value
+
+    def _form(self, fields: list[dict], label: str) -> aiohttp.FormData:
+        form = aiohttp.FormData()
+        for field in fields:
+            if "filename" in field:
+                content = self._payload(field, label)
+                form.add_field(field["name"], content, filename=field["filename"], content_type=field["content_type"])
+            else:
+                form.add_field(field["name"], field["value"])
+        return form
+
+    async def _wait(self, request: dict, prompt_id: str) -> None:
+        if self._main is not None and request.get("client_id") == self._main.client_id:
+            await self._main.wait_done(prompt_id)
+        else:
+            await self._double.wait_history(prompt_id)
+
+    def _pair_names(self, recorded: dict, live: dict) -> None:
+        """Output file names differ in counters and random temp parts: pair them by position."""
+        for recorded_entry, live_entry in zip(recorded.values(), live.values(), strict=True):
+            for node_id, outputs in recorded_entry["outputs"].items():
+                live_images = live_entry["outputs"][node_id]["images"]
+                for before, after in zip(outputs.get("images", []), live_images, strict=True):
+                    self._names[before["filename"]] = after["filename"]

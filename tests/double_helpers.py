@@ -1,0 +1,33 @@
+"""Prompts for the double, and a look at what it received: shared by the agent's tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+
+def rgb(color: int) -> tuple[int, int, int]:
+    return (color >> 16) & 255, (color >> 8) & 255, color & 255
+
+
+def save_prompt(color: int, prefix: str = "t", delay: float | None = None, fault: str | None = None,
+                width: int = 16, height: int = 16) -> dict[str, Any]:
+    """EmptyImage → SaveImage; `delay`/`fault` script the double's EmptyImage node."""
+    source: dict[str, Any] = {"class_type": "EmptyImage", "inputs": {
+        "width": width, "height": height, "batch_size": 1, "color": color}}
+    script = {key: value for key, value in (("delay", delay), ("fault", fault)) if value is not None}
+    if script:
+        source["_meta"] = {"double": script}
+    return {"1": source,
+            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": prefix}}}
+
+
+def with_preview(prompt: dict[str, Any]) -> dict[str, Any]:
+    return {**prompt, "3": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
+
+
+async def double_info(url: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/__double__/info") as response:
+        info: dict[str, Any] = await response.json()
+        return info

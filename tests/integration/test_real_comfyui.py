@@ -1,0 +1,152 @@
+"""The agent against a real ComfyUI (COMFYUI_DIR, COMFYUI_PYTHON), model-free workflows on the CPU."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from agent_process import AgentProcess, free_port
+from procs import alive, state
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
+    workdir = tmp_path_factory.mktemp("real")
+    (workdir / "nas" / "input").mkdir(parents=True)
+    env = {
+        "COMFYUI_DIR": os.environ.get("COMFYUI_DIR", ""),
+        "COMFYUI_PYTHON": os.environ.get("COMFYUI_PYTHON", ""),
+        "COMFYUI_PORT": str(free_port()),
+        "COMFYUI_ARGS": os.environ.get("COMFYUI_TEST_ARGS", "--cpu"),
+        "NAS_DIR": str(workdir / "nas"),
+    }
+    process = AgentProcess(workdir, {key: value for key, value in env.items() if value})
+    try:
+        process.wait_ready(120)
+        yield process
+    finally:
+        process.stop()
+
+
+def empty_image(color: int, prefix: str, width: int = 64, height: int = 48) -> dict[str, Any]:
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": width, "height": height, "batch_size": 1,
+                                                     "color": color}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": prefix}},
+    }
+
+
+def decoded(body: dict[str, Any], node: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(body[node]["results"][0], validate=True))).convert("RGB")
+
+
+def agent_nas(agent: AgentProcess) -> Path:
+    return agent.log_path.parent / "nas"
+
+
+def unique() -> int:
+    return time.monotonic_ns() % 0xFFFFFF
+
+
+def test_empty_image_to_save_image(agent: AgentProcess) -> None:
+    color = unique()
+    response = agent.run(empty_image(color, "it_empty"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"1", "2"}
+    assert body["2"]["images"][0]["type"] == "output"
+    image = decoded(body, "2")
+    assert image.size == (64, 48)
+    assert image.getpixel((5, 5)) == ((color >> 16) & 255, (color >> 8) & 255, color & 255)
+
+
+def test_loadimage_chain_inverts_the_uploaded_file(agent: AgentProcess, tmp_path: Path) -> None:
+    name = f"it_src_{unique()}.png"
+    Image.new("RGB", (8, 8), (10, 200, 30)).save(agent_nas(agent) / "input" / name)
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": name}},
+        "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "it_inverted"}},
+    }
+    response = agent.run(prompt)
+    assert response.status_code == 200, response.text
+    inverted = decoded(response.json(), "3").getpixel((4, 4))
+    assert all(abs(got - want) <= 1 for got, want in zip(inverted, (245, 55, 225), strict=True)), inverted
+
+
+def test_preview_image_is_returned_like_a_saved_one(agent: AgentProcess) -> None:
+    prompt = {"1": empty_image(unique(), "x")["1"],
+              "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}
+    response = agent.run(prompt)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["2"]["images"][0]["type"] == "temp"
+    assert decoded(body, "2").size == (64, 48)
+
+
+def test_invalid_prompt_is_comfyui_400_with_node_errors(agent: AgentProcess) -> None:
+    prompt = empty_image(0, "x")
+    prompt["1"]["inputs"]["width"] = 0
+    response = agent.run(prompt)
+    assert response.status_code == 400
+    body = response.json()
+    assert body["message"] == "PromptValidationError"
+    assert body["error"]["type"] == "prompt_outputs_failed_validation"
+    assert body["node_errors"]["1"]["errors"][0]["type"] == "value_smaller_than_min"
+
+
+def test_runtime_error_is_execution_error(agent: AgentProcess) -> None:
+    name = f"it_corrupt_{unique()}.png"
+    (agent_nas(agent) / "input" / name).write_bytes(b"this is not a png")
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": name}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "it_bad"}},
+    }
+    response = agent.run(prompt)
+    assert response.status_code == 500
+    body = response.json()
+    assert (body["message"], body["node_id"], body["node_type"]) == ("ExecutionError", "1", "LoadImage")
+    assert body["exception_type"] == "PIL.UnidentifiedImageError"
+    assert body["progress"]["1"]["max"] == 1
+
+
+def long_chain(color: int) -> dict[str, Any]:
+    prompt: dict[str, Any] = {"1": {"class_type": "EmptyImage", "inputs": {
+        "width": 2048, "height": 2048, "batch_size": 2, "color": color}}}
+    previous = "1"
+    for index in range(8):
+        node = str(100 + index)
+        size = 4096 if index % 2 == 0 else 2048
+        prompt[node] = {"class_type": "ImageScale", "inputs": {
+            "image": [previous, 0], "upscale_method": "lanczos", "width": size, "height": size, "crop": "disabled"}}
+        previous = node
+    prompt["900"] = {"class_type": "SaveImage", "inputs": {"images": [previous, 0], "filename_prefix": "it_long"}}
+    return prompt
+
+
+def test_comfyui_killed_mid_run_then_restarted(agent: AgentProcess) -> None:
+    comfyui = agent.comfyui_pid()
+    caller, reply = agent.run_in_background(long_chain(unique()))
+    time.sleep(1.5)
+    killed_at = time.monotonic()
+    os.kill(comfyui, signal.SIGKILL)
+    caller.join(60)
+    response = reply["response"]
+    assert response.status_code == 502, response.text
+    assert response.json()["message"] == "ComfyUICrashed"
+    assert reply["at"] - killed_at < 5
+    assert not alive(comfyui) and state(comfyui) is None, "the killed ComfyUI must be reaped, not a zombie"
+    agent.wait_ready(120)
+    assert agent.comfyui_pid() != comfyui
+    assert agent.run(empty_image(unique(), "it_after_restart")).status_code == 200

@@ -1,0 +1,27 @@
+"""The real ComfyUI traffic in ../shared/comfyui-protocol/, as test data."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+PROTOCOL_DIR = Path(os.environ.get("COMFYUI_PROTOCOL_DIR", REPO.parent / "shared" / "comfyui-protocol"))
+
+
+@cache
+def recording(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((PROTOCOL_DIR / f"{name}.json").read_text())
+    return data
+
+
+def server_frames(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [frame for frame in frames if frame.get("dir") == "server->client"]
+
+
+def http_calls(name: str, method: str, path_prefix: str) -> list[dict[str, Any]]:
+    return [call for call in recording(name)["http"]
+            if call["method"] == method and call["path"].startswith(path_prefix)]
