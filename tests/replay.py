@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from recordings import http_calls, recording, server_frames
+from recordings import recording, server_frames
 
 
 def _frame_bytes(frame: dict[str, Any]) -> str | bytes:
@@ -31,11 +31,15 @@ def view_bytes(filename: str) -> bytes:
 
 
 class Replay:
-    def __init__(self, name: str) -> None:
-        self.data = recording(name)
-        self.posts = http_calls(name, "POST", "/prompt")
-        self.histories = {call["path"].rsplit("/", 1)[1]: call["body"]
-                          for call in http_calls(name, "GET", "/history/")}
+    """`data` replaces the named recording's content (a test's edited copy of it)."""
+
+    def __init__(self, name: str, data: dict[str, Any] | None = None) -> None:
+        self.data = data or recording(name)
+        calls = self.data["http"]
+        self.posts = [call for call in calls if call["method"] == "POST" and call["path"] == "/prompt"]
+        self.histories = {prompt_id: entry for call in calls
+                          if call["method"] == "GET" and call["path"].startswith("/history/")
+                          for prompt_id, entry in call["body"].items()}
         self.sockets: dict[str, web.WebSocketResponse] = {}
         self.done: set[str] = set()
         self.running: str | None = None
@@ -81,11 +85,11 @@ class Replay:
                 await ws.close()
                 return
             await asyncio.sleep(0)
-            data = _frame_bytes(frame)
-            await (ws.send_str(data) if isinstance(data, str) else ws.send_bytes(data))
             message = frame.get("msg", {})
             if message.get("type") == "executing" and message["data"].get("node") is None:
-                self.done.add(message["data"]["prompt_id"])
+                self.done.add(message["data"]["prompt_id"])  # ComfyUI writes the history first, then says so
+            data = _frame_bytes(frame)
+            await (ws.send_str(data) if isinstance(data, str) else ws.send_bytes(data))
 
     async def prompt(self, request: web.Request) -> web.Response:
         sid = (await request.json())["client_id"]

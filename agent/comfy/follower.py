@@ -124,25 +124,28 @@ class PromptRun:
         self.client_id = f"agent-{uuid.uuid4().hex}"
         self.prompt_id = str(uuid.uuid4())
         self._socket: EventSocket | None = None
+        self._missed_messages = False
+
+    async def connect(self) -> None:
+        """Open and register this run's socket; it must exist before the prompt does."""
+        try:
+            self._socket = await EventSocket.open(self.client.ws_url(self.client_id))
+        except SocketClosed as exc:
+            raise ComfyUIUnavailable(f"ComfyUI's websocket is not reachable: {exc}") from exc
 
     async def execute(self, prompt: dict[str, Any], control: RunControl,
                       on_submitted: Callable[[str, dict[str, Any]], None] | None = None) -> Ending:
-        """Socket first, then the prompt, then its events until the end; the socket is closed on every path."""
-        self._socket = await self._open_first_socket()
-        try:
-            submitted = await self._submit(prompt)
-            self.prompt_id = submitted.prompt_id
-            if on_submitted:
-                on_submitted(self.prompt_id, submitted.node_errors)
-            return await self._follow(self._socket, control)
-        finally:
-            await self._socket.close()
+        """Submit on the connected socket and follow the prompt's events until its end."""
+        assert self._socket is not None, "connect() first"
+        submitted = await self._submit(prompt)
+        self.prompt_id = submitted.prompt_id
+        if on_submitted:
+            on_submitted(self.prompt_id, submitted.node_errors)
+        return await self._follow(self._socket, control)
 
-    async def _open_first_socket(self) -> EventSocket:
-        try:
-            return await EventSocket.open(self.client.ws_url(self.client_id))
-        except SocketClosed as exc:
-            raise ComfyUIUnavailable(f"ComfyUI's websocket is not reachable: {exc}") from exc
+    async def close(self) -> None:
+        if self._socket is not None:
+            await self._socket.close()
 
     async def _submit(self, prompt: dict[str, Any]) -> Submitted:
         try:
@@ -185,12 +188,14 @@ class PromptRun:
             raise RunTimeout("the run exceeded its timeout", prompt_id=self.prompt_id)
 
     async def _handle(self, event: Event | None) -> Ending | None:
+        """Pass on this prompt's events; after a gap the end is read from /history, which has what the gap
+        swallowed (outputs of nodes that finished meanwhile) and is written before `executing` null."""
         if event is None or event.prompt_id not in (self.prompt_id, None):
             return None
         self.sink(event)
         if isinstance(event, PromptDone):
             return await self._ending_from_history() or Ending("success")
-        return _ending_of(event)
+        return None if self._missed_messages else _ending_of(event)
 
     async def _ending_from_history(self) -> Ending | None:
         entry = await self._answered(self.client.history(self.prompt_id))
@@ -204,6 +209,7 @@ class PromptRun:
     async def _recover(self, old: EventSocket, reason: str) -> tuple[EventSocket, Ending | None]:
         """Replace the socket (same clientId, old one fully closed first), then catch up over HTTP."""
         await old.close()
+        self._missed_messages = True
         log_event(logger, "ws.reconnect", self.task_id, reason=reason, prompt_id=self.prompt_id)
         self._socket = await self._reopen()
         return self._socket, await self._catch_up()

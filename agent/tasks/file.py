@@ -29,22 +29,30 @@ TASK_SUFFIX = ".json"
 RESULTS_SUFFIX = ".results.json"
 
 
-def _write(path: Path, data: bytes) -> None:
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+def _write(path: str, data: bytes) -> None:
+    directory, name = os.path.split(path)
+    temp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
     try:
         with open(temp, "wb") as handle:
             handle.write(data)
         os.replace(temp, path)
-    finally:
+    except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
+            os.unlink(temp)
+        raise
 
 
-def _read(path: Path) -> bytes | None:
+def _read(path: str) -> bytes | None:
     try:
-        return path.read_bytes()
+        with open(path, "rb") as handle:
+            return handle.read()
     except FileNotFoundError:
         return None
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 class FileStore(TaskStore):
@@ -53,8 +61,8 @@ class FileStore(TaskStore):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
 
-    def _path(self, task_id: str, suffix: str = TASK_SUFFIX) -> Path:
-        return self.directory / f"{check_task_id(task_id)}{suffix}"
+    def _path(self, task_id: str, suffix: str = TASK_SUFFIX) -> str:
+        return os.path.join(self.directory, check_task_id(task_id) + suffix)
 
     def _load(self, task_id: str) -> Task | None:
         """The stored task, or None when absent, unreadable or expired (an expired one is removed)."""
@@ -73,15 +81,14 @@ class FileStore(TaskStore):
 
     def _remove(self, task_id: str) -> None:
         for suffix in (TASK_SUFFIX, RESULTS_SUFFIX):
-            with contextlib.suppress(FileNotFoundError):
-                self._path(task_id, suffix).unlink()
+            _unlink(self._path(task_id, suffix))
 
     def _claim(self, task: Task, data: bytes) -> None:
         existing = self._load(task.task_id)
-        if existing is not None and not existing.status.finished:
-            raise conflict(existing)
-        with contextlib.suppress(FileNotFoundError):
-            self._path(task.task_id, RESULTS_SUFFIX).unlink()
+        if existing is not None:
+            if not existing.status.finished:
+                raise conflict(existing)
+            _unlink(self._path(task.task_id, RESULTS_SUFFIX))
         _write(self._path(task.task_id), data)
 
     def _store(self, task_id: str, data: bytes, results: bytes | None) -> None:

@@ -58,59 +58,90 @@ def _error_of(ending: Ending) -> AgentError:
     )
 
 
+class Execution:
+    """One run in flight: its task, the map its events build, and the socket that brings them."""
+
+    def __init__(self, runner: Runner, task_id: str, prompt: dict[str, Any], options: RunOptions) -> None:
+        self.prompt = prompt
+        self.options = options
+        self.tracker = ProgressTracker(prompt)
+        self.task = Task(task_id=task_id, progress=self.tracker.nodes)
+        self.saver = TaskSaver(runner.store, self.task)
+        self.comfy = PromptRun(runner.client, runner.host.current, self.on_event, runner.settings.ws_stall_timeout,
+                               task_id)
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, ExecutionStarted) and self.task.status is TaskStatus.QUEUED:
+            self.task.status, self.task.started_at = TaskStatus.RUNNING, time.time()
+            self.saver.changed()
+        if self.tracker.apply(event):
+            self.saver.changed()
+
+    def on_submitted(self, prompt_id: str, node_errors: dict[str, Any]) -> None:
+        self.task.prompt_id, self.task.node_errors = prompt_id, node_errors
+        self.saver.changed()
+
+    def fail(self, error: AgentError) -> None:
+        self.task.outputs = self.tracker.outputs
+        self.task.finish(TaskStatus.CANCELED if isinstance(error, Canceled) else TaskStatus.FAILED, error.body())
+
+
 class Runner:
     def __init__(self, host: ComfyHost, client: ComfyClient, store: TaskStore, settings: Settings) -> None:
         self.host = host
         self.client = client
         self.store = store
         self.settings = settings
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def run(self, task_id: str, prompt: dict[str, Any], options: RunOptions) -> RunResult:
-        """Claim the task id, then run; refused before anything is stored when ComfyUI is not up."""
+        """Claim the task id while the run's socket opens; refused before anything is stored when ComfyUI is
+        not up, and without touching the store when the id belongs to a task still active."""
         if not self.host.ready:
             raise ComfyUIUnavailable("ComfyUI is starting or restarting; try again shortly",
                                      retry_after=RETRY_AFTER_SECONDS)
-        tracker = ProgressTracker(prompt)
-        task = Task(task_id=task_id, progress=tracker.nodes)
-        await self.store.create(task)
-        return await self._execute(task, tracker, prompt, options)
+        execution = Execution(self, task_id, prompt, options)
+        claimed, connected = await asyncio.gather(self.store.create(execution.task), execution.comfy.connect(),
+                                                  return_exceptions=True)
+        try:
+            if isinstance(claimed, BaseException):
+                raise claimed
+            return await self._complete(execution, connected)
+        finally:
+            self._close_later(execution.comfy)
 
-    async def _execute(self, task: Task, tracker: ProgressTracker, prompt: dict[str, Any],
-                       options: RunOptions) -> RunResult:
-        saver = TaskSaver(self.store, task)
+    def _close_later(self, run: PromptRun) -> None:
+        """The socket's close handshake need not delay the reply."""
+        closing = asyncio.create_task(run.close())
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+
+    def _deadline(self, options: RunOptions) -> float:
+        timeout = min(options.timeout or self.settings.run_timeout, self.settings.run_timeout)
+        return asyncio.get_running_loop().time() + timeout
+
+    async def _complete(self, execution: Execution, connected: BaseException | None) -> RunResult:
+        task, tracker = execution.task, execution.tracker
         started = time.monotonic()
         results: Results | None = None
-        log_event(logger, "run.start", task.task_id, nodes=len(prompt))
-
-        def sink(event: Event) -> None:
-            if isinstance(event, ExecutionStarted) and task.status is TaskStatus.QUEUED:
-                task.status, task.started_at = TaskStatus.RUNNING, time.time()
-                saver.changed()
-            if tracker.apply(event):
-                saver.changed()
-
-        def submitted(prompt_id: str, node_errors: dict[str, Any]) -> None:
-            task.prompt_id, task.node_errors = prompt_id, node_errors
-            saver.changed()
-
-        timeout = min(options.timeout or self.settings.run_timeout, self.settings.run_timeout)
-        control = RunControl(deadline=asyncio.get_running_loop().time() + timeout)
-        run = PromptRun(self.client, self.host.current, sink, self.settings.ws_stall_timeout, task.task_id)
+        log_event(logger, "run.start", task.task_id, nodes=len(execution.prompt))
         try:
-            ending = await run.execute(prompt, control, submitted)
-            task.outputs = tracker.outputs
+            if connected is not None:
+                raise connected
+            control = RunControl(deadline=self._deadline(execution.options))
+            ending = await execution.comfy.execute(execution.prompt, control, execution.on_submitted)
             if ending.outcome != "success":
                 raise _error_of(ending)
-            results = await self._results(tracker.nodes) if options.results else None
+            results = await self._results(tracker.nodes) if execution.options.results else None
+            task.outputs = tracker.outputs
             task.finish(TaskStatus.SUCCEEDED)
         except AgentError as exc:
-            task.outputs = tracker.outputs
-            task.finish(TaskStatus.CANCELED if isinstance(exc, Canceled) else TaskStatus.FAILED, exc.body())
+            execution.fail(exc)
         except asyncio.CancelledError:
-            task.finish(TaskStatus.FAILED, ComfyUICrashed("the agent stopped during the run").body())
-            await asyncio.shield(saver.flush())
+            execution.fail(ComfyUICrashed("the agent stopped during the run"))
+            await asyncio.shield(execution.saver.flush())
             raise
-        await saver.flush(results)
+        await execution.saver.flush(results)
         log_event(logger, "run.end", task.task_id, status=task.status.value, prompt_id=task.prompt_id,
                   seconds=round(time.monotonic() - started, 3), error=(task.error or {}).get("message"))
         return RunResult(task, results)

@@ -94,7 +94,7 @@ async def test_socket_dropped_mid_run_still_gives_the_final_map(agent: Client) -
     response = await agent.post("/api/run", json=with_preview(save_prompt(0x00FF00, "drop", fault="drop_socket")))
     assert response.status == 200
     body = await response.json()
-    assert all(node["max"] == node["value"] == 1 for node in body.values())
+    assert all(node["max"] == node["value"] == 1 for node in body.values()), body
     assert pixel(body, "2") == rgb(0x00FF00) and pixel(body, "3") == rgb(0x00FF00)
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import copy
 from typing import Any
 
 import pytest
 
 from agent_harness import running_agent, serving
-from recordings import http_calls
+from recordings import http_calls, recording
 from replay import Replay, view_bytes
 
 
@@ -21,8 +22,9 @@ def state(progress: dict[str, Any], node: str) -> tuple[int, int]:
     return progress[node]["max"], progress[node]["value"]
 
 
-async def replay_runs(name: str, count: int = 1, **settings: Any) -> list[tuple[int, dict[str, Any]]]:
-    replay = Replay(name)
+async def replay_runs(name: str, count: int = 1, data: dict[str, Any] | None = None,
+                      **settings: Any) -> list[tuple[int, dict[str, Any]]]:
+    replay = Replay(name, data)
     replies = []
     async with serving(replay.app()) as url, running_agent(comfyui_url=url, **settings) as agent:
         for index in range(count):
@@ -117,6 +119,34 @@ async def test_socket_dropped_mid_run_is_replaced_and_the_run_completes() -> Non
     assert all(state(body, node) == (1, 1) for node in body), body
     assert [image["filename"] for image in body["900"]["images"]] == [
         "probe_recon_677a_00001_.png", "probe_recon_677a_00002_.png"]
+
+
+def dropped_after(name: str, cut_after: str, resume_at: str) -> dict[str, Any]:
+    """The recording with its socket dropped after node `cut_after` starts; the frames up to node `resume_at`
+    are lost, the rest reach the reconnected socket."""
+    data = copy.deepcopy(recording(name))
+    frames = data["ws"]
+
+    def starting(node: str) -> int:
+        return next(index for index, frame in enumerate(frames)
+                    if frame.get("msg", {}).get("type") == "executing" and frame["msg"]["data"]["node"] == node)
+
+    cut, resume = starting(cut_after) + 1, starting(resume_at)
+    data["ws"] = [*frames[:cut], {"t_ms": frames[cut]["t_ms"], "dir": "event", "event": "closed"}]
+    sid = {"status": {"exec_info": {"queue_remaining": 1}}, "sid": "x"}
+    data["ws_after_reconnect"] = [{"dir": "server->client", "kind": "text", "msg": {"type": "status", "data": sid}},
+                                  *frames[resume:]]
+    return data
+
+
+async def test_outputs_reported_while_the_socket_was_away_come_from_the_history() -> None:
+    [(status, body)] = await replay_runs("success_loadimage_chain",
+                                         data=dropped_after("success_loadimage_chain", "14", "11"))
+    assert status == 200
+    assert all(state(body, node) == (1, 1) for node in body), body
+    assert body["15"]["images"][0]["type"] == "temp", "node 15's executed was lost with the socket"
+    assert len(body["15"]["results"]) == 1
+    assert body["13"]["images"][0]["filename"] == "inverted_00001_.png"
 
 
 @pytest.mark.parametrize("index", range(15))
