@@ -102,6 +102,12 @@ def summary(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used: its cost, whatever the machine's other load does to latency."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -189,7 +195,10 @@ async def main() -> None:
                 await wait_http(session, f"{agent}/readyz")
                 idle = rss_mib(agent_proc.pid)
                 await sequential(session, comfy, agent, args.warmup)
+                cpu_before = cpu_seconds(agent_proc.pid)
                 report(f"Sequential: {args.runs} runs per path", await sequential(session, comfy, agent, args.runs))
+                cpu_per_run = (cpu_seconds(agent_proc.pid) - cpu_before) / args.runs * 1000
+                print(f"agent CPU per run: {cpu_per_run:.2f} ms")
                 report(f"Concurrent: {args.concurrent_runs} runs per path, {args.concurrency} at a time",
                        await concurrent(session, comfy, agent, args.concurrent_runs, args.concurrency))
                 print(f"\nagent RSS: {idle:.1f} MiB idle after start, {rss_mib(agent_proc.pid):.1f} MiB after the runs")
