@@ -13,6 +13,7 @@ from agent.api.keys import HOST, RUNNER, SETTINGS, STORE
 from agent.comfy.client import ComfyClient
 from agent.comfy.host import make_host
 from agent.config import Settings
+from agent.inputs.prepare import InputPreparer
 from agent.tasks.runner import Runner
 from agent.tasks.store import open_store
 
@@ -26,13 +27,15 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     client = ComfyClient(settings.comfyui_base_url, session)
     host = make_host(settings, client)
     store = open_store(settings.store_url, settings.task_ttl)
+    inputs = InputPreparer(settings, client)
     app[HOST], app[STORE] = host, store
-    app[RUNNER] = Runner(host, client, store, settings)
+    app[RUNNER] = Runner(host, client, store, inputs, settings)
     await host.start()
     try:
         yield
     finally:
         await host.stop()
+        await inputs.close()
         await store.close()
         await session.close()
 

@@ -73,6 +73,20 @@ def _store_url(raw: str) -> str:
     raise ValueError("must be memory:// or file://DIR")
 
 
+def _loaders(raw: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        node_class, _, input_name = item.partition(":")
+        if not node_class.strip() or not input_name.strip():
+            raise ValueError("must be a comma-separated list of NodeClass:input_name")
+        pairs.append((node_class.strip(), input_name.strip()))
+    return tuple(pairs)
+
+
+def _hosts(raw: str) -> frozenset[str]:
+    return frozenset(host.strip().lower().rstrip(".") for host in raw.split(",") if host.strip())
+
+
 def _log_level(raw: str) -> str:
     level = raw.strip().upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -114,6 +128,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_body_bytes", ("MAX_BODY_BYTES",), _int_in(1024, 1 << 40), "request body cap in bytes"),
     Setting("input_max_bytes", ("INPUT_MAX_BYTES",), _int_in(1, 1 << 40), "one input image cap in bytes"),
     Setting("url_allow_private", ("URL_ALLOW_PRIVATE",), _bool, "allow input URLs on private addresses"),
+    Setting("url_allow_hosts", ("URL_ALLOW_HOSTS",), _hosts,
+            "host names whose input URLs may resolve to private addresses (local testing)"),
+    Setting("input_fetch_timeout", ("INPUT_FETCH_TIMEOUT",), _positive_float,
+            "seconds one input URL may take to download, redirects included"),
+    Setting("image_loaders", ("IMAGE_LOADERS",), _loaders,
+            "NodeClass:input pairs whose input may hold base64, a data URL or an http(s) URL of an image"),
+    Setting("media_loaders", ("MEDIA_LOADERS",), _loaders,
+            "NodeClass:input pairs whose input may hold a data URL or an http(s) URL of a video or audio file"),
     Setting("agent_token", ("AGENT_TOKEN",), SecretStr, "bearer token required on every route but /healthz"),
     Setting("log_level", ("LOG_LEVEL",), _log_level, "debug, info, warning or error"),
     Setting(
@@ -157,6 +179,11 @@ class Settings(BaseModel):
     max_body_bytes: int = 32 * MiB
     input_max_bytes: int = 20 * MiB
     url_allow_private: bool = False
+    url_allow_hosts: frozenset[str] = frozenset()
+    input_fetch_timeout: float = 60.0
+    image_loaders: tuple[tuple[str, str], ...] = (("LoadImage", "image"), ("LoadImageMask", "image"))
+    media_loaders: tuple[tuple[str, str], ...] = (
+        ("LoadVideo", "file"), ("VHS_LoadVideo", "video"), ("LoadAudio", "audio"), ("VHS_LoadAudioUpload", "audio"))
     agent_token: SecretStr | None = None
     log_level: str = "INFO"
     ws_stall_timeout: float = 30.0

@@ -1,13 +1,25 @@
-"""Shared fixtures: real recordings, the replaying ComfyUI and the agent in-process."""
+"""Shared fixtures: the recordings must be there, the double in-process, integration tests gated."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from comfy_double.harness import start_double
 from recordings import PROTOCOL_DIR
+
+
+@pytest.fixture
+async def double(tmp_path: Path) -> AsyncIterator[str]:
+    """The test double of ComfyUI in this process, its folders under tmp_path/comfyui; yields its URL."""
+    runner, url = await start_double(tmp_path / "comfyui")
+    try:
+        yield url
+    finally:
+        await runner.cleanup()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

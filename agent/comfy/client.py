@@ -112,6 +112,16 @@ class ComfyClient:
             raise ComfyHTTPError("GET", f"/view?filename={params['filename']}", status, "")
         return body
 
+    async def upload(self, data: bytes, filename: str, content_type: str) -> str:
+        """Put a file in ComfyUI's input folder; returns the name a loader node refers to it by."""
+        form = aiohttp.FormData()
+        form.add_field("image", data, filename=filename, content_type=content_type)
+        form.add_field("overwrite", "true")
+        form.add_field("type", "input")
+        reply = await self._json("POST", "/upload/image", data=form, timeout=FILE_TIMEOUT)
+        name = str(reply["name"])
+        return f"{reply['subfolder']}/{name}" if reply.get("subfolder") else name
+
     async def is_up(self) -> bool:
         """ComfyUI itself answers, not merely something on its port."""
         try:

@@ -22,6 +22,7 @@ from agent.errors import (
     ExecutionError,
     OutputUnavailable,
 )
+from agent.inputs.prepare import InputPreparer
 from agent.logs import log_event
 from agent.tasks.model import ImageRef, Progress, Results, Task, TaskStatus
 from agent.tasks.progress import ProgressTracker
@@ -87,26 +88,30 @@ class Execution:
 
 
 class Runner:
-    def __init__(self, host: ComfyHost, client: ComfyClient, store: TaskStore, settings: Settings) -> None:
+    def __init__(self, host: ComfyHost, client: ComfyClient, store: TaskStore, inputs: InputPreparer,
+                 settings: Settings) -> None:
         self.host = host
         self.client = client
         self.store = store
+        self.inputs = inputs
         self.settings = settings
         self._closing: set[asyncio.Task[None]] = set()
 
     async def run(self, task_id: str, prompt: dict[str, Any], options: RunOptions) -> RunResult:
-        """Claim the task id while the run's socket opens; refused before anything is stored when ComfyUI is
-        not up, and without touching the store when the id belongs to a task still active."""
+        """Claim the task id while the run's socket opens and its input files are uploaded; refused before
+        anything is stored when ComfyUI is not up, and without touching the store when the id belongs to a
+        task still active."""
         if not self.host.ready:
             raise ComfyUIUnavailable("ComfyUI is starting or restarting; try again shortly",
                                      retry_after=RETRY_AFTER_SECONDS)
         execution = Execution(self, task_id, prompt, options)
-        claimed, connected = await asyncio.gather(self.store.create(execution.task), execution.comfy.connect(),
-                                                  return_exceptions=True)
+        claimed, connected, uploaded = await asyncio.gather(
+            self.store.create(execution.task), execution.comfy.connect(), self.inputs.prepare(prompt),
+            return_exceptions=True)
         try:
             if isinstance(claimed, BaseException):
                 raise claimed
-            return await self._complete(execution, connected)
+            return await self._complete(execution, connected, uploaded)
         finally:
             self._close_later(execution.comfy)
 
@@ -120,16 +125,20 @@ class Runner:
         timeout = min(options.timeout or self.settings.run_timeout, self.settings.run_timeout)
         return asyncio.get_running_loop().time() + timeout
 
-    async def _complete(self, execution: Execution, connected: BaseException | None) -> RunResult:
+    async def _complete(self, execution: Execution, connected: BaseException | None,
+                        uploaded: dict[str, Any] | BaseException) -> RunResult:
+        """`connected`, `uploaded`: what opening the socket and uploading the inputs gave (or their error)."""
         task, tracker = execution.task, execution.tracker
         started = time.monotonic()
         results: Results | None = None
         log_event(logger, "run.start", task.task_id, nodes=len(execution.prompt))
         try:
-            if connected is not None:
-                raise connected
+            for failure in (connected, uploaded):
+                if isinstance(failure, BaseException):
+                    raise failure
+            assert isinstance(uploaded, dict)
             control = RunControl(deadline=self._deadline(execution.options))
-            ending = await execution.comfy.execute(execution.prompt, control, execution.on_submitted)
+            ending = await execution.comfy.execute(uploaded, control, execution.on_submitted)
             if ending.outcome != "success":
                 raise _error_of(ending)
             results = await self._results(tracker.nodes) if execution.options.results else None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import http.server
 import io
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +32,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
         "COMFYUI_PORT": str(free_port()),
         "COMFYUI_ARGS": os.environ.get("COMFYUI_TEST_ARGS", "--cpu"),
         "NAS_DIR": str(workdir / "nas"),
+        "URL_ALLOW_HOSTS": "127.0.0.1",
     }
     process = AgentProcess(workdir, {key: value for key, value in env.items() if value})
     try:
@@ -119,6 +122,50 @@ def test_runtime_error_is_execution_error(agent: AgentProcess) -> None:
     assert (body["message"], body["node_id"], body["node_type"]) == ("ExecutionError", "1", "LoadImage")
     assert body["exception_type"] == "PIL.UnidentifiedImageError"
     assert body["progress"]["1"]["max"] == 1
+
+
+@pytest.fixture(scope="module")
+def png_server() -> Iterator[str]:
+    """A plain HTTP server in a thread, serving /PNG-of-(R,G,B) for any /R/G/B path."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            red, green, blue = (int(part) for part in self.path.strip("/").split("/"))
+            buffer = io.BytesIO()
+            Image.new("RGB", (8, 8), (red, green, blue)).save(buffer, format="PNG")
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            self.wfile.write(buffer.getvalue())
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def test_base64_and_url_inputs_are_uploaded_and_inverted(agent: AgentProcess, png_server: str) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (10, 100, 250)).save(buffer, format="PNG")
+    sources = {"1": base64.b64encode(buffer.getvalue()).decode(), "2": f"{png_server}/240/30/60"}
+    prompt: dict[str, Any] = {}
+    for node, value in sources.items():
+        prompt[node] = {"class_type": "LoadImage", "inputs": {"image": value}}
+        prompt[f"{node}1"] = {"class_type": "ImageInvert", "inputs": {"image": [node, 0]}}
+        prompt[f"{node}2"] = {"class_type": "SaveImage", "inputs": {"images": [f"{node}1", 0],
+                                                                  "filename_prefix": "it_input"}}
+    response = agent.run(prompt)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    for node, expected in (("12", (245, 155, 5)), ("22", (15, 225, 195))):
+        got = decoded(body, node).getpixel((4, 4))
+        assert all(abs(a - b) <= 1 for a, b in zip(got, expected, strict=True)), (node, got)
 
 
 def long_chain(color: int) -> dict[str, Any]:

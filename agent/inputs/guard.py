@@ -1,0 +1,107 @@
+"""Where a URL input may lead: only to public addresses, checked after DNS resolution, for every connection.
+
+The check sits in the connection layer (an httpcore network backend), so it applies to each redirect hop,
+and the connection goes to the very address that was checked: a DNS answer that changes between the check
+and the connect (rebinding) cannot steer the fetch elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+
+import httpcore
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+_NAMED_RANGES = (
+    ("carrier-grade NAT (cloud metadata)", ipaddress.ip_network("100.64.0.0/10")),
+    ("private", ipaddress.ip_network("10.0.0.0/8")),
+    ("private", ipaddress.ip_network("172.16.0.0/12")),
+    ("private", ipaddress.ip_network("192.168.0.0/16")),
+    ("private", ipaddress.ip_network("fc00::/7")),
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+class AddressRefused(Exception):
+    """A URL input led to an address the agent must not reach."""
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped:
+        return address.ipv4_mapped
+    if address.sixtofour:
+        return address.sixtofour
+    if address.teredo:
+        return address.teredo[1]
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def refusal(address: IPAddress) -> str | None:
+    """Why the address is off limits, or None for a public one."""
+    if isinstance(address, ipaddress.IPv6Address) and (inner := _embedded_ipv4(address)) is not None:
+        return refusal(inner)
+    for label, flagged in (("loopback", address.is_loopback), ("link-local", address.is_link_local),
+                           ("multicast", address.is_multicast), ("unspecified", address.is_unspecified)):
+        if flagged:
+            return label
+    for label, network in _NAMED_RANGES:
+        if address.version == network.version and address in network:
+            return label
+    if address.is_private or address.is_reserved or not address.is_global:
+        return "reserved or not publicly routable"
+    return None
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def check_addresses(host: str, addresses: Iterable[str]) -> None:
+    found = list(addresses)
+    if not found:
+        raise AddressRefused(f"{host} does not resolve")
+    for text in found:
+        reason = refusal(ipaddress.ip_address(text.split("%", 1)[0]))
+        if reason:
+            raise AddressRefused(f"{host} resolves to {text}, a {reason} address")
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """Resolves, checks every address, then connects to the first one; `allowed_hosts` skip the check."""
+
+    def __init__(self, allow_private: bool, allowed_hosts: frozenset[str], resolver: Resolver = resolve,
+                 inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+        self.allow_private = allow_private
+        self.allowed_hosts = allowed_hosts
+        self.resolver = resolver
+        self.inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          local_address: str | None = None,
+                          socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+                          ) -> httpcore.AsyncNetworkStream:
+        try:
+            addresses = await self.resolver(host, port)
+        except OSError as exc:
+            raise AddressRefused(f"{host} does not resolve ({exc.strerror or exc})") from exc
+        if not (self.allow_private or host.lower().rstrip(".") in self.allowed_hosts):
+            check_addresses(host, addresses)
+        if not addresses:
+            raise AddressRefused(f"{host} does not resolve")
+        return await self.inner.connect_tcp(addresses[0], port, timeout, local_address, socket_options)
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+                                  ) -> httpcore.AsyncNetworkStream:
+        raise AddressRefused("unix sockets are never reached from a URL input")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
