@@ -2,22 +2,48 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 
-from agent.api import health, run, status
+from agent.api import health, run, status, tasks
 from agent.api.errors import json_errors
 from agent.api.keys import HOST, RUNNER, SETTINGS, STORE
 from agent.comfy.client import ComfyClient
 from agent.comfy.host import make_host
 from agent.config import Settings
+from agent.errors import AgentError
 from agent.inputs.prepare import InputPreparer
+from agent.logs import log_event
 from agent.tasks.runner import Runner
-from agent.tasks.store import open_store
+from agent.tasks.store import TaskStore, open_store
+
+logger = logging.getLogger("agent")
 
 COMFYUI_CONNECTIONS = 256
+SWEEP_SECONDS = 600  # how often expired tasks are removed from stores that do not expire them by themselves
+
+
+def instance_id() -> str:
+    """Names the task owner in the store: which machine, which process."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+async def _sweep_forever(store: TaskStore) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_SECONDS)
+        try:
+            removed = await store.sweep()
+        except AgentError as exc:
+            log_event(logger, "store.sweep_failed", level=logging.WARNING, error=exc)
+        else:
+            log_event(logger, "store.swept", removed=removed)
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -26,15 +52,18 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=COMFYUI_CONNECTIONS), trust_env=False)
     client = ComfyClient(settings.comfyui_base_url, session)
     host = make_host(settings, client)
-    store = open_store(settings.store_url, settings.task_ttl)
+    store = open_store(settings.store_url, settings.task_ttl, settings.stale_after)
     inputs = InputPreparer(settings, client)
-    app[HOST], app[STORE] = host, store
-    app[RUNNER] = Runner(host, client, store, inputs, settings)
+    runner = Runner(host, client, store, inputs, settings, instance_id=instance_id())
+    app[HOST], app[STORE], app[RUNNER] = host, store, runner
     await host.start()
+    sweeper = asyncio.ensure_future(_sweep_forever(store))
     try:
         yield
     finally:
+        sweeper.cancel()
         await host.stop()
+        await runner.close()
         await inputs.close()
         await store.close()
         await session.close()
@@ -48,4 +77,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", health.readyz)
     app.router.add_post("/api/run", run.run)
     app.router.add_get("/api/status", status.status)
+    app.router.add_get("/api/tasks/{task_id}", tasks.get_task)
+    app.router.add_post("/api/tasks/{task_id}/cancel", tasks.cancel_task)
     return app

@@ -65,12 +65,14 @@ def _http_url(raw: str) -> str:
 
 
 def _store_url(raw: str) -> str:
-    scheme = urlsplit(raw).scheme
-    if scheme == "memory":
+    parts = urlsplit(raw)
+    if parts.scheme == "memory":
         return raw
-    if scheme == "file" and urlsplit(raw).path:
+    if parts.scheme == "file" and parts.path:
         return raw
-    raise ValueError("must be memory:// or file://DIR")
+    if parts.scheme in ("redis", "rediss") and parts.hostname:
+        return raw
+    raise ValueError("must be file://DIR, redis://HOST:PORT/DB, rediss://... or memory://")
 
 
 def _loaders(raw: str) -> tuple[tuple[str, str], ...]:
@@ -122,8 +124,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("comfyui_args", ("COMFYUI_ARGS", "EXTRA_ARGS"), shlex.split, "extra ComfyUI arguments"),
     Setting("comfyui_url", ("COMFYUI_URL",), _http_url, "use this running ComfyUI instead of launching one"),
     Setting("nas_dir", ("NAS_DIR",), Path, "shared folder for ComfyUI files and the task store"),
-    Setting("task_store", ("TASK_STORE",), _store_url, "task store URL: file://DIR or memory://"),
+    Setting("task_store", ("TASK_STORE",), _store_url, "task store URL: file://DIR, redis://HOST:PORT/DB, memory://"),
     Setting("task_ttl", ("TASK_TTL",), _int_in(1, 10 * 365 * 86400), "seconds a finished task is kept"),
+    Setting("task_heartbeat", ("TASK_HEARTBEAT",), _positive_float,
+            "seconds between an owner's writes of a running task; silent for 6 of them, it reads as lost"),
     Setting("run_timeout", ("RUN_TIMEOUT",), _positive_float, "seconds a run may take"),
     Setting("max_body_bytes", ("MAX_BODY_BYTES",), _int_in(1024, 1 << 40), "request body cap in bytes"),
     Setting("input_max_bytes", ("INPUT_MAX_BYTES",), _int_in(1, 1 << 40), "one input image cap in bytes"),
@@ -175,6 +179,7 @@ class Settings(BaseModel):
     nas_dir: Path | None = None
     task_store: str = ""
     task_ttl: int = 604800
+    task_heartbeat: float = 5.0
     run_timeout: float = 3600.0
     max_body_bytes: int = 32 * MiB
     input_max_bytes: int = 20 * MiB
@@ -198,6 +203,11 @@ class Settings(BaseModel):
     @property
     def comfyui_base_url(self) -> str:
         return self.comfyui_url or f"http://127.0.0.1:{self.comfyui_port}"
+
+    @property
+    def stale_after(self) -> float:
+        """An unfinished task whose owner was silent this long reads as failed (the instance is gone)."""
+        return self.task_heartbeat * 6
 
     @property
     def store_url(self) -> str:

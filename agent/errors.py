@@ -82,6 +82,13 @@ class ComfyUICrashed(AgentError):
     status = 502
 
 
+class InstanceLost(AgentError):
+    """The instance that owned a task stopped heartbeating (killed, or its machine reclaimed)."""
+
+    kind = "InstanceLost"
+    status = 502
+
+
 class OutputUnavailable(AgentError):
     """ComfyUI reported an output file that it then could not serve."""
 
@@ -99,6 +106,16 @@ class ComfyUIUnavailable(AgentError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class StoreUnavailable(AgentError):
+    """The shared task store (NAS folder, Redis) cannot be read or written right now."""
+
+    kind = "StoreUnavailable"
+    status = 503
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "5"}
 
 
 class RunTimeout(AgentError):

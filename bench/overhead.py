@@ -26,17 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from common import REPO, free_port, start_agent, wait_http
 
-REPO = Path(__file__).resolve().parent.parent
 DOUBLE = REPO / "tests" / "comfy_double" / "main.py"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def tiny_prompt(serial: int) -> dict[str, Any]:
@@ -45,19 +37,6 @@ def tiny_prompt(serial: int) -> dict[str, Any]:
                                                      "color": serial % 0xFFFFFF}},
         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "bench"}},
     }
-
-
-async def wait_http(session: aiohttp.ClientSession, url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            async with session.get(url) as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer")
 
 
 async def direct_run(session: aiohttp.ClientSession, comfy: str, prompt: dict[str, Any]) -> None:
@@ -163,15 +142,6 @@ def start_double(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
-def start_agent(workdir: Path, comfy: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "COMFYUI_URL": comfy, "AGENT_HOST": "127.0.0.1", "AGENT_PORT": str(port),
-           "TASK_STORE": os.environ.get("BENCH_TASK_STORE") or f"file://{workdir / 'tasks'}", "LOG_LEVEL": "warning"}
-    proc = subprocess.Popen([sys.executable, "-m", "agent"], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return proc, f"http://127.0.0.1:{port}"
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--comfyui-url", help="a running ComfyUI; default: start the test double")
@@ -187,12 +157,12 @@ async def main() -> None:
         if comfy is None:
             double, comfy = start_double(workdir)
             procs.append(double)
-        agent_proc, agent = start_agent(workdir, comfy)
+        agent_proc, agent = start_agent(os.environ.get("BENCH_TASK_STORE") or f"file://{workdir / 'tasks'}", comfy)
         procs.append(agent_proc)
         try:
             connector = aiohttp.TCPConnector(limit=0)
             async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=300)) as session:
-                await wait_http(session, f"{agent}/readyz")
+                await wait_http(f"{agent}/readyz")
                 idle = rss_mib(agent_proc.pid)
                 await sequential(session, comfy, agent, args.warmup)
                 cpu_before = cpu_seconds(agent_proc.pid)

@@ -36,3 +36,4 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_sessionstart(session: pytest.Session) -> None:
     if not PROTOCOL_DIR.is_dir():
         raise pytest.UsageError(f"the ComfyUI recordings are missing: {PROTOCOL_DIR} (set COMFYUI_PROTOCOL_DIR)")
+

@@ -5,19 +5,45 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from pydantic import TypeAdapter
 
 from agent.errors import status_for
-from agent.tasks.model import Results, Task
+from agent.tasks.model import Progress, Results, Task
+
+_PROGRESS = TypeAdapter(Progress)
 
 
 def progress_map(task: Task, results: Results | None) -> dict[str, Any]:
-    rendered: dict[str, Any] = {}
-    for node, state in task.progress.items():
-        entry = state.model_dump()
-        if results is not None and state.images:
-            entry["results"] = results.get(node, [])
-        rendered[node] = entry
+    rendered: dict[str, Any] = _PROGRESS.dump_python(task.progress)
+    if results is not None:
+        for node, entry in rendered.items():
+            if entry["images"]:
+                entry["results"] = results.get(node, [])
     return rendered
+
+
+def progress_response(task: Task, results: Results | None) -> web.Response:
+    """Status polls are the hot path: without results the map is serialised in one go, straight to JSON."""
+    if results is None:
+        return web.Response(body=_PROGRESS.dump_json(task.progress), content_type="application/json",
+                            headers=task_headers(task))
+    return web.json_response(progress_map(task, results), headers=task_headers(task))
+
+
+def wants_results(request: web.Request, default: bool) -> bool:
+    raw = request.query.get("results")
+    return default if raw is None else raw.lower() not in {"0", "false", "no"}
+
+
+def task_view(task: Task, results: Results | None) -> dict[str, Any]:
+    """The task API's shape (API.md): state, times, the map, every output ComfyUI reported, the error."""
+    return {
+        "task_id": task.task_id, "status": task.status.value, "prompt_id": task.prompt_id,
+        "created_at": task.created_at, "started_at": task.started_at, "finished_at": task.finished_at,
+        "progress": progress_map(task, results),
+        "outputs": {node: output.model_dump(exclude_unset=True) for node, output in task.outputs.items()},
+        "error": task.error,
+    }
 
 
 def task_headers(task: Task) -> dict[str, str]:
@@ -30,6 +56,6 @@ def task_headers(task: Task) -> dict[str, str]:
 def run_response(task: Task, results: Results | None) -> web.Response:
     """200 with the map when the run succeeded; otherwise its error body, with the progress so far."""
     if task.error is None:
-        return web.json_response(progress_map(task, results), headers=task_headers(task))
+        return progress_response(task, results)
     body = {**task.error, "progress": progress_map(task, None)}
     return web.json_response(body, status=status_for(task.error), headers=task_headers(task))

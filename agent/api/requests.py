@@ -10,8 +10,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.errors import RequestParamsError
+from agent.tasks.execution import RunOptions
 from agent.tasks.model import check_task_id
-from agent.tasks.runner import RunOptions
 
 TASK_ID_SOURCES = ("task-id", "x-fc-async-task-id")
 ENVELOPE_KEYS = {"prompt", "options", "client_id", "extra_data"}
@@ -33,6 +33,13 @@ def task_id_of(request: web.Request, query_names: tuple[str, ...] = ("task_id",)
         if name in request.query:
             return check_task_id(request.query[name])
     return None
+
+
+def wants_async(request: web.Request) -> bool:
+    """RFC 7240 `Prefer: respond-async`, or `?async=1`; FC's own X-Fc-Invocation-Type never counts."""
+    preferences = {part.strip().lower() for value in request.headers.getall("Prefer", [])
+                   for part in value.split(",")}
+    return "respond-async" in preferences or request.query.get("async", "").lower() in {"1", "true", "yes"}
 
 
 def new_task_id() -> str:

@@ -1,4 +1,5 @@
-"""POST /api/run: hold the request until the run ends (also under FC asynchronous invocation)."""
+"""POST /api/run: hold the request until the run ends (also under FC asynchronous invocation), or, asked
+with `Prefer: respond-async` / `?async=1` (local use, without FC), answer 202 at once and run on."""
 
 from __future__ import annotations
 
@@ -6,11 +7,20 @@ from aiohttp import web
 
 from agent.api.keys import RUNNER
 from agent.api.render import run_response
-from agent.api.requests import new_task_id, parse_run_body, task_id_of
+from agent.api.requests import new_task_id, parse_run_body, task_id_of, wants_async
+from agent.tasks.runner import RunResult
 
 
 async def run(request: web.Request) -> web.Response:
     task_id = task_id_of(request) or new_task_id()
     prompt, options = parse_run_body(await request.read(), dict(request.query))
-    outcome = await request.app[RUNNER].run(task_id, prompt, options)
-    return run_response(outcome.task, outcome.results)
+    runner = request.app[RUNNER]
+    started = await runner.start(task_id, prompt, options)
+    if wants_async(request):
+        if not isinstance(started, RunResult):
+            runner.finish_in_background(started)
+        status_url = f"/api/tasks/{task_id}"
+        return web.json_response({"task_id": task_id, "status_url": status_url}, status=202, headers={
+            "Location": status_url, "X-Task-Id": task_id, "Preference-Applied": "respond-async"})
+    outcome = started if isinstance(started, RunResult) else await runner.finish(started)
+    return run_response(outcome.task, outcome.results if options.results else None)

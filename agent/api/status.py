@@ -5,13 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from agent.api.keys import STORE
-from agent.api.render import progress_map, task_headers
+from agent.api.render import progress_response, wants_results
 from agent.api.requests import task_id_of
 from agent.errors import RequestParamsError, TaskNotFound
-
-
-def _wants_results(request: web.Request) -> bool:
-    return request.query.get("results", "true").lower() not in {"0", "false", "no"}
 
 
 async def status(request: web.Request) -> web.Response:
@@ -22,5 +18,5 @@ async def status(request: web.Request) -> web.Response:
     task = await store.get(task_id)
     if task is None:
         raise TaskNotFound(f"no task {task_id}", task_id=task_id)
-    results = await store.get_results(task_id) if task.status.finished and _wants_results(request) else None
-    return web.json_response(progress_map(task, results), headers=task_headers(task))
+    results = await store.get_results(task_id) if task.status.finished and wants_results(request, True) else None
+    return progress_response(task, results)

@@ -3,7 +3,8 @@
 Every write goes to a temporary file in the same folder and is renamed over the old one, so a reader sees the
 old or the new file, never half of one. Ids are checked before they become file names, so nothing is ever
 written outside the folder. File work runs in threads, one hop per operation: a slow NAS must not stall the
-event loop, and each hop costs a fast local disk more than the write itself.
+event loop. A claim is a read then a write, not one atomic step: two instances claiming the same new id in
+the same millisecond can both win (FC never delivers one async task id twice at once; Redis is exact).
 """
 
 from __future__ import annotations
@@ -15,23 +16,30 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import ValidationError
 
+from agent.errors import StoreUnavailable
 from agent.logs import log_event
 from agent.tasks.model import Results, Task, check_task_id
-from agent.tasks.store import TaskStore, conflict
+from agent.tasks.store import TaskStore
 
 logger = logging.getLogger("agent.tasks")
 
 TASK_SUFFIX = ".json"
 RESULTS_SUFFIX = ".results.json"
+CANCEL_SUFFIX = ".cancel"
+TEMP_SUFFIX = ".tmp"
+ORPHAN_TEMP_SECONDS = 3600  # a temporary file this old belongs to a writer that died mid-write
+T = TypeVar("T")
 
 
 def _write(path: str, data: bytes) -> None:
     directory, name = os.path.split(path)
-    temp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
+    temp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}{TEMP_SUFFIX}")
     try:
         with open(temp, "wb") as handle:
             handle.write(data)
@@ -56,13 +64,20 @@ def _unlink(path: str) -> None:
 
 
 class FileStore(TaskStore):
-    def __init__(self, directory: str | Path, ttl: int) -> None:
-        super().__init__(ttl)
-        self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+    def __init__(self, directory: str | Path, ttl: float, stale_after: float) -> None:
+        super().__init__(ttl, stale_after)
+        self.directory = str(directory)
+        os.makedirs(self.directory, exist_ok=True)
 
     def _path(self, task_id: str, suffix: str = TASK_SUFFIX) -> str:
         return os.path.join(self.directory, check_task_id(task_id) + suffix)
+
+    async def _in_thread(self, work: Callable[..., T], *args: object) -> T:
+        """File work off the event loop; a full, read-only or missing folder is StoreUnavailable."""
+        try:
+            return await asyncio.to_thread(work, *args)
+        except OSError as exc:
+            raise StoreUnavailable(f"the task folder cannot be used: {exc.strerror or exc}") from exc
 
     def _load(self, task_id: str) -> Task | None:
         """The stored task, or None when absent, unreadable or expired (an expired one is removed)."""
@@ -74,39 +89,63 @@ class FileStore(TaskStore):
         except ValidationError as exc:
             log_event(logger, "store.unreadable", task_id, level=logging.ERROR, error=exc.errors()[0]["msg"])
             return None
-        if self.expired(task, time.time()):
+        if self.expired(task):
             self._remove(task_id)
             return None
         return task
 
     def _remove(self, task_id: str) -> None:
-        for suffix in (TASK_SUFFIX, RESULTS_SUFFIX):
+        for suffix in (TASK_SUFFIX, RESULTS_SUFFIX, CANCEL_SUFFIX):
             _unlink(self._path(task_id, suffix))
 
-    def _claim(self, task: Task, data: bytes) -> None:
+    def _claim(self, task: Task, data: bytes) -> Task | None:
         existing = self._load(task.task_id)
-        if existing is not None:
-            if not existing.status.finished:
-                raise conflict(existing)
-            _unlink(self._path(task.task_id, RESULTS_SUFFIX))
-        _write(self._path(task.task_id), data)
+        replay = self.decide_claim(existing, task)
+        if replay is None:
+            if existing is not None:
+                _unlink(self._path(task.task_id, RESULTS_SUFFIX))
+            _unlink(self._path(task.task_id, CANCEL_SUFFIX))
+            _write(self._path(task.task_id), data)
+        return replay
 
     def _store(self, task_id: str, data: bytes, results: bytes | None) -> None:
         if results is not None:
             _write(self._path(task_id, RESULTS_SUFFIX), results)
         _write(self._path(task_id), data)
 
-    async def create(self, task: Task) -> None:
-        await asyncio.to_thread(self._claim, task, task.model_dump_json().encode())
+    async def claim(self, task: Task) -> Task | None:
+        return await self._in_thread(self._claim, task, task.model_dump_json().encode())
 
     async def save(self, task: Task, results: Results | None = None) -> None:
         data = task.model_dump_json().encode()  # serialised now: the task may change while the write waits
         encoded = None if results is None else json.dumps(results, separators=(",", ":")).encode()
-        await asyncio.to_thread(self._store, task.task_id, data, encoded)
+        await self._in_thread(self._store, task.task_id, data, encoded)
 
-    async def get(self, task_id: str) -> Task | None:
-        return await asyncio.to_thread(self._load, task_id)
+    async def load(self, task_id: str) -> Task | None:
+        return await self._in_thread(self._load, task_id)
 
     async def get_results(self, task_id: str) -> Results | None:
-        raw = await asyncio.to_thread(_read, self._path(task_id, RESULTS_SUFFIX))
+        raw = await self._in_thread(_read, self._path(task_id, RESULTS_SUFFIX))
         return None if raw is None else json.loads(raw)
+
+    async def request_cancel(self, task_id: str) -> None:
+        await self._in_thread(_write, self._path(task_id, CANCEL_SUFFIX), b"")
+
+    async def cancel_requested(self, task_id: str) -> bool:
+        return await self._in_thread(os.path.exists, self._path(task_id, CANCEL_SUFFIX))
+
+    async def sweep(self) -> int:
+        return await self._in_thread(self._sweep)
+
+    def _sweep(self) -> int:
+        removed = 0
+        now = time.time()
+        with os.scandir(self.directory) as entries:
+            for entry in entries:
+                if entry.name.endswith(TEMP_SUFFIX) and now - entry.stat().st_mtime > ORPHAN_TEMP_SECONDS:
+                    _unlink(entry.path)
+                elif entry.name.endswith(TASK_SUFFIX) and not entry.name.endswith(RESULTS_SUFFIX):
+                    task_id = entry.name[: -len(TASK_SUFFIX)]
+                    if not task_id.startswith(".") and self._load(task_id) is None:
+                        removed += 1
+        return removed

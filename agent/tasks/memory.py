@@ -2,40 +2,57 @@
 
 from __future__ import annotations
 
-import time
-
-from agent.tasks.model import Results, Task
-from agent.tasks.store import TaskStore, conflict
+from agent.tasks.model import Results, Task, check_task_id
+from agent.tasks.store import TaskStore
 
 
 class MemoryStore(TaskStore):
-    def __init__(self, ttl: int) -> None:
-        super().__init__(ttl)
+    """Tasks kept serialised, so a reader gets its own copy, as from any other store."""
+
+    def __init__(self, ttl: float, stale_after: float) -> None:
+        super().__init__(ttl, stale_after)
         self._tasks: dict[str, str] = {}
         self._results: dict[str, Results] = {}
+        self._cancels: set[str] = set()
 
-    async def create(self, task: Task) -> None:
-        existing = await self.get(task.task_id)
-        if existing is not None and not existing.status.finished:
-            raise conflict(existing)
-        self._results.pop(task.task_id, None)
-        await self.save(task)
+    async def claim(self, task: Task) -> Task | None:
+        replay = self.decide_claim(await self.load(task.task_id), task)
+        if replay is None:
+            self._results.pop(task.task_id, None)
+            self._cancels.discard(task.task_id)
+            await self.save(task)
+        return replay
 
     async def save(self, task: Task, results: Results | None = None) -> None:
+        task_id = check_task_id(task.task_id)  # the same ids as every other store, though no path is at stake
         if results is not None:
-            self._results[task.task_id] = results
-        self._tasks[task.task_id] = task.model_dump_json()
+            self._results[task_id] = results
+        self._tasks[task_id] = task.model_dump_json()
 
-    async def get(self, task_id: str) -> Task | None:
-        raw = self._tasks.get(task_id)
+    async def load(self, task_id: str) -> Task | None:
+        raw = self._tasks.get(check_task_id(task_id))
         if raw is None:
             return None
         task = Task.model_validate_json(raw)
-        if self.expired(task, time.time()):
-            self._tasks.pop(task_id, None)
-            self._results.pop(task_id, None)
+        if self.expired(task):
+            self._drop(task_id)
             return None
         return task
 
+    def _drop(self, task_id: str) -> None:
+        self._tasks.pop(task_id, None)
+        self._results.pop(task_id, None)
+        self._cancels.discard(task_id)
+
     async def get_results(self, task_id: str) -> Results | None:
         return self._results.get(task_id)
+
+    async def request_cancel(self, task_id: str) -> None:
+        self._cancels.add(check_task_id(task_id))
+
+    async def cancel_requested(self, task_id: str) -> bool:
+        return task_id in self._cancels
+
+    async def sweep(self) -> int:
+        expired = [task_id for task_id in list(self._tasks) if await self.load(task_id) is None]
+        return len(expired)

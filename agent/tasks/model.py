@@ -7,9 +7,9 @@ import time
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agent.errors import RequestParamsError
+from agent.errors import InstanceLost, RequestParamsError
 
 TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
@@ -43,6 +43,49 @@ class ImageRef(BaseModel):
     type: str = "output"
 
 
+class FileRef(ImageRef):
+    """An output file of any kind; extra fields ComfyUI reports (format, frame_rate, ...) are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+_FILE_LISTS = ("images", "gifs", "audio", "video", "videos", "animated_images")
+
+
+class NodeOutput(BaseModel):
+    """What one node reported in `executed.output`: typed where ComfyUI's shape is known, kept whole where not.
+
+    Parsing never fails a run: entries of an unexpected shape are dropped from the typed lists only.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    images: list[FileRef] = Field(default_factory=list)
+    gifs: list[FileRef] = Field(default_factory=list)
+    audio: list[FileRef] = Field(default_factory=list)
+    text: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tolerate(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return {}
+        cleaned = dict(raw)
+        for key in _FILE_LISTS:
+            if key in cleaned:
+                value = cleaned[key]
+                cleaned[key] = [item for item in value if isinstance(item, dict) and "filename" in item] \
+                    if isinstance(value, list) else []
+        if "text" in cleaned:
+            value = cleaned["text"]
+            cleaned["text"] = [str(item) for item in (value if isinstance(value, list) else [value])]
+        return cleaned
+
+    @property
+    def previews(self) -> list[FileRef]:
+        return [image for image in self.images if image.type == "temp"]
+
+
 class NodeProgress(BaseModel):
     """`TProgressNode`: max/value 0/0 before the node runs, 1/0 while it runs, 1/1 when done or cached, unless
     the node reports its own steps; times are Unix seconds."""
@@ -66,11 +109,33 @@ class Task(BaseModel):
     started_at: float | None = None
     finished_at: float | None = None
     progress: Progress = Field(default_factory=dict)
-    outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    outputs: dict[str, NodeOutput] = Field(default_factory=dict)
     node_errors: dict[str, Any] = Field(default_factory=dict)
     error: dict[str, Any] | None = None
+    owner: str = ""
+    heartbeat_at: float = Field(default_factory=time.time)
+    request_hash: str = ""
 
     def finish(self, status: TaskStatus, error: dict[str, Any] | None = None) -> None:
         self.status = status
         self.error = error
         self.finished_at = time.time()
+
+    def stale(self, now: float, stale_after: float) -> bool:
+        """Unfinished, and its owner has not written for `stale_after` seconds: that instance is gone."""
+        return not self.status.finished and now - self.heartbeat_at > stale_after
+
+    def expired(self, now: float, ttl: float) -> bool:
+        return now - (self.finished_at or self.heartbeat_at) > ttl
+
+    def as_seen(self, now: float, stale_after: float) -> Task:
+        """The task as a reader must see it: a stale one is failed, never "running" forever."""
+        if not self.stale(now, stale_after):
+            return self
+        seen = self.model_copy()
+        silent = round(now - self.heartbeat_at)
+        seen.finish(TaskStatus.FAILED, InstanceLost(
+            f"the instance running this task stopped: nothing heard from it for {silent} s",
+            owner=self.owner).body())
+        seen.finished_at = self.heartbeat_at
+        return seen

@@ -1,17 +1,18 @@
-"""One run, end to end: request → task → ComfyUI → events → progress → store → response."""
+"""Runs, end to end: request → task → ComfyUI → events → progress → store → response."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from agent.comfy.client import ComfyClient, ComfyHTTPError, ComfyUnreachable
-from agent.comfy.events import Event, ExecutionStarted
-from agent.comfy.follower import Ending, PromptRun, RunControl
+from agent.comfy.follower import Ending
 from agent.comfy.host import ComfyHost
 from agent.config import Settings
 from agent.errors import (
@@ -21,24 +22,19 @@ from agent.errors import (
     ComfyUIUnavailable,
     ExecutionError,
     OutputUnavailable,
+    TaskNotFound,
 )
 from agent.inputs.prepare import InputPreparer
 from agent.logs import log_event
+from agent.tasks.execution import Execution, RunOptions
 from agent.tasks.model import ImageRef, Progress, Results, Task, TaskStatus
-from agent.tasks.progress import ProgressTracker
-from agent.tasks.saver import TaskSaver
 from agent.tasks.store import TaskStore
 
 logger = logging.getLogger("agent.run")
 
 RESULT_FETCHES = 8  # images fetched from ComfyUI at once for one run
 RETRY_AFTER_SECONDS = 5
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    results: bool = True
-    timeout: float | None = None
+CANCEL_WAIT = 10.0  # a cancel request waits this long to answer with the task's end
 
 
 @dataclass(frozen=True)
@@ -59,90 +55,84 @@ def _error_of(ending: Ending) -> AgentError:
     )
 
 
-class Execution:
-    """One run in flight: its task, the map its events build, and the socket that brings them."""
-
-    def __init__(self, runner: Runner, task_id: str, prompt: dict[str, Any], options: RunOptions) -> None:
-        self.prompt = prompt
-        self.options = options
-        self.tracker = ProgressTracker(prompt)
-        self.task = Task(task_id=task_id, progress=self.tracker.nodes)
-        self.saver = TaskSaver(runner.store, self.task)
-        self.comfy = PromptRun(runner.client, runner.host.current, self.on_event, runner.settings.ws_stall_timeout,
-                               task_id)
-
-    def on_event(self, event: Event) -> None:
-        if isinstance(event, ExecutionStarted) and self.task.status is TaskStatus.QUEUED:
-            self.task.status, self.task.started_at = TaskStatus.RUNNING, time.time()
-            self.saver.changed()
-        if self.tracker.apply(event):
-            self.saver.changed()
-
-    def on_submitted(self, prompt_id: str, node_errors: dict[str, Any]) -> None:
-        self.task.prompt_id, self.task.node_errors = prompt_id, node_errors
-        self.saver.changed()
-
-    def fail(self, error: AgentError) -> None:
-        self.task.outputs = self.tracker.outputs
-        self.task.finish(TaskStatus.CANCELED if isinstance(error, Canceled) else TaskStatus.FAILED, error.body())
-
-
 class Runner:
     def __init__(self, host: ComfyHost, client: ComfyClient, store: TaskStore, inputs: InputPreparer,
-                 settings: Settings) -> None:
+                 settings: Settings, *, instance_id: str | None = None) -> None:
         self.host = host
         self.client = client
         self.store = store
         self.inputs = inputs
         self.settings = settings
-        self._closing: set[asyncio.Task[None]] = set()
+        self.instance_id = instance_id or uuid.uuid4().hex[:12]
+        self._active: dict[str, Execution] = {}
+        self._background: set[asyncio.Future[Any]] = set()
 
-    async def run(self, task_id: str, prompt: dict[str, Any], options: RunOptions) -> RunResult:
-        """Claim the task id while the run's socket opens and its input files are uploaded; refused before
-        anything is stored when ComfyUI is not up, and without touching the store when the id belongs to a
-        task still active."""
+    async def run(self, task_id: str, prompt: dict[str, object], options: RunOptions) -> RunResult:
+        started = await self.start(task_id, prompt, options)
+        return started if isinstance(started, RunResult) else await self.finish(started)
+
+    async def start(self, task_id: str, prompt: dict[str, object], options: RunOptions) -> Execution | RunResult:
+        """Claim the task id while the run's socket opens and its inputs upload. Refused before anything is
+        stored when ComfyUI is not up; a conflict leaves the store untouched; a retried delivery of a task
+        that succeeded gets its stored result."""
         if not self.host.ready:
             raise ComfyUIUnavailable("ComfyUI is starting or restarting; try again shortly",
                                      retry_after=RETRY_AFTER_SECONDS)
         execution = Execution(self, task_id, prompt, options)
-        claimed, connected, uploaded = await asyncio.gather(
-            self.store.create(execution.task), execution.comfy.connect(), self.inputs.prepare(prompt),
-            return_exceptions=True)
         try:
-            if isinstance(claimed, BaseException):
-                raise claimed
-            return await self._complete(execution, connected, uploaded)
+            replay = await self.store.claim(execution.task)
+        except BaseException:
+            self._abandon(execution)
+            raise
+        if replay is not None:
+            self._abandon(execution)
+            log_event(logger, "run.replayed", task_id)
+            return RunResult(replay, await self.store.get_results(task_id))
+        self._active[task_id] = execution
+        return execution
+
+    def finish_in_background(self, execution: Execution) -> None:
+        self._keep(asyncio.ensure_future(self.finish(execution)))
+
+    async def finish(self, execution: Execution) -> RunResult:
+        try:
+            return await self._complete(execution)
         finally:
-            self._close_later(execution.comfy)
+            self._active.pop(execution.task_id, None)
+            self._keep(asyncio.ensure_future(execution.comfy.close()))  # the close handshake need not delay
 
-    def _close_later(self, run: PromptRun) -> None:
-        """The socket's close handshake need not delay the reply."""
-        closing = asyncio.create_task(run.close())
-        self._closing.add(closing)
-        closing.add_done_callback(self._closing.discard)
+    def _abandon(self, execution: Execution) -> None:
+        execution.preparing.cancel()
+        self._keep(asyncio.ensure_future(execution.comfy.close()))
 
-    def _deadline(self, options: RunOptions) -> float:
-        timeout = min(options.timeout or self.settings.run_timeout, self.settings.run_timeout)
-        return asyncio.get_running_loop().time() + timeout
+    def _keep(self, work: asyncio.Future[Any]) -> None:
+        """Background work is referenced until done (the loop keeps only weak references to tasks)."""
+        self._background.add(work)
+        work.add_done_callback(self._background.discard)
 
-    async def _complete(self, execution: Execution, connected: BaseException | None,
-                        uploaded: dict[str, Any] | BaseException) -> RunResult:
-        """`connected`, `uploaded`: what opening the socket and uploading the inputs gave (or their error)."""
-        task, tracker = execution.task, execution.tracker
+    async def close(self) -> None:
+        """Agent shutdown: runs still going end now (their tasks are written as failed)."""
+        for work in list(self._background):
+            work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def _complete(self, execution: Execution) -> RunResult:
+        task = execution.task
         started = time.monotonic()
         results: Results | None = None
-        log_event(logger, "run.start", task.task_id, nodes=len(execution.prompt))
+        log_event(logger, "run.start", task.task_id, nodes=len(execution.prompt), owner=task.owner)
+        watcher = asyncio.ensure_future(execution.watch(self.store.cancel_requested))
         try:
+            connected, uploaded = await execution.preparing
             for failure in (connected, uploaded):
                 if isinstance(failure, BaseException):
                     raise failure
-            assert isinstance(uploaded, dict)
-            control = RunControl(deadline=self._deadline(execution.options))
-            ending = await execution.comfy.execute(uploaded, control, execution.on_submitted)
+            ending = await execution.comfy.execute(uploaded, execution.control, execution.on_submitted)
             if ending.outcome != "success":
                 raise _error_of(ending)
-            results = await self._results(tracker.nodes) if execution.options.results else None
-            task.outputs = tracker.outputs
+            results = await self._results(execution.tracker.nodes)
+            execution.keep_outputs()
             task.finish(TaskStatus.SUCCEEDED)
         except AgentError as exc:
             execution.fail(exc)
@@ -150,10 +140,31 @@ class Runner:
             execution.fail(ComfyUICrashed("the agent stopped during the run"))
             await asyncio.shield(execution.saver.flush())
             raise
+        finally:
+            watcher.cancel()
         await execution.saver.flush(results)
         log_event(logger, "run.end", task.task_id, status=task.status.value, prompt_id=task.prompt_id,
                   seconds=round(time.monotonic() - started, 3), error=(task.error or {}).get("message"))
         return RunResult(task, results)
+
+    async def cancel(self, task_id: str) -> Task:
+        """Stop a task wherever it runs: at once if it runs here, else through word left in the store for its
+        owner; answers with the task once it ended, or as it is after CANCEL_WAIT seconds."""
+        task = await self.store.get(task_id)
+        if task is None:
+            raise TaskNotFound(f"no task {task_id}", task_id=task_id)
+        if task.status.finished:
+            return task
+        if task_id in self._active:
+            self._active[task_id].control.cancel.set()
+        else:
+            await self.store.request_cancel(task_id)
+        log_event(logger, "run.cancel_requested", task_id, owner=task.owner)
+        deadline = time.monotonic() + CANCEL_WAIT
+        while not task.status.finished and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            task = await self.store.get(task_id) or task
+        return task
 
     async def _results(self, progress: Progress) -> Results:
         """Padded base64 of every output image, fetched from ComfyUI in parallel, in the map's order."""

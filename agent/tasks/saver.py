@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from agent.logs import log_event
 from agent.tasks.model import Results, Task
@@ -29,6 +30,7 @@ class TaskSaver:
         self._dirty = False
         self._pacer: asyncio.Task[None] | None = None
         self._write: asyncio.Task[None] | None = None
+        self.last_write_at = time.time()
 
     def changed(self) -> None:
         self._dirty = True
@@ -42,7 +44,12 @@ class TaskSaver:
             self._write = asyncio.create_task(self._save_progress())
             await asyncio.shield(self._write)
 
+    def _stamp(self) -> None:
+        """Every write is also a heartbeat: readers judge the owner alive by it."""
+        self.last_write_at = self.task.heartbeat_at = time.time()
+
     async def _save_progress(self) -> None:
+        self._stamp()
         try:
             await self.store.save(self.task)
         except Exception as exc:  # a lost progress write must not fail the run; the final write is not lost
@@ -57,4 +64,5 @@ class TaskSaver:
         if self._write is not None:
             await self._write
         self._dirty = False
+        self._stamp()
         await self.store.save(self.task, results)

@@ -1,57 +1,95 @@
-"""The task store interface: how every instance shares task state, whatever holds it."""
+"""The task store interface: how every instance shares task state, whatever holds it.
+
+Rules every store follows (tests/tasks/test_store_contract.py checks them on all three):
+- A task id that is queued or running under a live owner is taken: a new run gets TaskConflict.
+- A task id that succeeded answers the same request again with the stored result (a retried delivery runs
+  nothing) and refuses a different request with TaskConflict, as FC refuses a reused async task id.
+- A task id that failed, was canceled, or whose owner stopped heartbeating is free: the new run replaces it.
+- A reader never sees a task "running" forever: an unfinished task whose owner has been silent for
+  `stale_after` seconds reads as failed (InstanceLost).
+- A task expires `ttl` seconds after it finished (or after its owner was last heard from).
+- Progress is written often and read by pollers; results are large, written once and read on demand, so
+  they are kept apart from the task record and a poll never loads them unless it asks.
+"""
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from urllib.parse import urlsplit
 
 from agent.errors import TaskConflict
-from agent.tasks.model import Results, Task
+from agent.tasks.model import Results, Task, TaskStatus
 
 
 class TaskStore(ABC):
-    """Progress is written often and read by pollers; results are large, written once and read on demand,
-    so they live apart from the task record and a poll of a running task never touches them."""
-
-    def __init__(self, ttl: int) -> None:
+    def __init__(self, ttl: float, stale_after: float) -> None:
         self.ttl = ttl
+        self.stale_after = stale_after
 
     @abstractmethod
-    async def create(self, task: Task) -> None:
-        """Claim the id for a new run; a task still queued or running under the same id is a conflict.
-
-        A finished task's id may be used again: the new run replaces it and its old results are dropped
-        (this is what a retry of a failed asynchronous invocation with the same id needs).
-        """
+    async def claim(self, task: Task) -> Task | None:
+        """Take the id for `task`, or return the succeeded task to answer again (see the rules above)."""
 
     @abstractmethod
     async def save(self, task: Task, results: Results | None = None) -> None:
         """Write the task; results, when given, are written first, so whoever sees the end finds them."""
 
     @abstractmethod
-    async def get(self, task_id: str) -> Task | None: ...
+    async def load(self, task_id: str) -> Task | None:
+        """The stored task as written, or None when absent or expired."""
 
     @abstractmethod
     async def get_results(self, task_id: str) -> Results | None: ...
 
+    @abstractmethod
+    async def request_cancel(self, task_id: str) -> None:
+        """Leave word for the task's owner, wherever it runs, to stop it."""
+
+    @abstractmethod
+    async def cancel_requested(self, task_id: str) -> bool: ...
+
+    async def sweep(self) -> int:
+        """Remove expired tasks the store would not drop by itself; returns how many went."""
+        return 0
+
     async def close(self) -> None:
         return None
 
-    def expired(self, task: Task, now: float) -> bool:
-        return task.finished_at is not None and now - task.finished_at > self.ttl
+    async def get(self, task_id: str) -> Task | None:
+        """The task as any reader must see it (a stale one reads as failed)."""
+        task = await self.load(task_id)
+        return None if task is None else task.as_seen(time.time(), self.stale_after)
+
+    def decide_claim(self, existing: Task | None, new: Task) -> Task | None:
+        """Shared by every store's atomic claim: None to take the id, the task to answer again, or raise."""
+        if existing is None:
+            return None
+        seen = existing.as_seen(time.time(), self.stale_after)
+        if not seen.status.finished:
+            raise TaskConflict(f"task {existing.task_id} is already {existing.status.value}",
+                               task_id=existing.task_id)
+        if seen.status is TaskStatus.SUCCEEDED:
+            if seen.request_hash == new.request_hash:
+                return seen
+            raise TaskConflict(f"task {existing.task_id} already succeeded with a different request; "
+                               "use a new task id", task_id=existing.task_id)
+        return None
+
+    def expired(self, task: Task) -> bool:
+        return task.expired(time.time(), self.ttl)
 
 
-def conflict(existing: Task) -> TaskConflict:
-    return TaskConflict(f"task {existing.task_id} is already {existing.status.value}", task_id=existing.task_id)
-
-
-def open_store(url: str, ttl: int) -> TaskStore:
+def open_store(url: str, ttl: float, stale_after: float) -> TaskStore:
     from agent.tasks.file import FileStore
     from agent.tasks.memory import MemoryStore
+    from agent.tasks.redis_store import RedisStore
 
     parts = urlsplit(url)
     if parts.scheme == "memory":
-        return MemoryStore(ttl)
+        return MemoryStore(ttl, stale_after)
     if parts.scheme == "file":
-        return FileStore(parts.netloc + parts.path, ttl)
+        return FileStore(parts.netloc + parts.path, ttl, stale_after)
+    if parts.scheme in ("redis", "rediss", "unix"):
+        return RedisStore(url, ttl, stale_after)
     raise ValueError(f"unsupported task store {url!r}")

@@ -1,42 +1,30 @@
-"""The file store: atomic writes, nothing outside its folder, expiry, results kept apart."""
+"""What only the file store must show: atomic renames, nothing outside its folder, sweeping old files."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import os
 import time
 from pathlib import Path
 
 import pytest
 
-from agent.errors import RequestParamsError, TaskConflict
+from agent.errors import RequestParamsError, StoreUnavailable
 from agent.tasks.file import FileStore
 from agent.tasks.model import NodeProgress, Task, TaskStatus
-from agent.tasks.store import open_store
 
 
-def store_at(path: Path, ttl: int = 3600) -> FileStore:
-    store = open_store(f"file://{path}", ttl)
-    assert isinstance(store, FileStore)
-    return store
+def store_at(path: Path, ttl: float = 3600) -> FileStore:
+    return FileStore(path, ttl, 30)
 
 
-async def test_saved_task_reads_back_whole(tmp_path: Path) -> None:
-    store = store_at(tmp_path)
-    task = Task(task_id="t-1", progress={"1": NodeProgress(max=3, value=1)})
-    await store.create(task)
-    loaded = await store.get("t-1")
-    assert loaded == task
-    assert json.loads((tmp_path / "t-1.json").read_text())["status"] == "queued"
-
-
-@pytest.mark.parametrize("bad", ["../x", "/etc/passwd", "a/b", "a\0b", "x" * 129, "", "..", "a.json", "é"])
-async def test_ids_that_could_leave_the_folder_are_refused(tmp_path: Path, bad: str) -> None:
+@pytest.mark.parametrize("bad", ["../x", "/etc/passwd", "a/b", "..", "x" * 129])
+async def test_nothing_is_written_outside_the_folder(tmp_path: Path, bad: str) -> None:
     store = store_at(tmp_path / "tasks")
     with pytest.raises(RequestParamsError):
         await store.save(Task(task_id=bad))
     with pytest.raises(RequestParamsError):
-        await store.get(bad)
+        await store.request_cancel(bad)
     assert [path.name for path in tmp_path.rglob("*")] == ["tasks"]
 
 
@@ -63,35 +51,33 @@ async def test_readers_never_see_half_a_file(tmp_path: Path) -> None:
     assert not [path for path in tmp_path.iterdir() if path.name.endswith(".tmp")]
 
 
-async def test_active_task_id_conflicts_and_finished_one_is_replaced(tmp_path: Path) -> None:
+async def test_results_are_a_file_of_their_own(tmp_path: Path) -> None:
     store = store_at(tmp_path)
-    first = Task(task_id="same")
-    await store.create(first)
-    with pytest.raises(TaskConflict):
-        await store.create(Task(task_id="same"))
-    first.finish(TaskStatus.FAILED, {"message": "Timeout"})
-    await store.save(first, {"1": ["AAAA"]})
-    await store.create(Task(task_id="same"))
-    loaded = await store.get("same")
-    assert loaded is not None and loaded.status is TaskStatus.QUEUED
-    assert await store.get_results("same") is None
+    await store.save(Task(task_id="r"), {"9": ["iVBORw0KGgo="]})
+    assert "iVBOR" not in (tmp_path / "r.json").read_text()
+    assert "iVBOR" in (tmp_path / "r.results.json").read_text()
 
 
-async def test_finished_tasks_expire_after_the_ttl(tmp_path: Path) -> None:
+async def test_sweep_removes_expired_tasks_and_orphaned_temp_files(tmp_path: Path) -> None:
     store = store_at(tmp_path, ttl=60)
     old = Task(task_id="old")
     old.finish(TaskStatus.SUCCEEDED)
     old.finished_at = time.time() - 61
     await store.save(old, {"1": ["AAAA"]})
-    running = Task(task_id="running", created_at=time.time() - 10_000)
-    await store.save(running)
-    assert await store.get("old") is None
-    assert not (tmp_path / "old.json").exists() and not (tmp_path / "old.results.json").exists()
-    assert await store.get("running") is not None
+    await store.request_cancel("old")
+    await store.save(Task(task_id="fresh"))
+    orphan = tmp_path / ".fresh.json.dead.tmp"
+    orphan.write_text("{")
+    os.utime(orphan, (time.time() - 7200, time.time() - 7200))
+    recent = tmp_path / ".fresh.json.live.tmp"
+    recent.write_text("{")
+    assert await store.sweep() == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".fresh.json.live.tmp", "fresh.json"]
 
 
-async def test_results_live_apart_from_the_task_record(tmp_path: Path) -> None:
-    store = store_at(tmp_path)
-    await store.save(Task(task_id="r"), {"9": ["iVBORw0KGgo="]})
-    assert "iVBOR" not in (tmp_path / "r.json").read_text()
-    assert await store.get_results("r") == {"9": ["iVBORw0KGgo="]}
+async def test_an_unusable_folder_is_store_unavailable(tmp_path: Path) -> None:
+    store = store_at(tmp_path / "tasks")
+    (tmp_path / "tasks").rmdir()
+    (tmp_path / "tasks").write_text("not a folder")
+    with pytest.raises(StoreUnavailable, match="task folder"):
+        await store.save(Task(task_id="x"))

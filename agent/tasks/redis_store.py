@@ -1,0 +1,112 @@
+"""Tasks in Redis (or Tair): one key per task, results and cancel requests in keys of their own.
+
+Every key carries the store's TTL, refreshed on each write, so a task whose instance vanished expires on
+its own. A claim is atomic (WATCH/MULTI): of two instances claiming one id, exactly one wins.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError, WatchError
+from redis.retry import Retry
+
+from agent.errors import StoreUnavailable
+from agent.tasks.model import Results, Task, check_task_id
+from agent.tasks.store import TaskStore
+
+PREFIX = "comfyui-agent"
+CLAIM_ATTEMPTS = 10
+T = TypeVar("T")
+
+
+class RedisStore(TaskStore):
+    def __init__(self, url: str, ttl: float, stale_after: float) -> None:
+        super().__init__(ttl, stale_after)
+        self.redis = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30,
+                                    retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+                                    retry_on_error=[ConnectionError, TimeoutError])
+
+    @staticmethod
+    def _key(kind: str, task_id: str) -> str:
+        return f"{PREFIX}:{kind}:{check_task_id(task_id)}"
+
+    @property
+    def _expiry(self) -> int:
+        return max(1, int(self.ttl))
+
+    async def _call(self, work: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await work()
+        except RedisError as exc:
+            raise StoreUnavailable(f"Redis cannot be used: {exc}") from exc
+
+    @staticmethod
+    def _parse(raw: bytes | str | None) -> Task | None:
+        if raw is None:
+            return None
+        try:
+            return Task.model_validate_json(raw)
+        except ValidationError:
+            return None
+
+    async def claim(self, task: Task) -> Task | None:
+        key = self._key("task", task.task_id)
+
+        async def attempt() -> Task | None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for _ in range(CLAIM_ATTEMPTS):
+                    try:
+                        await pipe.watch(key)
+                        replay = self.decide_claim(self._parse(await pipe.get(key)), task)
+                        if replay is not None:
+                            await pipe.unwatch()  # type: ignore[no-untyped-call]
+                            return replay
+                        pipe.multi()  # type: ignore[no-untyped-call]
+                        pipe.set(key, task.model_dump_json(), ex=self._expiry)
+                        pipe.delete(self._key("results", task.task_id), self._key("cancel", task.task_id))
+                        await pipe.execute()
+                        return None
+                    except WatchError:
+                        continue
+            raise StoreUnavailable(f"could not claim task {task.task_id}: it kept changing under the claim")
+
+        return await self._call(attempt)
+
+    async def save(self, task: Task, results: Results | None = None) -> None:
+        data = task.model_dump_json()
+
+        async def write() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                if results is not None:
+                    pipe.set(self._key("results", task.task_id), json.dumps(results, separators=(",", ":")),
+                             ex=self._expiry)
+                pipe.set(self._key("task", task.task_id), data, ex=self._expiry)
+                await pipe.execute()
+
+        await self._call(write)
+
+    async def load(self, task_id: str) -> Task | None:
+        key = self._key("task", task_id)
+        return self._parse(await self._call(lambda: self.redis.get(key)))
+
+    async def get_results(self, task_id: str) -> Results | None:
+        key = self._key("results", task_id)
+        raw = await self._call(lambda: self.redis.get(key))
+        return None if raw is None else json.loads(raw)
+
+    async def request_cancel(self, task_id: str) -> None:
+        key = self._key("cancel", task_id)
+        await self._call(lambda: self.redis.set(key, b"1", ex=self._expiry))
+
+    async def cancel_requested(self, task_id: str) -> bool:
+        key = self._key("cancel", task_id)
+        return bool(await self._call(lambda: self.redis.exists(key)))
+
+    async def close(self) -> None:
+        await self.redis.aclose()

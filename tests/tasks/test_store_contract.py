@@ -1,0 +1,128 @@
+"""The rules every task store follows (agent/tasks/store.py), on memory, file and Redis alike."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from agent.errors import RequestParamsError, TaskConflict
+from agent.tasks.model import NodeOutput, NodeProgress, Task, TaskStatus
+from agent.tasks.store import TaskStore
+from tasks.conftest import STALE_AFTER, TTL
+
+
+def task(task_id: str = "t-1", request: str = "r1", **fields: object) -> Task:
+    return Task(task_id=task_id, request_hash=request, progress={"1": NodeProgress(), "2": NodeProgress()},
+                **fields)  # type: ignore[arg-type]
+
+
+async def test_saved_task_reads_back_whole(store: TaskStore) -> None:
+    original = task(outputs={"2": NodeOutput.model_validate({"images": [{"filename": "a.png"}], "text": ["hi"]})})
+    original.progress["1"] = NodeProgress(max=20, value=7, start=5, last_updated=9)
+    assert await store.claim(original) is None
+    assert await store.get("t-1") == original
+
+
+async def test_unknown_task_is_none(store: TaskStore) -> None:
+    assert await store.get("never") is None
+    assert await store.get_results("never") is None
+
+
+async def test_results_are_kept_apart_and_come_back(store: TaskStore) -> None:
+    done = task()
+    await store.claim(done)
+    done.finish(TaskStatus.SUCCEEDED)
+    await store.save(done, {"2": ["iVBORw0KGgo="]})
+    assert await store.get_results("t-1") == {"2": ["iVBORw0KGgo="]}
+    loaded = await store.get("t-1")
+    assert loaded is not None and loaded.status is TaskStatus.SUCCEEDED
+
+
+async def test_active_id_is_a_conflict(store: TaskStore) -> None:
+    await store.claim(task())
+    with pytest.raises(TaskConflict):
+        await store.claim(task())
+    running = task(status=TaskStatus.RUNNING)
+    await store.save(running)
+    with pytest.raises(TaskConflict):
+        await store.claim(task(request="other"))
+
+
+async def test_succeeded_id_answers_the_same_request_and_refuses_another(store: TaskStore) -> None:
+    first = task()
+    await store.claim(first)
+    first.finish(TaskStatus.SUCCEEDED)
+    await store.save(first, {"2": ["AAAA"]})
+    replay = await store.claim(task())
+    assert replay is not None and replay.status is TaskStatus.SUCCEEDED
+    assert await store.get_results("t-1") == {"2": ["AAAA"]}
+    with pytest.raises(TaskConflict, match="different request"):
+        await store.claim(task(request="r2"))
+
+
+@pytest.mark.parametrize("ending", [TaskStatus.FAILED, TaskStatus.CANCELED])
+async def test_failed_or_canceled_id_is_free_and_its_leftovers_go(store: TaskStore, ending: TaskStatus) -> None:
+    first = task()
+    await store.claim(first)
+    await store.request_cancel("t-1")
+    first.finish(ending, {"message": "Timeout"})
+    await store.save(first, {"2": ["AAAA"]})
+    assert await store.claim(task(request="r2")) is None
+    loaded = await store.get("t-1")
+    assert loaded is not None and loaded.status is TaskStatus.QUEUED and loaded.request_hash == "r2"
+    assert await store.get_results("t-1") is None
+    assert not await store.cancel_requested("t-1")
+
+
+async def test_silent_owner_reads_as_failed_and_frees_the_id(store: TaskStore) -> None:
+    lost = task(status=TaskStatus.RUNNING, owner="host-1", heartbeat_at=time.time() - STALE_AFTER - 5)
+    await store.save(lost)
+    seen = await store.get("t-1")
+    assert seen is not None and seen.status is TaskStatus.FAILED
+    assert seen.error is not None and seen.error["message"] == "InstanceLost" and seen.error["owner"] == "host-1"
+    assert await store.claim(task()) is None
+
+
+async def test_live_owner_keeps_its_task_running(store: TaskStore) -> None:
+    await store.save(task(status=TaskStatus.RUNNING, heartbeat_at=time.time() - STALE_AFTER + 5))
+    seen = await store.get("t-1")
+    assert seen is not None and seen.status is TaskStatus.RUNNING
+
+
+async def test_cancel_requests_reach_any_reader(store: TaskStore) -> None:
+    await store.claim(task())
+    assert not await store.cancel_requested("t-1")
+    await store.request_cancel("t-1")
+    assert await store.cancel_requested("t-1")
+
+
+async def test_expired_tasks_are_gone(store: TaskStore) -> None:
+    old = task("old")
+    old.finish(TaskStatus.SUCCEEDED)
+    old.finished_at = time.time() - TTL - 1
+    await store.save(old, {"1": ["AAAA"]})
+    await store.sweep()
+    if type(store).__name__ != "RedisStore":  # Redis expires keys by its own TTL, set on every write
+        assert await store.get("old") is None
+
+
+@pytest.mark.parametrize("bad", ["../x", "/etc/passwd", "a/b", "a\0b", "x" * 129, "", "..", "a.json", "é", "a b"])
+async def test_ids_that_could_escape_are_refused(store: TaskStore, bad: str) -> None:
+    with pytest.raises(RequestParamsError):
+        await store.save(task(bad))
+    with pytest.raises(RequestParamsError):
+        await store.get(bad)
+    with pytest.raises(RequestParamsError):
+        await store.request_cancel(bad)
+
+
+async def test_concurrent_claims_of_one_new_id_let_one_win(store: TaskStore) -> None:
+    outcomes = await asyncio.gather(*(store.claim(task("race")) for _ in range(8)), return_exceptions=True)
+    winners = [outcome for outcome in outcomes if outcome is None]
+    if type(store).__name__ == "FileStore":
+        assert winners, "the file store's claim is not atomic across instances, but one must win"
+    else:
+        assert len(winners) == 1
+        assert all(isinstance(outcome, TaskConflict) for outcome in outcomes if outcome is not None)
