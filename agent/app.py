@@ -12,9 +12,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from agent.api import health, run, status, tasks
+from agent.api import health, lifecycle, proxy, run, status, tasks
 from agent.api.errors import json_errors
-from agent.api.keys import HOST, RUNNER, SETTINGS, STORE
+from agent.api.keys import HOST, PROXY_SESSION, RUNNER, SETTINGS, STORE
+from agent.api.security import cors, require_token
 from agent.comfy.client import ComfyClient
 from agent.comfy.host import make_host
 from agent.config import Settings
@@ -50,12 +51,14 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     """Start ComfyUI without waiting for it: the agent's port opens at once and /readyz tells the rest."""
     settings = app[SETTINGS]
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=COMFYUI_CONNECTIONS), trust_env=False)
+    proxy_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trust_env=False,
+                                          auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
     client = ComfyClient(settings.comfyui_base_url, session)
     host = make_host(settings, client)
     store = open_store(settings.store_url, settings.task_ttl, settings.stale_after)
     inputs = InputPreparer(settings, client)
     runner = Runner(host, client, store, inputs, settings, instance_id=instance_id())
-    app[HOST], app[STORE], app[RUNNER] = host, store, runner
+    app[HOST], app[STORE], app[RUNNER], app[PROXY_SESSION] = host, store, runner, proxy_session
     await host.start()
     sweeper = asyncio.ensure_future(_sweep_forever(store))
     try:
@@ -67,10 +70,11 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await inputs.close()
         await store.close()
         await session.close()
+        await proxy_session.close()
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[json_errors])
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[cors, require_token, json_errors])
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_resources)
     app.router.add_get("/healthz", health.healthz)
@@ -79,4 +83,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/status", status.status)
     app.router.add_get("/api/tasks/{task_id}", tasks.get_task)
     app.router.add_post("/api/tasks/{task_id}/cancel", tasks.cancel_task)
+    app.router.add_post("/initialize", lifecycle.initialize)
+    app.router.add_get("/pre-stop", lifecycle.pre_stop)
+    app.router.add_route("*", "/{tail:.*}", proxy.proxy)
     return app

@@ -89,6 +89,21 @@ def _hosts(raw: str) -> frozenset[str]:
     return frozenset(host.strip().lower().rstrip(".") for host in raw.split(",") if host.strip())
 
 
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
+    for origin in origins:
+        if origin != "*" and urlsplit(origin).scheme not in ("http", "https"):
+            raise ValueError("must be * or a comma-separated list of origins such as https://app.example.com")
+    return origins
+
+
+def _file(raw: str) -> Path:
+    path = Path(raw.strip())
+    if not path.is_file():
+        raise ValueError("must name an existing file")
+    return path
+
+
 def _log_level(raw: str) -> str:
     level = raw.strip().upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -141,6 +156,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("media_loaders", ("MEDIA_LOADERS",), _loaders,
             "NodeClass:input pairs whose input may hold a data URL or an http(s) URL of a video or audio file"),
     Setting("agent_token", ("AGENT_TOKEN",), SecretStr, "bearer token required on every route but /healthz"),
+    Setting("cors_origins", ("CORS_ORIGINS",), _origins,
+            "origins whose pages may call the agent: a list (credentials allowed), or * (any, without credentials)"),
+    Setting("initialize_timeout", ("INITIALIZE_TIMEOUT",), _positive_float,
+            "seconds POST /initialize waits for ComfyUI (and the warm-up prompt)"),
+    Setting("warmup_prompt", ("WARMUP_PROMPT",), _file, "API-format prompt file POST /initialize runs once"),
+    Setting("prestop_grace", ("PRESTOP_GRACE",), _positive_float,
+            "seconds GET /pre-stop (and SIGTERM) let open runs finish"),
     Setting("log_level", ("LOG_LEVEL",), _log_level, "debug, info, warning or error"),
     Setting(
         "ws_stall_timeout",
@@ -190,6 +212,10 @@ class Settings(BaseModel):
     media_loaders: tuple[tuple[str, str], ...] = (
         ("LoadVideo", "file"), ("VHS_LoadVideo", "video"), ("LoadAudio", "audio"), ("VHS_LoadAudioUpload", "audio"))
     agent_token: SecretStr | None = None
+    cors_origins: tuple[str, ...] = ()
+    initialize_timeout: float = 600.0
+    warmup_prompt: Path | None = None
+    prestop_grace: float = 60.0
     log_level: str = "INFO"
     ws_stall_timeout: float = 30.0
     comfyui_start_timeout: float = 600.0

@@ -42,13 +42,16 @@ class PromptValidationError(AgentError):
     status = 400
 
 
+class Unauthorized(AgentError):
+    kind = "Unauthorized"
+    status = 401
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="comfyui-agent"'}
+
+
 class TaskNotFound(AgentError):
     kind = "TaskNotFound"
-    status = 404
-
-
-class RouteNotFound(AgentError):
-    kind = "NotFound"
     status = 404
 
 

@@ -12,7 +12,7 @@ import uvloop
 from aiohttp import web
 
 from agent import __version__
-from agent.api.keys import HOST
+from agent.api.keys import HOST, RUNNER
 from agent.app import create_app
 from agent.config import ConfigError, Settings, load_settings
 from agent.logs import log_event, setup_logging
@@ -28,15 +28,24 @@ async def serve(settings: Settings) -> None:
     await site.start()
     log_event(logger, "agent.listening", version=__version__, host=settings.host, port=settings.port,
               comfyui=settings.comfyui_base_url, store=settings.store_url.split("://")[0])
-    stop = asyncio.Event()
+    signals = asyncio.Queue[signal.Signals]()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log_event(logger, "agent.stopping")
-    await app[HOST].stop()  # runs in flight end now instead of holding the shutdown
+        loop.add_signal_handler(sig, signals.put_nowait, sig)
+    log_event(logger, "agent.stopping", signal=(await signals.get()).name)
+    await _drain(app, settings, signals)
+    await app[HOST].stop()
     await runner.cleanup()
     log_event(logger, "agent.stopped")
+
+
+async def _drain(app: web.Application, settings: Settings, signals: asyncio.Queue[signal.Signals]) -> None:
+    """As /pre-stop does: no new run, open runs get PRESTOP_GRACE seconds; a second signal cuts it short."""
+    draining = asyncio.ensure_future(app[RUNNER].drain(settings.prestop_grace))
+    second = asyncio.ensure_future(signals.get())
+    await asyncio.wait({draining, second}, return_when=asyncio.FIRST_COMPLETED)
+    for waiting in (draining, second):
+        waiting.cancel()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

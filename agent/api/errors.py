@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from agent.api.keys import SETTINGS
-from agent.errors import AgentError, MethodNotAllowed, RequestTooLarge, RouteNotFound
+from agent.errors import AgentError, RequestTooLarge
 from agent.logs import log_event
 
 logger = logging.getLogger("agent.api")
@@ -25,10 +25,6 @@ def _from_http(exc: web.HTTPException, request: web.Request) -> AgentError | Non
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         limit = request.app[SETTINGS].max_body_bytes
         return RequestTooLarge(f"the request body is over the limit of {limit} bytes", limit=limit)
-    if isinstance(exc, web.HTTPNotFound):
-        return RouteNotFound("no such route")
-    if isinstance(exc, web.HTTPMethodNotAllowed):
-        return MethodNotAllowed(f"{exc.method} is not allowed here", allowed=sorted(exc.allowed_methods))
     return None
 
 

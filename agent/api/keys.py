@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 from aiohttp import web
 
 from agent.comfy.host import ComfyHost
@@ -13,3 +14,4 @@ SETTINGS = web.AppKey("settings", Settings)
 HOST = web.AppKey("host", ComfyHost)
 STORE = web.AppKey("store", TaskStore)
 RUNNER = web.AppKey("runner", Runner)
+PROXY_SESSION = web.AppKey("proxy_session", aiohttp.ClientSession)

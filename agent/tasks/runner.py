@@ -66,6 +66,9 @@ class Runner:
         self.instance_id = instance_id or uuid.uuid4().hex[:12]
         self._active: dict[str, Execution] = {}
         self._background: set[asyncio.Future[Any]] = set()
+        self.draining = False
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def run(self, task_id: str, prompt: dict[str, object], options: RunOptions) -> RunResult:
         started = await self.start(task_id, prompt, options)
@@ -75,6 +78,8 @@ class Runner:
         """Claim the task id while the run's socket opens and its inputs upload. Refused before anything is
         stored when ComfyUI is not up; a conflict leaves the store untouched; a retried delivery of a task
         that succeeded gets its stored result."""
+        if self.draining:
+            raise ComfyUIUnavailable("this instance is stopping; send the run to another one", retry_after=1)
         if not self.host.ready:
             raise ComfyUIUnavailable("ComfyUI is starting or restarting; try again shortly",
                                      retry_after=RETRY_AFTER_SECONDS)
@@ -89,6 +94,7 @@ class Runner:
             log_event(logger, "run.replayed", task_id)
             return RunResult(replay, await self.store.get_results(task_id))
         self._active[task_id] = execution
+        self._idle.clear()
         return execution
 
     def finish_in_background(self, execution: Execution) -> None:
@@ -99,6 +105,8 @@ class Runner:
             return await self._complete(execution)
         finally:
             self._active.pop(execution.task_id, None)
+            if not self._active:
+                self._idle.set()
             self._keep(asyncio.ensure_future(execution.comfy.close()))  # the close handshake need not delay
 
     def _abandon(self, execution: Execution) -> None:
@@ -109,6 +117,19 @@ class Runner:
         """Background work is referenced until done (the loop keeps only weak references to tasks)."""
         self._background.add(work)
         work.add_done_callback(self._background.discard)
+
+    async def drain(self, grace: float) -> int:
+        """Take no new run; wait up to `grace` seconds for the open ones. Returns how many are still open."""
+        self.draining = True
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self._idle.wait()
+        log_event(logger, "agent.drained", open_runs=len(self._active))
+        return len(self._active)
+
+    def resume(self) -> None:
+        """A new initialization (FC thawing an instance it had asked to stop) takes runs again."""
+        self.draining = False
 
     async def close(self) -> None:
         """Agent shutdown: runs still going end now (their tasks are written as failed)."""

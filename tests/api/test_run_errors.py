@@ -94,10 +94,10 @@ async def test_same_task_id_while_running_is_409(agent: Client) -> None:
     assert (await first).status == 200
 
 
-async def test_unknown_route_and_method_are_json(agent: Client) -> None:
-    missing = await agent.get("/api/nothing-here")
-    assert missing.status == 404 and (await missing.json())["message"] == "NotFound"
-    wrong = await agent.get("/api/run")
-    assert wrong.status == 405 and (await wrong.json())["message"] == "MethodNotAllowed"
+async def test_wrong_method_on_an_agent_route_is_json_and_not_proxied(agent: Client, double: str) -> None:
+    for method, path in (("GET", "/api/run"), ("DELETE", "/api/status"), ("PUT", "/api/tasks/x"),
+                         ("POST", "/readyz")):
+        wrong = await agent.request(method, path)
+        assert wrong.status == 405 and (await wrong.json())["message"] == "MethodNotAllowed", path
 
 

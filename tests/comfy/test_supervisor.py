@@ -171,3 +171,19 @@ def test_restarts_continue_with_a_bounded_backoff(tmp_path: Path) -> None:
         assert "code=3" in agent.log()
     finally:
         agent.stop()
+
+
+def test_sigterm_lets_open_runs_finish_then_leaves_nothing_behind(tmp_path: Path) -> None:
+    agent = launching(tmp_path, PRESTOP_GRACE="20")
+    agent.wait_ready()
+    comfyui = agent.comfyui_pid()
+    thread, reply = agent.run_in_background(save_prompt(0x123123, delay=2.0))
+    time.sleep(0.5)
+    agent.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    refused = agent.http.post("/api/run", json=save_prompt(1))
+    assert refused.status_code == 503 and "stopping" in refused.json()["error"]
+    thread.join(30)
+    assert reply["response"].status_code == 200
+    assert agent.stop() == 0
+    assert state(comfyui) is None

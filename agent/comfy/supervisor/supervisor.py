@@ -10,6 +10,7 @@ from pathlib import Path
 
 from agent.comfy.client import ComfyClient
 from agent.comfy.lifecycle import Lifecycle
+from agent.comfy.supervisor.nas import prepare_nas
 from agent.comfy.supervisor.process import ComfyProcess
 from agent.config import Settings
 from agent.logs import log_event, one_line
@@ -102,6 +103,8 @@ class Supervisor(Lifecycle):
             log_event(logger, "comfyui.port_busy", level=logging.ERROR, port=port,
                       hint="another process listens on COMFYUI_PORT; choose a free port")
             return
+        if self.settings.nas_dir is not None:
+            await asyncio.to_thread(prepare_nas, self.settings.nas_dir)
         try:
             process = await ComfyProcess.spawn(self.settings.comfyui_python, Path(self.settings.comfyui_dir),
                                                comfyui_args(self.settings), _child_env(), _forward)

@@ -1,0 +1,63 @@
+# syntax=docker/dockerfile:1
+# comfyui-agent on a CUDA PyTorch base: ComfyUI and its custom nodes at pinned commits, the agent in front.
+#   docker build -t comfyui-agent .
+#   docker run --gpus all -p 9000:9000 -v /data/comfyui:/mnt/auto/comfyui comfyui-agent
+
+ARG PYTORCH_IMAGE=pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
+
+# Sources: ComfyUI and the custom nodes of comfyui/custom_nodes.txt, each at its pinned commit, without .git.
+FROM ${PYTHON_IMAGE} AS sources
+ARG COMFYUI_REPO=https://github.com/comfyanonymous/ComfyUI.git
+ARG COMFYUI_COMMIT=a125cd84b054a57729b5eecab930ca9408719832
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# Debian's package versions rotate with security updates; the base image tag pins the release.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends git ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY comfyui/custom_nodes.txt ./custom_nodes.txt
+RUN fetch() { git init -q "$1" && git -C "$1" fetch -q --depth 1 "$2" "$3" \
+              && git -C "$1" checkout -q FETCH_HEAD && rm -rf "$1/.git"; } \
+    && fetch comfyui "${COMFYUI_REPO}" "${COMFYUI_COMMIT}" \
+    && grep -v -e '^#' -e '^$' custom_nodes.txt | while read -r name repo commit; do \
+           fetch "comfyui/custom_nodes/${name}" "${repo}" "${commit}"; \
+       done
+
+# The agent, built as a wheel from this repository.
+FROM ${PYTHON_IMAGE} AS agent
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY agent ./agent
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
+# The image FC runs.
+FROM ${PYTORCH_IMAGE}
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# OpenCV in custom nodes needs libGL and GLib; the base image tag pins the distribution.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
+    && rm -rf /var/lib/apt/lists/*
+COPY --from=sources /src/comfyui /comfyui
+# torch, torchvision and torchaudio come with the base image, built for its CUDA: never replaced here.
+RUN grep -v -E '^(torch|torchvision|torchaudio)([<>=~! ].*)?$' /comfyui/requirements.txt > /tmp/comfyui-requirements.txt \
+    && pip install --no-cache-dir -r /tmp/comfyui-requirements.txt \
+    && for requirements in /comfyui/custom_nodes/*/requirements.txt; do \
+           pip install --no-cache-dir -r "${requirements}"; \
+       done \
+    && rm /tmp/comfyui-requirements.txt
+COPY --from=agent /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+COPY comfyui/extra_model_paths.yaml /comfyui/extra_model_paths.yaml
+COPY comfyui/workflows /comfyui/workflows
+# The NAS is mounted for uid/gid 1000 (s.yaml nasConfig), so ComfyUI and the agent run as that user.
+RUN useradd --create-home --uid 1000 --user-group comfy && chown -R comfy:comfy /comfyui
+USER 1000:1000
+ENV COMFYUI_DIR=/comfyui \
+    NAS_DIR=/mnt/auto/comfyui \
+    AGENT_PORT=9000 \
+    PYTHONUNBUFFERED=1
+EXPOSE 9000
+ENTRYPOINT ["comfyui-agent"]

@@ -1,0 +1,45 @@
+"""FC's instance lifecycle hooks: POST /initialize before traffic, GET /pre-stop before the instance goes."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+from aiohttp import web
+
+from agent.api.keys import HOST, RUNNER, SETTINGS
+from agent.api.requests import check_prompt
+from agent.errors import AgentError, ComfyUIUnavailable
+from agent.tasks.execution import RunOptions
+
+
+def _warmup_id(instance_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", f"warmup-{instance_id}")[:128]
+
+
+async def initialize(request: web.Request) -> web.Response:
+    """Wait (bounded) until ComfyUI answers, then run the configured warm-up prompt once; a warm-up that
+    fails is reported (500), so FC does not send traffic to an instance that cannot run."""
+    settings, runner = request.app[SETTINGS], request.app[RUNNER]
+    started = time.monotonic()
+    runner.resume()
+    if not await request.app[HOST].wait_ready(settings.initialize_timeout):
+        raise ComfyUIUnavailable(f"ComfyUI did not become ready within {settings.initialize_timeout:g} s")
+    reply: dict[str, object] = {"status": "ready", "seconds": round(time.monotonic() - started, 3)}
+    if settings.warmup_prompt is not None:
+        prompt = check_prompt(json.loads(settings.warmup_prompt.read_text()))
+        outcome = await runner.run(_warmup_id(runner.instance_id), prompt,
+                                   RunOptions(results=False, timeout=settings.initialize_timeout))
+        if outcome.task.error is not None:
+            error = AgentError("the warm-up prompt failed", warmup=outcome.task.error)
+            return web.json_response({**error.body(), "message": "WarmupFailed"}, status=500)
+        reply["warmup"] = {"task_id": outcome.task.task_id, "seconds": round(time.monotonic() - started, 3)}
+    return web.json_response(reply)
+
+
+async def pre_stop(request: web.Request) -> web.Response:
+    """New runs get 503 from now on; open runs get PRESTOP_GRACE seconds to finish."""
+    runner = request.app[RUNNER]
+    open_runs = await runner.drain(request.app[SETTINGS].prestop_grace)
+    return web.json_response({"status": "stopping", "drained": open_runs == 0, "open_runs": open_runs})

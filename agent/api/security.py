@@ -1,0 +1,83 @@
+"""Who may call the agent: the bearer token (AGENT_TOKEN) and the origins allowed to call it from a page.
+
+The token is also accepted from a cookie, because a browser sends no Authorization header when it loads
+ComfyUI's web UI or opens its websocket through the proxy: opening any page with `?token=...` answers with a
+redirect to the same page without the token (out of the address bar and history) that sets the cookie. The
+cookie is HttpOnly and SameSite=Strict, so another site's page cannot ride on it.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+from agent.api.errors import Handler, error_response
+from agent.api.keys import SETTINGS
+from agent.errors import Unauthorized
+
+TOKEN_COOKIE = "comfyui_agent_token"
+PUBLIC_PATHS = frozenset({"/healthz"})
+PUBLIC_PREFIXES: tuple[str, ...] = ()
+ALLOWED_HEADERS = "Authorization, Content-Type, Prefer, task-id, x-fc-async-task-id"
+EXPOSED_HEADERS = "X-Task-Id, X-Task-Status, X-Task-Error, Location, Retry-After, Preference-Applied"
+
+
+def _presented(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value:
+        return value.strip()
+    return request.query.get("token") or request.cookies.get(TOKEN_COOKIE)
+
+
+def _is_public(request: web.Request) -> bool:
+    return request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIXES) or request.method == "OPTIONS"
+
+
+@web.middleware
+async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+    token = request.app[SETTINGS].agent_token
+    if token is None or _is_public(request):
+        return await handler(request)
+    presented = _presented(request)
+    if presented is None or not hmac.compare_digest(presented.encode(), token.get_secret_value().encode()):
+        error = Unauthorized("a valid bearer token is required (Authorization: Bearer <AGENT_TOKEN>)")
+        return error_response(error.body(), error.status, error.headers())
+    if request.method == "GET" and "token" in request.query:
+        return _remember(request, presented)
+    return await handler(request)
+
+
+def _remember(request: web.Request, token: str) -> web.Response:
+    query = {key: value for key, value in request.query.items() if key != "token"}
+    redirect = web.Response(status=303, headers={"Location": str(request.rel_url.with_query(query))})
+    redirect.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict", path="/", secure=request.secure)
+    return redirect
+
+
+def _cors_headers(origin: str, allowed: tuple[str, ...]) -> dict[str, str]:
+    """A listed origin is echoed with credentials allowed; `*` allows any origin, but never credentials."""
+    if origin in allowed:
+        return {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true",
+                "Access-Control-Expose-Headers": EXPOSED_HEADERS, "Vary": "Origin"}
+    if "*" in allowed:
+        return {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": EXPOSED_HEADERS}
+    return {}
+
+
+@web.middleware
+async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    origin = request.headers.get("Origin")
+    allowed = request.app[SETTINGS].cors_origins
+    if origin is None or not allowed:
+        return await handler(request)
+    headers = _cors_headers(origin, allowed)
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        preflight = {"Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                     "Access-Control-Allow-Headers": ALLOWED_HEADERS, "Access-Control-Max-Age": "600"}
+        return web.Response(status=204, headers={**headers, **preflight} if headers else {})
+    response = await handler(request)
+    if not response.prepared:
+        response.headers.update(headers)
+    return response
