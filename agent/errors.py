@@ -14,6 +14,7 @@ class AgentError(Exception):
 
     kind: ClassVar[str] = "InternalError"
     status: ClassVar[int] = 500
+    fixed_headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, error: Any, **extra: Any) -> None:
         super().__init__(error if isinstance(error, str) else self.kind)
@@ -24,7 +25,7 @@ class AgentError(Exception):
         return {"message": self.kind, "error": self.error, **self.extra}
 
     def headers(self) -> dict[str, str]:
-        return {}
+        return dict(self.fixed_headers)
 
 
 class RequestParamsError(AgentError):
@@ -45,9 +46,7 @@ class PromptValidationError(AgentError):
 class Unauthorized(AgentError):
     kind = "Unauthorized"
     status = 401
-
-    def headers(self) -> dict[str, str]:
-        return {"WWW-Authenticate": 'Bearer realm="comfyui-agent"'}
+    fixed_headers = {"WWW-Authenticate": 'Bearer realm="comfyui-agent"'}
 
 
 class TaskNotFound(AgentError):
@@ -116,9 +115,7 @@ class StoreUnavailable(AgentError):
 
     kind = "StoreUnavailable"
     status = 503
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": "5"}
+    fixed_headers = {"Retry-After": "5"}
 
 
 class RunTimeout(AgentError):
