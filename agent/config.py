@@ -163,6 +163,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("warmup_prompt", ("WARMUP_PROMPT",), _file, "API-format prompt file POST /initialize runs once"),
     Setting("prestop_grace", ("PRESTOP_GRACE",), _positive_float,
             "seconds GET /pre-stop (and SIGTERM) let open runs finish"),
+    Setting("workflows_dir", ("WORKFLOWS_DIR",), Path,
+            "example workflows offered by the web page (default: COMFYUI_DIR/workflows, else this checkout's)"),
     Setting("log_level", ("LOG_LEVEL",), _log_level, "debug, info, warning or error"),
     Setting(
         "ws_stall_timeout",
@@ -216,6 +218,7 @@ class Settings(BaseModel):
     initialize_timeout: float = 600.0
     warmup_prompt: Path | None = None
     prestop_grace: float = 60.0
+    workflows_dir: Path | None = None
     log_level: str = "INFO"
     ws_stall_timeout: float = 30.0
     comfyui_start_timeout: float = 600.0
@@ -229,6 +232,15 @@ class Settings(BaseModel):
     @property
     def comfyui_base_url(self) -> str:
         return self.comfyui_url or f"http://127.0.0.1:{self.comfyui_port}"
+
+    @property
+    def workflows_path(self) -> Path | None:
+        """Where the page's example workflows are: the setting, the image's copy, or this source checkout's."""
+        checkout = Path(__file__).resolve().parent.parent / "comfyui" / "workflows"
+        for candidate in (self.workflows_dir, self.comfyui_dir / "workflows", checkout):
+            if candidate is not None and candidate.is_dir():
+                return candidate
+        return None
 
     @property
     def stale_after(self) -> float:

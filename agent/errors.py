@@ -49,6 +49,11 @@ class Unauthorized(AgentError):
     fixed_headers = {"WWW-Authenticate": 'Bearer realm="comfyui-agent"'}
 
 
+class NotFound(AgentError):
+    kind = "NotFound"
+    status = 404
+
+
 class TaskNotFound(AgentError):
     kind = "TaskNotFound"
     status = 404

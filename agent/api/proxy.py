@@ -8,11 +8,12 @@ from agent.api.keys import HOST, PROXY_SESSION, SETTINGS
 from agent.comfy.proxy import ProxyUnreachable, forward_http, forward_websocket
 from agent.errors import ComfyUIUnavailable, MethodNotAllowed
 
-AGENT_PATHS = ("/api/run", "/api/status", "/api/tasks/", "/healthz", "/readyz", "/initialize", "/pre-stop")
+AGENT_PATHS = frozenset({"/api/run", "/api/status", "/healthz", "/readyz", "/initialize", "/pre-stop", "/app"})
+AGENT_PREFIXES = ("/api/tasks/", "/app/")
 
 
 async def proxy(request: web.Request) -> web.StreamResponse:
-    if request.path.startswith(AGENT_PATHS):
+    if request.path in AGENT_PATHS or request.path.startswith(AGENT_PREFIXES):
         raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
     base_url = request.app[SETTINGS].comfyui_base_url
     session = request.app[PROXY_SESSION]

@@ -17,8 +17,8 @@ from agent.api.keys import SETTINGS
 from agent.errors import Unauthorized
 
 TOKEN_COOKIE = "comfyui_agent_token"
-PUBLIC_PATHS = frozenset({"/healthz"})
-PUBLIC_PREFIXES: tuple[str, ...] = ()
+PUBLIC_PATHS = frozenset({"/healthz", "/app"})
+PUBLIC_PREFIXES = ("/app/",)  # the web page and its example workflows hold no data; it asks for the token itself
 ALLOWED_HEADERS = "Authorization, Content-Type, Prefer, task-id, x-fc-async-task-id"
 EXPOSED_HEADERS = "X-Task-Id, X-Task-Status, X-Task-Error, Location, Retry-After, Preference-Applied"
 

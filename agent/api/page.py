@@ -1,0 +1,50 @@
+"""The web page at /app/ (agent/web/) and the example workflows it offers."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from aiohttp import web
+
+from agent.api.keys import SETTINGS
+from agent.errors import NotFound, RequestParamsError
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+WORKFLOW_NAME = re.compile(r"[A-Za-z0-9_.-]+\.json")
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def to_index(request: web.Request) -> web.Response:
+    raise web.HTTPPermanentRedirect("app/")  # relative, so it works under any prefix
+
+
+def _examples(request: web.Request) -> list[Path]:
+    folder = request.app[SETTINGS].workflows_path
+    return sorted(folder.glob("*.json")) if folder is not None else []
+
+
+async def workflows(request: web.Request) -> web.Response:
+    return web.json_response({"workflows": [path.name for path in _examples(request)]})
+
+
+async def workflow(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if not WORKFLOW_NAME.fullmatch(name):
+        raise RequestParamsError("a workflow name is a .json file name")
+    for path in _examples(request):
+        if path.name == name:
+            return web.json_response(json.loads(path.read_text()))
+    raise NotFound(f"no example workflow {name}")
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/app", to_index)
+    app.router.add_get("/app/", index)
+    app.router.add_get("/app/workflows/", workflows)
+    app.router.add_get("/app/workflows/{name}", workflow)
+    app.router.add_static("/app/", WEB_DIR, follow_symlinks=False, append_version=False)

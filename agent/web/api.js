@@ -1,0 +1,49 @@
+// The agent's HTTP API, by relative paths only (the page may sit under any prefix, e.g. FC's URL).
+
+export class AgentApi {
+  constructor(tokenProvider) {
+    this.token = tokenProvider;
+  }
+
+  async request(method, path, { body, headers = {} } = {}) {
+    const token = this.token();
+    const response = await fetch(path, {
+      method,
+      headers: { ...(body ? { "Content-Type": "application/json" } : {}),
+                 ...(token ? { Authorization: `Bearer ${token}` } : {}), ...headers },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    let data = null;
+    try { data = await response.json(); } catch { data = null; }
+    return { status: response.status, ok: response.ok, data };
+  }
+
+  readiness() { return this.request("GET", "../readyz"); }
+  workflows() { return this.request("GET", "workflows/"); }
+  workflow(name) { return this.request("GET", `workflows/${encodeURIComponent(name)}`); }
+  objectInfo(nodeClass) { return this.request("GET", `../object_info/${encodeURIComponent(nodeClass)}`); }
+  start(taskId, prompt) {
+    return this.request("POST", "../api/run", { body: prompt, headers: { Prefer: "respond-async", "task-id": taskId } });
+  }
+  task(taskId, withResults = false) {
+    return this.request("GET", `../api/tasks/${encodeURIComponent(taskId)}${withResults ? "?results=true" : ""}`);
+  }
+  cancel(taskId) { return this.request("POST", `../api/tasks/${encodeURIComponent(taskId)}/cancel`); }
+}
+
+// An error body of the agent, in words a person can act on.
+export function describeError(status, data) {
+  if (status === 401) return "The agent asks for a token: enter it at the top right.";
+  if (!data || typeof data !== "object") return `The agent answered ${status}.`;
+  const where = data.node_id ? `node ${data.node_id}${data.node_type ? ` (${data.node_type})` : ""}: ` : "";
+  if (data.message === "PromptValidationError") {
+    const nodes = Object.entries(data.node_errors || {}).map(([node, detail]) =>
+      `node ${node} (${detail.class_type}): ${(detail.errors || []).map((e) => `${e.message}${e.details ? ` — ${e.details}` : ""}`).join("; ")}`);
+    const head = (data.error && (data.error.message || data.error)) || "ComfyUI refused the workflow";
+    return [head, ...nodes].join("\n");
+  }
+  if (data.message === "ExecutionError") {
+    return `Failed at ${where}${data.exception_type || "error"}: ${(data.exception_message || data.error || "").trim()}`;
+  }
+  return `${data.message || "Error"}: ${where}${typeof data.error === "string" ? data.error : JSON.stringify(data.error)}`;
+}

@@ -1,0 +1,331 @@
+// The page: pick a workflow, edit its parameters, run a batch of tasks, watch them, keep their images.
+import { AgentApi, describeError } from "./api.js";
+import { discover, promptFor } from "./params.js";
+
+const HISTORY_KEY = "comfyui-agent.runs";
+const TOKEN_KEY = "comfyui-agent.token";
+const HISTORY_LIMIT = 50;
+const POLL_MS = 600;
+const MIME = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", webp: "image/webp", gif: "image/gif" };
+
+const $ = (id) => document.getElementById(id);
+const api = new AgentApi(() => $("token").value.trim());
+const state = { workflow: null, name: "", fields: [], values: new Map(), batch: [] };
+
+function element(tag, props = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function showWorkflowError(message) {
+  $("workflow-error").textContent = message;
+  $("workflow-error").hidden = !message;
+}
+
+// ---- workflow ---------------------------------------------------------------------------------------------
+
+function checkWorkflow(data) {
+  if (!data || typeof data !== "object" || Array.isArray(data)) throw new Error("A workflow is a JSON object of nodes.");
+  if ("nodes" in data && "links" in data) {
+    throw new Error("This is ComfyUI's editor format. In ComfyUI use Workflow → Export (API) and load that file.");
+  }
+  const prompt = "prompt" in data && typeof data.prompt === "object" ? data.prompt : data;
+  const nodes = Object.values(prompt);
+  if (!nodes.length || !nodes.every((node) => node && typeof node === "object" && node.class_type)) {
+    throw new Error("Every node needs a class_type: is this an API-format workflow?");
+  }
+  return prompt;
+}
+
+async function useWorkflow(data, name) {
+  try {
+    state.workflow = checkWorkflow(data);
+  } catch (error) {
+    showWorkflowError(error.message);
+    return;
+  }
+  showWorkflowError("");
+  state.name = name;
+  state.fields = discover(state.workflow);
+  state.values = new Map(state.fields.map((field) => [`${field.node}.${field.input}`, field.value]));
+  $("workflow-name").textContent = name;
+  await renderParams();
+  for (const id of ["params-panel", "run-panel"]) $(id).hidden = false;
+}
+
+async function loadExamples() {
+  const reply = await api.workflows();
+  if (!reply.ok) return;
+  for (const name of reply.data.workflows) $("examples").append(element("option", { value: name, textContent: name }));
+}
+
+function readJson(text, name) {
+  try {
+    return useWorkflow(JSON.parse(text), name);
+  } catch {
+    showWorkflowError(`${name} is not valid JSON.`);
+  }
+  return undefined;
+}
+
+// ---- parameters -------------------------------------------------------------------------------------------
+
+async function optionsOf(field) {
+  if (field.options) return field.options;
+  if (!field.optionsFrom) return [field.value];
+  const [nodeClass, input] = field.optionsFrom;
+  const reply = await api.objectInfo(nodeClass);
+  const spec = reply.ok && reply.data[nodeClass] && reply.data[nodeClass].input.required[input];
+  return spec && Array.isArray(spec[0]) ? spec[0] : [field.value];
+}
+
+function numberInput(field, key) {
+  const input = element("input", { type: "number", value: field.value, name: key });
+  for (const bound of ["min", "max", "step"]) if (field[bound] !== undefined) input[bound] = field[bound];
+  if (field.type === "seed") { input.min = -1; input.step = 1; }
+  if (field.type === "int") input.step = field.step || 1;
+  if (field.type === "float" && field.step === undefined) input.step = "any";
+  return input;
+}
+
+function imageInput(field, key) {
+  const picker = element("input", { type: "file", accept: "image/*", name: key });
+  const preview = element("img", { alt: "" });
+  const wrap = element("div", {}, picker, element("div", { className: "muted", textContent: `now: ${field.value}` }), preview);
+  picker.addEventListener("change", () => {
+    const file = picker.files[0];
+    if (!file) return;
+    const reader = new FileReader();
+    reader.onload = () => { state.values.set(key, reader.result); preview.src = reader.result; };
+    reader.readAsDataURL(file);
+  });
+  return wrap;
+}
+
+async function fieldInput(field, key) {
+  if (field.type === "image") return imageInput(field, key);
+  let input;
+  if (field.type === "choice") {
+    input = element("select", { name: key });
+    for (const option of await optionsOf(field)) input.append(element("option", { value: option, textContent: option }));
+    input.value = field.value;
+  } else if (field.type === "text" || field.type === "textarea") {
+    input = element("textarea", { value: field.value, name: key });
+  } else {
+    input = numberInput(field, key);
+  }
+  input.addEventListener("input", () => state.values.set(key, input.value));
+  return input;
+}
+
+async function renderParams() {
+  const form = $("params");
+  form.replaceChildren();
+  const groups = new Map();
+  for (const field of state.fields) {
+    if (!groups.has(field.node)) {
+      groups.set(field.node, element("fieldset", {}, element("legend", { textContent: field.nodeTitle })));
+      form.append(groups.get(field.node));
+    }
+    const key = `${field.node}.${field.input}`;
+    const label = element("label", { textContent: field.title, htmlFor: key });
+    const input = await fieldInput(field, key);
+    input.id = key;
+    groups.get(field.node).append(element("div", { className: "field" }, label, input));
+  }
+  if (!state.fields.length) form.append(element("p", { className: "muted", textContent: "Nothing to edit in this workflow." }));
+}
+
+// ---- runs -------------------------------------------------------------------------------------------------
+
+function history() {
+  try { return JSON.parse(localStorage.getItem(HISTORY_KEY)) || []; } catch { return []; }
+}
+
+function remember(entry) {
+  const kept = history().filter((old) => old.taskId !== entry.taskId);
+  kept.unshift(entry);
+  localStorage.setItem(HISTORY_KEY, JSON.stringify(kept.slice(0, HISTORY_LIMIT)));
+  renderHistory();
+}
+
+function fractionDone(progress) {
+  const nodes = Object.values(progress || {});
+  if (!nodes.length) return 0;
+  return nodes.reduce((sum, node) => sum + (node.max ? node.value / node.max : 0), 0) / nodes.length;
+}
+
+function updateOverall() {
+  const runs = state.batch;
+  const done = runs.length ? runs.reduce((sum, run) => sum + run.fraction, 0) / runs.length : 0;
+  $("overall").value = done;
+  const finished = runs.filter((run) => run.finished).length;
+  $("overall-text").textContent = runs.length ? `${finished} of ${runs.length} done` : "";
+}
+
+function figureFor(image, base64) {
+  const extension = image.filename.split(".").pop().toLowerCase();
+  const url = `data:${MIME[extension] || "application/octet-stream"};base64,${base64}`;
+  const link = element("a", { href: url, download: image.filename, textContent: `Download ${image.filename}` });
+  return element("figure", {}, element("img", { src: url, alt: image.filename }), element("figcaption", {}, link));
+}
+
+function imagesOf(task) {
+  const figures = [];
+  for (const node of Object.values(task.progress || {})) {
+    (node.images || []).forEach((image, index) => {
+      if (node.results && node.results[index]) figures.push(figureFor(image, node.results[index]));
+    });
+  }
+  return figures;
+}
+
+function runCard(run) {
+  const status = element("span", { className: "status", textContent: "starting" });
+  const cancel = element("button", { type: "button", textContent: "Cancel" });
+  const title = element("span", { textContent: run.label });
+  const bar = element("progress", { max: 1, value: 0 });
+  const error = element("p", { className: "error", hidden: true });
+  const images = element("div", { className: "images" });
+  const card = element("li", { className: "run" },
+    element("header", {}, title, status, cancel), bar, error, images);
+  card.dataset.task = run.taskId;
+  cancel.addEventListener("click", async () => {
+    cancel.disabled = true;
+    const reply = await api.cancel(run.taskId);
+    if (!reply.ok) cancel.disabled = false;
+  });
+  return { card, status, cancel, bar, error, images };
+}
+
+function setStatus(run, status) {
+  run.ui.card.dataset.status = status;
+  run.ui.status.textContent = status;
+}
+
+function fail(run, message, status = "failed") {
+  run.finished = true;
+  run.fraction = 1;
+  setStatus(run, status);
+  run.ui.error.textContent = message;
+  run.ui.error.hidden = false;
+  run.ui.cancel.disabled = true;
+  updateOverall();
+}
+
+async function follow(run) {
+  for (;;) {
+    const reply = await api.task(run.taskId);
+    if (!reply.ok) { fail(run, describeError(reply.status, reply.data)); break; }
+    const task = reply.data;
+    setStatus(run, task.status);
+    run.fraction = task.status === "succeeded" ? 1 : fractionDone(task.progress);
+    run.ui.bar.value = run.fraction;
+    updateOverall();
+    if (task.status === "succeeded") { await finish(run); break; }
+    if (task.status === "failed" || task.status === "canceled") {
+      fail(run, describeError(0, task.error), task.status);
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+  remember({ taskId: run.taskId, workflow: state.name, label: run.label, createdAt: run.createdAt,
+             status: run.ui.card.dataset.status });
+}
+
+async function finish(run) {
+  run.finished = true;
+  run.ui.cancel.disabled = true;
+  const reply = await api.task(run.taskId, true);
+  if (!reply.ok) { fail(run, describeError(reply.status, reply.data), "succeeded"); return; }
+  const figures = imagesOf(reply.data);
+  run.ui.images.append(...figures);
+  $("gallery").prepend(...figures.map((figure) => figure.cloneNode(true)));
+  $("gallery-panel").hidden = !$("gallery").children.length;
+  updateOverall();
+}
+
+async function startRun(index) {
+  const { prompt, seeds } = promptFor(state.workflow, state.fields, state.values);
+  const seedText = Object.values(seeds).join(", ");
+  const taskId = `web-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  const run = { taskId, label: `Run ${index + 1}${seedText ? ` · seed ${seedText}` : ""}`, fraction: 0,
+                finished: false, createdAt: Date.now() };
+  run.ui = runCard(run);
+  $("runs").prepend(run.ui.card);
+  state.batch.push(run);
+  const reply = await api.start(taskId, prompt);
+  if (reply.status !== 202) { fail(run, describeError(reply.status, reply.data)); return; }
+  setStatus(run, "queued");
+  follow(run);
+}
+
+async function runBatch() {
+  const size = Math.min(8, Math.max(1, Number($("batch").value) || 1));
+  state.batch = [];
+  $("runs-panel").hidden = false;
+  updateOverall();
+  await Promise.all(Array.from({ length: size }, (_, index) => startRun(index)));
+}
+
+// ---- history ----------------------------------------------------------------------------------------------
+
+function renderHistory() {
+  const entries = history();
+  $("history-panel").hidden = !entries.length;
+  $("history").replaceChildren(...entries.map((entry) => {
+    const show = element("button", { type: "button", textContent: "Show images", hidden: entry.status !== "succeeded" });
+    const images = element("div", { className: "images" });
+    const when = new Date(entry.createdAt).toLocaleString();
+    const line = element("li", { className: "run" },
+      element("header", {}, element("span", { textContent: `${when} · ${entry.workflow} · ${entry.label}` }),
+              element("span", { className: "status", textContent: entry.status }), show), images);
+    line.dataset.status = entry.status;
+    show.addEventListener("click", async () => {
+      show.disabled = true;
+      const reply = await api.task(entry.taskId, true);
+      if (reply.status === 404) images.replaceChildren(element("span", { className: "muted", textContent: "expired" }));
+      else if (reply.ok) images.replaceChildren(...imagesOf(reply.data));
+    });
+    return line;
+  }));
+}
+
+// ---- start ------------------------------------------------------------------------------------------------
+
+async function watchReadiness() {
+  const reply = await api.readiness().catch(() => ({ status: 0 }));
+  const pill = $("readiness");
+  pill.dataset.state = reply.status === 200 ? "ready" : "down";
+  pill.textContent = reply.status === 200 ? "ComfyUI ready" : reply.status === 401 ? "token needed" : "ComfyUI not ready";
+  setTimeout(watchReadiness, 5000);
+}
+
+function wire() {
+  $("token").value = localStorage.getItem(TOKEN_KEY) || "";
+  $("token").addEventListener("change", () => { localStorage.setItem(TOKEN_KEY, $("token").value.trim()); watchReadiness(); });
+  $("examples").addEventListener("change", async () => {
+    const name = $("examples").value;
+    if (!name) return;
+    const reply = await api.workflow(name);
+    if (reply.ok) await useWorkflow(reply.data, name);
+    else showWorkflowError(describeError(reply.status, reply.data));
+  });
+  $("file").addEventListener("change", async () => {
+    const file = $("file").files[0];
+    if (file) await readJson(await file.text(), file.name);
+  });
+  $("paste-toggle").addEventListener("click", () => { $("paste-box").hidden = !$("paste-box").hidden; });
+  $("paste-apply").addEventListener("click", async () => {
+    await readJson($("paste").value, "pasted workflow");
+    if (state.name === "pasted workflow") $("paste-box").hidden = true;
+  });
+  $("run").addEventListener("click", runBatch);
+  $("history-clear").addEventListener("click", () => { localStorage.removeItem(HISTORY_KEY); renderHistory(); });
+}
+
+wire();
+renderHistory();
+loadExamples();
+watchReadiness();

@@ -1,0 +1,145 @@
+"""The web page, as a creator uses it: pick a workflow, edit it, run a batch, watch, cancel, read errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from PIL import Image
+from playwright.async_api import Page, expect
+
+from agent_harness import running_agent
+from comfy_double.harness import start_double
+
+EXAMPLE_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
+TOKEN = "page-token"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+async def comfy(tmp_path: Path) -> AsyncIterator[str]:
+    runner, url = await start_double(tmp_path / "comfyui", checkpoints=[EXAMPLE_CHECKPOINT],
+                                     node_delay={"KSampler": 0.6})
+    try:
+        yield url
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def site(comfy: str) -> AsyncIterator[str]:
+    async with running_agent(comfyui_url=comfy) as agent:
+        yield str(agent.make_url("/app/"))
+
+
+async def history_prompts(comfy: str) -> list[dict[str, Any]]:
+    async with aiohttp.ClientSession() as session, session.get(f"{comfy}/history") as response:
+        entries = await response.json()
+    return [entry["prompt"][2] for entry in entries.values()]
+
+
+def example(name: str) -> dict[str, Any]:
+    workflow: dict[str, Any] = json.loads((REPO / "comfyui" / "workflows" / name).read_text())
+    return workflow
+
+
+async def paste(page: Page, workflow: dict[str, Any]) -> None:
+    if await page.locator("#paste-box").is_hidden():
+        await page.click("#paste-toggle")
+    await page.fill("#paste", json.dumps(workflow))
+    await page.click("#paste-apply")
+
+
+async def test_batch_of_four_from_an_example_with_an_edited_prompt(page: Page, site: str, comfy: str) -> None:
+    await page.goto(site)
+    await expect(page.locator("#readiness")).to_have_text("ComfyUI ready")
+    await page.select_option("#examples", "txt2img.json")
+    await page.fill("[id='6.text']", "a lighthouse at dusk, oil painting")
+    await page.fill("[id='3.seed']", "-1")
+    await expect(page.locator("[id='3.sampler_name'] option")).not_to_have_count(1)
+    await page.fill("#batch", "4")
+    await page.click("#run")
+    await expect(page.locator("#runs .run[data-status='succeeded']")).to_have_count(4, timeout=30_000)
+    await expect(page.locator("#gallery img")).to_have_count(4)
+    await expect(page.locator("#overall-text")).to_have_text("4 of 4 done")
+    assert await page.locator("#gallery a[download]").count() == 4
+    prompts = await history_prompts(comfy)
+    assert len(prompts) == 4
+    assert {prompt["6"]["inputs"]["text"] for prompt in prompts} == {"a lighthouse at dusk, oil painting"}
+    assert len({prompt["3"]["inputs"]["seed"] for prompt in prompts}) == 4
+    assert all(0 <= prompt["3"]["inputs"]["seed"] < 2**48 for prompt in prompts)
+
+
+async def test_cancel_one_run_of_a_batch(page: Page, site: str) -> None:
+    slow = example("txt2img.json")
+    slow["3"]["_meta"]["double"] = {"delay": 4.0}
+    await page.goto(site)
+    await paste(page, slow)
+    await page.fill("#batch", "2")
+    await page.click("#run")
+    first = page.locator("#runs .run").last
+    await expect(first).to_have_attribute("data-status", "running", timeout=15_000)
+    await first.get_by_role("button", name="Cancel").click()
+    await expect(first).to_have_attribute("data-status", "canceled", timeout=15_000)
+    await expect(first.locator(".error")).to_contain_text("Canceled")
+    await expect(page.locator("#runs .run").first).to_have_attribute("data-status", "succeeded", timeout=20_000)
+
+
+async def test_errors_are_shown_in_words(page: Page, site: str) -> None:
+    failing = example("txt2img.json")
+    failing["3"]["_meta"]["double"] = {"fault": "error"}
+    await page.goto(site)
+    await paste(page, failing)
+    await page.click("#run")
+    card = page.locator("#runs .run").first
+    await expect(card).to_have_attribute("data-status", "failed", timeout=15_000)
+    await expect(card.locator(".error")).to_contain_text("node 3 (KSampler)")
+    await expect(card.locator(".error")).to_contain_text("RuntimeError")
+    invalid = example("txt2img.json")
+    invalid["4"]["inputs"]["ckpt_name"] = "missing.safetensors"
+    await paste(page, invalid)
+    await page.click("#run")
+    await expect(page.locator("#runs .run").first.locator(".error")).to_contain_text("Value not in list")
+
+
+async def test_editor_format_is_refused_with_a_hint(page: Page, site: str) -> None:
+    await page.goto(site)
+    await paste(page, {"nodes": [], "links": [], "version": 0.4})
+    await expect(page.locator("#workflow-error")).to_contain_text("Export (API)")
+
+
+async def test_picture_for_loadimage_and_history_after_reload(page: Page, site: str, tmp_path: Path) -> None:
+    picture = tmp_path / "mine.png"
+    Image.new("RGB", (32, 32), (250, 120, 20)).save(picture)
+    workflow = {"1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+                "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+                "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "picked"}}}
+    await page.goto(site)
+    await paste(page, workflow)
+    await page.set_input_files("[id='1.image'] input[type=file]", str(picture))
+    await expect(page.locator("[id='1.image'] img")).to_have_attribute("src", re.compile("^data:"))
+    await page.click("#run")
+    await expect(page.locator("#gallery img")).to_have_count(1, timeout=15_000)
+    await page.reload()
+    await expect(page.locator("#history .run")).to_have_count(1)
+    await page.locator("#history").get_by_role("button", name="Show images").click()
+    await expect(page.locator("#history img")).to_have_count(1)
+
+
+async def test_token_protected_agent(page: Page, comfy: str) -> None:
+    async with running_agent(comfyui_url=comfy, agent_token=TOKEN) as agent:
+        await page.goto(str(agent.make_url("/app/")))
+        await expect(page.locator("#readiness")).to_have_text("token needed")
+        await page.select_option("#examples", "txt2img.json")
+        await page.click("#run")
+        await expect(page.locator("#runs .run").first.locator(".error")).to_contain_text("token")
+        await page.fill("#token", TOKEN)
+        await page.locator("#token").dispatch_event("change")
+        await expect(page.locator("#readiness")).to_have_text("ComfyUI ready")
+        await page.click("#run")
+        await expect(page.locator("#runs .run[data-status='succeeded']")).to_have_count(1, timeout=15_000)
