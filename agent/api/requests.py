@@ -71,9 +71,9 @@ def check_prompt(prompt: Any) -> dict[str, Any]:
 
 
 def _options(raw: Any, query: dict[str, str]) -> RunOptions:
-    merged = {**{key: query[key] for key in ("results", "timeout") if key in query}, **(raw or {})}
     if not isinstance(raw or {}, dict):
         raise RequestParamsError("options must be an object")
+    merged = {**{key: query[key] for key in ("results", "timeout") if key in query}, **(raw or {})}
     try:
         parsed = OptionsModel.model_validate(merged)
     except ValidationError as exc:

@@ -23,4 +23,7 @@ async def run(request: web.Request) -> web.Response:
         return web.json_response({"task_id": task_id, "status_url": status_url}, status=202, headers={
             "Location": status_url, "X-Task-Id": task_id, "Preference-Applied": "respond-async"})
     outcome = started if isinstance(started, RunResult) else await runner.finish(started)
-    return run_response(outcome.task, outcome.results if options.results else None)
+    response = run_response(outcome.task, outcome.results if options.results else None)
+    if outcome.store_error:
+        response.headers["X-Task-Store-Error"] = outcome.store_error[:500]
+    return response

@@ -210,7 +210,8 @@ class PromptRun:
         """Replace the socket (same clientId, old one fully closed first), then catch up over HTTP."""
         await old.close()
         self._missed_messages = True
-        log_event(logger, "ws.reconnect", self.task_id, reason=reason, prompt_id=self.prompt_id)
+        log_event(logger, "ws.reconnect", self.task_id, level=logging.WARNING, reason=reason,
+                  prompt_id=self.prompt_id)
         self._socket = await self._reopen()
         return self._socket, await self._catch_up()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import time
@@ -77,7 +78,8 @@ class Execution:
         owner lives) and cancel requests left in the store by any instance."""
         while True:
             await asyncio.sleep(min(WATCH_TICK, self.heartbeat))
-            if await cancel_requested(self.task_id):
-                self.control.cancel.set()
+            with contextlib.suppress(AgentError):  # a store outage delays a cancel, it does not stop the run
+                if await cancel_requested(self.task_id):
+                    self.control.cancel.set()
             if time.time() - self.saver.last_write_at >= self.heartbeat:
                 self.saver.changed()

@@ -39,8 +39,11 @@ CANCEL_WAIT = 10.0  # a cancel request waits this long to answer with the task's
 
 @dataclass(frozen=True)
 class RunResult:
+    """`store_error`: the final state could not be written; the caller still gets the run's outcome."""
+
     task: Task
     results: Results | None
+    store_error: str | None = None
 
 
 def _error_of(ending: Ending) -> AgentError:
@@ -110,8 +113,15 @@ class Runner:
             self._keep(asyncio.ensure_future(execution.comfy.close()))  # the close handshake need not delay
 
     def _abandon(self, execution: Execution) -> None:
+        """A run that will not happen: stop its preparation, wait for that, then close its socket."""
         execution.preparing.cancel()
-        self._keep(asyncio.ensure_future(execution.comfy.close()))
+
+        async def discard() -> None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await execution.preparing
+            await execution.comfy.close()
+
+        self._keep(asyncio.ensure_future(discard()))
 
     def _keep(self, work: asyncio.Future[Any]) -> None:
         """Background work is referenced until done (the loop keeps only weak references to tasks)."""
@@ -163,10 +173,15 @@ class Runner:
             raise
         finally:
             watcher.cancel()
-        await execution.saver.flush(results)
+        store_error = None
+        try:
+            await execution.saver.flush(results)
+        except AgentError as exc:
+            store_error = str(exc)
         log_event(logger, "run.end", task.task_id, status=task.status.value, prompt_id=task.prompt_id,
-                  seconds=round(time.monotonic() - started, 3), error=(task.error or {}).get("message"))
-        return RunResult(task, results)
+                  seconds=round(time.monotonic() - started, 3), error=(task.error or {}).get("message"),
+                  store_error=store_error)
+        return RunResult(task, results, store_error)
 
     async def cancel(self, task_id: str) -> Task:
         """Stop a task wherever it runs: at once if it runs here, else through word left in the store for its

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 
+from agent.errors import AgentError
 from agent.logs import log_event
 from agent.tasks.model import Results, Task
 from agent.tasks.store import TaskStore
@@ -20,6 +21,7 @@ from agent.tasks.store import TaskStore
 logger = logging.getLogger("agent.tasks")
 
 PROGRESS_INTERVAL = 0.25
+FINAL_WRITE_PATIENCE = 15.0  # seconds the final write of a run keeps trying while the store is out
 
 
 class TaskSaver:
@@ -31,6 +33,7 @@ class TaskSaver:
         self._pacer: asyncio.Task[None] | None = None
         self._write: asyncio.Task[None] | None = None
         self.last_write_at = time.time()
+        self._failing = False
 
     def changed(self) -> None:
         self._dirty = True
@@ -49,14 +52,23 @@ class TaskSaver:
         self.last_write_at = self.task.heartbeat_at = time.time()
 
     async def _save_progress(self) -> None:
+        """A lost progress write must not fail the run (the next one carries the same state, the final one is
+        retried); an outage is logged once, and its end once."""
         self._stamp()
         try:
             await self.store.save(self.task)
-        except Exception as exc:  # a lost progress write must not fail the run; the final write is not lost
-            log_event(logger, "store.write_failed", self.task.task_id, level=logging.WARNING, error=exc)
+        except AgentError as exc:
+            if not self._failing:
+                log_event(logger, "store.write_failed", self.task.task_id, level=logging.WARNING, error=exc)
+            self._failing = True
+        else:
+            if self._failing:
+                log_event(logger, "store.write_recovered", self.task.task_id)
+            self._failing = False
 
-    async def flush(self, results: Results | None = None) -> None:
-        """Write the final state (and results); a failure here is raised: pollers would never see the end."""
+    async def flush(self, results: Results | None = None, patience: float = FINAL_WRITE_PATIENCE) -> None:
+        """Write the final state (and results), trying again for `patience` seconds while the store is out:
+        pollers would never see the end otherwise. The last failure is raised."""
         if self._pacer is not None:
             self._pacer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -64,5 +76,15 @@ class TaskSaver:
         if self._write is not None:
             await self._write
         self._dirty = False
-        self._stamp()
-        await self.store.save(self.task, results)
+        deadline = time.monotonic() + patience
+        delay = 0.1
+        while True:
+            self._stamp()
+            try:
+                await self.store.save(self.task, results)
+                return
+            except AgentError:
+                if time.monotonic() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)

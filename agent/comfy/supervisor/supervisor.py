@@ -19,7 +19,6 @@ logger = logging.getLogger("agent.supervisor")
 output_logger = logging.getLogger("comfyui")
 
 READY_POLL_SECONDS = 0.1
-STABLE_SECONDS = 60.0  # a run this long resets the restart backoff
 FIRST_BACKOFF = 1.0
 HIDDEN_FROM_COMFYUI = ("AGENT_TOKEN",)
 
@@ -83,26 +82,28 @@ class Supervisor(Lifecycle):
             log_event(logger, "comfyui.stopped", pid=self.process.pid, code=code)
 
     async def _main(self) -> None:
+        """A ComfyUI that got as far as answering is restarted after FIRST_BACKOFF (a crash mid-run); one that
+        never answered waits twice as long each time, up to RESTART_BACKOFF_MAX (a start that keeps failing)."""
         loop = asyncio.get_running_loop()
         first = min(FIRST_BACKOFF, self.settings.restart_backoff_max)
         backoff = first / 2
         while True:
             started = loop.time()
-            await self._run_once()
+            answered = await self._run_once()
             uptime = loop.time() - started
-            backoff = first if uptime >= STABLE_SECONDS else min(backoff * 2, self.settings.restart_backoff_max)
+            backoff = first if answered else min(backoff * 2, self.settings.restart_backoff_max)
             log_event(logger, "comfyui.restart_scheduled", level=logging.WARNING, uptime=round(uptime, 1),
                       restart_in=backoff)
             await asyncio.sleep(backoff)
             self.restarts += 1
 
-    async def _run_once(self) -> None:
-        """One launch, from spawn to exit."""
+    async def _run_once(self) -> bool:
+        """One launch, from spawn to exit; True when ComfyUI answered in between."""
         port = self.settings.comfyui_port
         if not port_is_free(port):
             log_event(logger, "comfyui.port_busy", level=logging.ERROR, port=port,
                       hint="another process listens on COMFYUI_PORT; choose a free port")
-            return
+            return False
         if self.settings.nas_dir is not None:
             await asyncio.to_thread(prepare_nas, self.settings.nas_dir)
         try:
@@ -110,15 +111,16 @@ class Supervisor(Lifecycle):
                                                comfyui_args(self.settings), _child_env(), _forward)
         except OSError as exc:
             log_event(logger, "comfyui.spawn_failed", level=logging.ERROR, error=exc)
-            return
+            return False
         self.process = process
         log_event(logger, "comfyui.started", pid=process.pid, port=port)
-        await self._until_ready(process)
+        answered = await self._until_ready(process)
         code = await process.wait()
         self._ready.clear()
         log_event(logger, "comfyui.exited", level=logging.WARNING, pid=process.pid, code=code)
+        return answered
 
-    async def _until_ready(self, process: ComfyProcess) -> None:
+    async def _until_ready(self, process: ComfyProcess) -> bool:
         loop = asyncio.get_running_loop()
         started = loop.time()
         deadline = started + self.settings.comfyui_start_timeout
@@ -126,9 +128,10 @@ class Supervisor(Lifecycle):
             if await self.client.is_up():
                 self._ready.set()
                 log_event(logger, "comfyui.ready", pid=process.pid, seconds=round(loop.time() - started, 2))
-                return
+                return True
             if loop.time() >= deadline:
                 log_event(logger, "comfyui.start_timeout", level=logging.ERROR, pid=process.pid)
                 await process.stop(self.settings.stop_grace)
-                return
+                return False
             await asyncio.sleep(READY_POLL_SECONDS)
+        return False

@@ -1,0 +1,71 @@
+"""ComfyUI SIGKILLed at random moments, 20 times: every run it takes down says so within 5 s, ComfyUI comes back
+each time and runs again, and no zombie or orphan is ever left."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from agent_process import AgentProcess
+from double_helpers import save_prompt
+from hardening.conftest import record
+from procs import children, group_members, state
+
+KILLS = 20
+
+
+def wait_for_new_comfyui(agent: AgentProcess, old: int) -> int:
+    agent.wait_ready(60)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        kids = children(agent.proc.pid)
+        if kids and kids != [old]:
+            return kids[0]
+        time.sleep(0.05)
+    raise AssertionError("ComfyUI was not restarted")
+
+
+def test_twenty_random_kills(agent_factory: Callable[..., AgentProcess]) -> None:
+    agent = agent_factory()
+    rng = random.Random(11)
+    latencies: list[float] = []
+    groups: list[int] = []
+    for round_ in range(KILLS):
+        comfyui = agent.comfyui_pid()
+        groups.append(os.getpgid(comfyui))
+        replies: list[dict[str, Any]] = []
+        threads = []
+        for lane in range(3):
+            thread, reply = agent.run_in_background(save_prompt(round_ * 10 + lane, f"storm{lane}",
+                                                                delay=rng.uniform(0.2, 1.5)))
+            threads.append(thread)
+            replies.append(reply)
+        time.sleep(rng.uniform(0.05, 1.0))
+        killed_at = time.monotonic()
+        os.kill(comfyui, signal.SIGKILL)
+        for thread in threads:
+            thread.join(30)
+        for reply in replies:
+            response = reply["response"]
+            if response.status_code == 200:
+                assert reply["at"] < killed_at + 0.5, "a run answered 200 after its ComfyUI died"
+                continue
+            assert response.status_code == 502 and response.json()["message"] == "ComfyUICrashed", response.text
+            latencies.append(reply["at"] - killed_at)
+            assert reply["at"] - killed_at < 5
+        replacement = wait_for_new_comfyui(agent, comfyui)
+        assert state(comfyui) is None, f"round {round_}: the killed ComfyUI {comfyui} is a zombie or still there"
+        assert agent.run(save_prompt(0x335577, "after")).status_code == 200
+        assert children(agent.proc.pid) == [replacement]
+    assert agent.http.get("/readyz").json()["restarts"] >= KILLS
+    for group in groups:
+        assert group_members(group) == [], f"process group {group} of a killed ComfyUI still has members"
+    assert latencies, "no run was caught by a kill"
+    record("crash_storm", kills=KILLS, affected_runs=len(latencies),
+           crash_reported_seconds={"median": round(statistics.median(latencies), 3),
+                                   "max": round(max(latencies), 3)})

@@ -1,0 +1,31 @@
+"""SIGTERM in the middle of runs: the agent drains as /pre-stop does, then leaves no ComfyUI process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+
+from agent_process import AgentProcess
+from double_helpers import save_prompt
+from procs import group_members, state
+
+
+def test_sigterm_drains_open_runs_and_stops_comfyui(agent_factory: Callable[..., AgentProcess]) -> None:
+    agent = agent_factory(PRESTOP_GRACE="30")
+    comfyui = agent.comfyui_pid()
+    group = os.getpgid(comfyui)
+    runs = [agent.run_in_background(save_prompt(0x010203 * (index + 1), f"term{index}", delay=0.4))
+            for index in range(6)]
+    time.sleep(0.3)
+    agent.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    late = agent.http.post("/api/run", json=save_prompt(1))
+    assert late.status_code == 503 and "stopping" in late.json()["error"]
+    for thread, _ in runs:
+        thread.join(60)
+    assert [reply["response"].status_code for _, reply in runs] == [200] * 6
+    assert agent.proc.wait(30) == 0
+    assert state(comfyui) is None
+    assert group_members(group) == []

@@ -1,0 +1,143 @@
+"""The task store failing under running tasks: Redis restarted, the task folder read-only, the folder full.
+Clear errors while it lasts, nothing corrupted, and every run's end written once the store is back."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent_process import AgentProcess, free_port
+from double_helpers import save_prompt
+
+RUNS = 4
+
+
+class RedisServer:
+    """A private redis-server, so the test may kill and restart it without touching the machine's own."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no"], stdout=subprocess.DEVNULL)
+        for _ in range(100):
+            if subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout == b"PONG\n":
+                return
+            time.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is needed for the store fault tests")
+    server = RedisServer()
+    server.start()
+    yield server
+    with contextlib.suppress(Exception):
+        server.kill()
+
+
+def start_runs(agent: AgentProcess, delay: float) -> list[tuple[Any, dict[str, Any]]]:
+    return [agent.run_in_background(save_prompt(0x112233 + index, f"sf{index}", delay=delay))
+            for index in range(RUNS)]
+
+
+def finish(runs: list[tuple[Any, dict[str, Any]]]) -> list[Any]:
+    for thread, _ in runs:
+        thread.join(60)
+    return [reply["response"] for _, reply in runs]
+
+
+def assert_store_outage_answers(agent: AgentProcess) -> None:
+    refused = agent.run(save_prompt(9))
+    assert refused.status_code == 503 and refused.json()["message"] == "StoreUnavailable", refused.text
+    assert "Retry-After" in refused.headers
+
+
+def assert_recovered(agent: AgentProcess, responses: list[Any]) -> None:
+    for response in responses:
+        assert response.status_code == 200, response.text
+        assert "X-Task-Store-Error" not in response.headers
+        task = agent.http.get(f"/api/tasks/{response.headers['X-Task-Id']}").json()
+        assert task["status"] == "succeeded", task
+    assert agent.run(save_prompt(0x445566)).status_code == 200
+
+
+def test_redis_restarted_mid_run(agent_factory: Callable[..., AgentProcess], redis_server: RedisServer) -> None:
+    agent = agent_factory(TASK_STORE=f"redis://127.0.0.1:{redis_server.port}/0", TASK_HEARTBEAT="0.3")
+    runs = start_runs(agent, delay=3.0)
+    time.sleep(0.5)
+    redis_server.kill()
+    status = agent.http.get("/api/status", params={"id": "anything"})
+    assert status.status_code == 503 and status.json()["message"] == "StoreUnavailable"
+    assert_store_outage_answers(agent)
+    time.sleep(0.5)
+    redis_server.start()  # empty: Redis here keeps nothing on disk
+    assert_recovered(agent, finish(runs))
+    log = agent.log()
+    assert log.count("store.write_failed") == RUNS and log.count("store.write_recovered") <= RUNS, log
+    assert "ERROR" not in log.replace("level=ERROR", ""), log
+
+
+def assert_folder_intact(folder: Path) -> None:
+    names = [path.name for path in folder.iterdir()]
+    assert not [name for name in names if name.endswith(".tmp")], names
+    for path in folder.glob("*.json"):
+        json.loads(path.read_text())
+
+
+def test_task_folder_read_only_mid_run(agent_factory: Callable[..., AgentProcess], tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("making a folder read-only for root needs chattr, which needs root")
+    folder = tmp_path / "tasks"
+    agent = agent_factory(TASK_STORE=f"file://{folder}")
+    runs = start_runs(agent, delay=2.5)
+    time.sleep(0.5)
+    subprocess.run(["chattr", "+i", str(folder)], check=True)
+    try:
+        assert_store_outage_answers(agent)
+        assert agent.http.get("/api/status", params={"id": "nothing"}).status_code == 404
+        time.sleep(1.0)
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    assert_recovered(agent, finish(runs))
+    assert_folder_intact(folder)
+
+
+def test_task_folder_full_mid_run(agent_factory: Callable[..., AgentProcess], tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("a small full file system needs a tmpfs mount, which needs root")
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(folder)], check=True)
+    try:
+        agent = agent_factory(TASK_STORE=f"file://{folder}")
+        runs = start_runs(agent, delay=2.5)
+        time.sleep(0.5)
+        filler = folder / "filler"
+        with contextlib.suppress(OSError), open(filler, "wb") as handle:
+            handle.write(b"\0" * 1024 * 1024)
+        assert_store_outage_answers(agent)
+        time.sleep(1.0)
+        filler.unlink()
+        assert_recovered(agent, finish(runs))
+        assert_folder_intact(folder)
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
