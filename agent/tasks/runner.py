@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.comfy.client import ComfyClient, ComfyHTTPError, ComfyUnreachable
-from agent.comfy.follower import Ending
+from agent.comfy.follower import Ending, Liveness
 from agent.comfy.host import ComfyHost
 from agent.config import Settings
 from agent.errors import (
@@ -56,6 +56,14 @@ def _error_of(ending: Ending) -> AgentError:
         exception_type=details.get("exception_type"), exception_message=details.get("exception_message"),
         traceback=details.get("traceback"),
     )
+
+
+async def _exits_soon(process: Liveness, within: float = 3.0) -> bool:
+    """A refused connection is usually a ComfyUI that just died, before its exit is noticed: wait for it."""
+    deadline = time.monotonic() + within
+    while not process.exited and time.monotonic() < deadline:  # noqa: ASYNC110 - `exited` is a flag, not an event
+        await asyncio.sleep(0.05)
+    return process.exited
 
 
 class Runner:
@@ -162,7 +170,7 @@ class Runner:
             ending = await execution.comfy.execute(uploaded, execution.control, execution.on_submitted)
             if ending.outcome != "success":
                 raise _error_of(ending)
-            results = await self._results(execution.tracker.nodes)
+            results = await self._results(execution.tracker.nodes, execution.comfy.process)
             execution.keep_outputs()
             task.finish(TaskStatus.SUCCEEDED)
         except AgentError as exc:
@@ -202,7 +210,7 @@ class Runner:
             task = await self.store.get(task_id) or task
         return task
 
-    async def _results(self, progress: Progress) -> Results:
+    async def _results(self, progress: Progress, process: Liveness) -> Results:
         """Padded base64 of every output image, fetched from ComfyUI in parallel, in the map's order."""
         gate = asyncio.Semaphore(RESULT_FETCHES)
 
@@ -211,6 +219,8 @@ class Runner:
                 try:
                     data = await self.client.view(image.model_dump())
                 except (ComfyHTTPError, ComfyUnreachable) as exc:
+                    if isinstance(exc, ComfyUnreachable) and await _exits_soon(process):
+                        raise ComfyUICrashed("ComfyUI exited before the run's outputs could be read") from exc
                     raise OutputUnavailable(f"ComfyUI could not serve output {image.filename}: {exc}",
                                             image=image.model_dump()) from exc
             return base64.b64encode(data).decode("ascii")
