@@ -81,10 +81,11 @@ def summary(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU the process has used: its cost, whatever the machine's other load does to latency."""
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU the process has used: its cost, whatever the machine's other load does to latency."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def rss_mib(pid: int) -> float:
@@ -167,8 +168,10 @@ async def main() -> None:
                 await sequential(session, comfy, agent, args.warmup)
                 cpu_before = cpu_seconds(agent_proc.pid)
                 report(f"Sequential: {args.runs} runs per path", await sequential(session, comfy, agent, args.runs))
-                cpu_per_run = (cpu_seconds(agent_proc.pid) - cpu_before) / args.runs * 1000
-                print(f"agent CPU per run: {cpu_per_run:.2f} ms")
+                user, system = (after - before for after, before in zip(cpu_seconds(agent_proc.pid), cpu_before,
+                                                                        strict=True))
+                print(f"agent CPU per run: {(user + system) / args.runs * 1000:.2f} ms "
+                      f"({user / args.runs * 1000:.2f} user, {system / args.runs * 1000:.2f} system)")
                 report(f"Concurrent: {args.concurrent_runs} runs per path, {args.concurrency} at a time",
                        await concurrent(session, comfy, agent, args.concurrent_runs, args.concurrency))
                 print(f"\nagent RSS: {idle:.1f} MiB idle after start, {rss_mib(agent_proc.pid):.1f} MiB after the runs")

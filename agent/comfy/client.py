@@ -8,6 +8,8 @@ from typing import Any
 
 import aiohttp
 
+from agent.comfy.socket import EventSocket
+
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5)
 FILE_TIMEOUT = aiohttp.ClientTimeout(total=600, sock_connect=5, sock_read=60)
 
@@ -62,6 +64,10 @@ class ComfyClient:
 
     def ws_url(self, client_id: str) -> str:
         return f"{self.base_url.replace('http', 'ws', 1)}/ws?clientId={client_id}"
+
+    async def open_socket(self, client_id: str) -> EventSocket:
+        """This client's event socket, registered with ComfyUI (see EventSocket.open)."""
+        return await EventSocket.open(self._session, self.ws_url(client_id))
 
     async def _request(self, method: str, path: str, *, timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT,
                        **kwargs: Any) -> tuple[int, bytes]:

@@ -32,7 +32,7 @@ from agent.comfy.events import (
     event_from,
 )
 from agent.comfy.socket import EventSocket, SocketClosed
-from agent.errors import Canceled, ComfyUICrashed, ComfyUIUnavailable, PromptValidationError, RunTimeout
+from agent.errors import AgentError, Canceled, ComfyUICrashed, ComfyUIUnavailable, PromptValidationError, RunTimeout
 from agent.logs import log_event
 
 logger = logging.getLogger("agent.comfy")
@@ -129,7 +129,7 @@ class PromptRun:
     async def connect(self) -> None:
         """Open and register this run's socket; it must exist before the prompt does."""
         try:
-            self._socket = await EventSocket.open(self.client.ws_url(self.client_id))
+            self._socket = await self.client.open_socket(self.client_id)
         except SocketClosed as exc:
             raise ComfyUIUnavailable(f"ComfyUI's websocket is not reachable: {exc}") from exc
 
@@ -162,10 +162,13 @@ class PromptRun:
     async def _follow(self, socket: EventSocket, control: RunControl) -> Ending:
         loop = asyncio.get_running_loop()
         while True:
-            await self._check(control, loop.time())
+            stopping = self._verdict(control, loop.time())
+            if stopping is not None:
+                if not isinstance(stopping, ComfyUICrashed):
+                    await self.stop()
+                raise stopping
             try:
-                async with asyncio.timeout(TICK):
-                    event = await socket.next_event()
+                event = await socket.next_event(TICK)
             except TimeoutError:
                 if loop.time() - socket.last_frame_at < self.stall_timeout:
                     continue
@@ -177,15 +180,15 @@ class PromptRun:
             if ending is not None:
                 return ending
 
-    async def _check(self, control: RunControl, now: float) -> None:
+    def _verdict(self, control: RunControl, now: float) -> AgentError | None:
+        """Why the run must end now, if it must: checked before every frame, so it costs no await."""
         if self.process.exited:
-            raise self._crashed()
+            return self._crashed()
         if control.cancel.is_set():
-            await self.stop()
-            raise Canceled("the run was canceled", prompt_id=self.prompt_id)
+            return Canceled("the run was canceled", prompt_id=self.prompt_id)
         if now >= control.deadline:
-            await self.stop()
-            raise RunTimeout("the run exceeded its timeout", prompt_id=self.prompt_id)
+            return RunTimeout("the run exceeded its timeout", prompt_id=self.prompt_id)
+        return None
 
     async def _handle(self, event: Event | None) -> Ending | None:
         """Pass on this prompt's events; after a gap the end is read from /history, which has what the gap
@@ -223,7 +226,7 @@ class PromptRun:
             if self.process.exited:
                 raise self._crashed()
             try:
-                return await EventSocket.open(self.client.ws_url(self.client_id))
+                return await self.client.open_socket(self.client_id)
             except SocketClosed:
                 if loop.time() >= give_up_at:
                     raise ComfyUICrashed("ComfyUI stopped answering during the run",
