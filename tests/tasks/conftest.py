@@ -1,4 +1,5 @@
-"""Every task store, for the contract suite: memory, a folder, and the real Redis (never skipped)."""
+"""Every task store, for the contract suite: memory, a folder (worked inline as on a local disk, and in threads as
+on a NAS), and the real Redis (never skipped)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio
 
+from agent.tasks.file import FileStore
 from agent.tasks.store import TaskStore, open_store
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -27,12 +29,15 @@ async def clean_redis() -> None:
     await client.aclose()
 
 
-@pytest.fixture(params=["memory", "file", "redis"])
+@pytest.fixture(params=["memory", "file", "file-nas", "redis"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TaskStore]:
-    url = {"memory": "memory://", "file": f"file://{tmp_path / 'tasks'}", "redis": REDIS_URL}[request.param]
+    folder = f"file://{tmp_path / 'tasks'}"
+    url = {"memory": "memory://", "file": folder, "file-nas": folder, "redis": REDIS_URL}[request.param]
     if request.param == "redis":
         await clean_redis()
     opened = open_store(url, TTL, STALE_AFTER)
+    if isinstance(opened, FileStore):
+        opened.in_threads = request.param == "file-nas"
     try:
         yield opened
     finally:

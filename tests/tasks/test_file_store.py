@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import RequestParamsError, StoreUnavailable
-from agent.tasks.file import FileStore
+from agent.tasks.file import FileStore, on_local_disk
 from agent.tasks.model import NodeProgress, Task, TaskStatus
 
 
@@ -28,8 +28,10 @@ async def test_nothing_is_written_outside_the_folder(tmp_path: Path, bad: str) -
     assert [path.name for path in tmp_path.rglob("*")] == ["tasks"]
 
 
-async def test_readers_never_see_half_a_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_threads", [False, True], ids=["local-disk", "nas"])
+async def test_readers_never_see_half_a_file(tmp_path: Path, in_threads: bool) -> None:
     store = store_at(tmp_path)
+    store.in_threads = in_threads
     big = Task(task_id="t", progress={str(i): NodeProgress(value=i) for i in range(3000)})
     await store.save(big)
 
@@ -81,3 +83,31 @@ async def test_an_unusable_folder_is_store_unavailable(tmp_path: Path) -> None:
     (tmp_path / "tasks").write_text("not a folder")
     with pytest.raises(StoreUnavailable, match="task folder"):
         await store.save(Task(task_id="x"))
+
+
+MOUNTS = """\
+overlay / overlay rw,relatime 0 0
+proc /proc proc rw 0 0
+/dev/vda1 /data ext4 rw 0 0
+nas.example.com:/ /mnt/auto nfs4 rw,vers=4.0 0 0
+/dev/vdb1 /mnt/auto/local xfs rw 0 0
+fuse-oss /mnt/oss fuse.ossfs rw 0 0
+"""
+
+
+@pytest.mark.parametrize(("folder", "local"), [
+    ("/data/tasks", True),
+    ("/mnt/auto/comfyui/tasks", False),  # the NAS on FC
+    ("/mnt/auto/local/tasks", True),  # the longest mount point wins
+    ("/mnt/autox", True),  # a name that only starts like a mount point is not under it
+    ("/mnt/oss/tasks", False),
+    ("/", True),
+])
+def test_network_file_systems_are_worked_in_threads(tmp_path: Path, folder: str, local: bool) -> None:
+    mounts = tmp_path / "mounts"
+    mounts.write_text(MOUNTS)
+    assert on_local_disk(folder, str(mounts)) is local
+
+
+def test_without_a_mount_table_the_folder_counts_as_remote(tmp_path: Path) -> None:
+    assert on_local_disk(str(tmp_path), str(tmp_path / "no-such-file")) is False
