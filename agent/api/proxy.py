@@ -8,12 +8,19 @@ from agent.api.keys import HOST, PROXY_SESSION, SETTINGS
 from agent.comfy.proxy import ProxyUnreachable, forward_http, forward_websocket
 from agent.errors import ComfyUIUnavailable, MethodNotAllowed
 
-AGENT_PATHS = frozenset({"/api/run", "/api/status", "/healthz", "/readyz", "/initialize", "/pre-stop", "/app"})
-AGENT_PREFIXES = ("/api/tasks/", "/app/")
+
+async def _agent_path(request: web.Request) -> bool:
+    """Whether one of the agent's own routes holds this path (for other methods): asked of the router itself, so
+    a route added later is never handed to ComfyUI by mistake."""
+    catch_all = request.match_info.route.resource
+    for resource in request.app.router.resources():
+        if resource is not catch_all and (await resource.resolve(request))[1]:
+            return True
+    return False
 
 
 async def proxy(request: web.Request) -> web.StreamResponse:
-    if request.path in AGENT_PATHS or request.path.startswith(AGENT_PREFIXES):
+    if await _agent_path(request):
         raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
     base_url = request.app[SETTINGS].comfyui_base_url
     session = request.app[PROXY_SESSION]

@@ -6,17 +6,20 @@ from aiohttp import web
 
 from agent.api.keys import RUNNER, STORE
 from agent.api.render import task_headers, task_view, wants_results
-from agent.errors import TaskNotFound
-from agent.tasks.model import check_task_id
+from agent.tasks.model import Results, Task, check_task_id
+
+
+async def stored_task(request: web.Request, task_id: str, *, results_by_default: bool) -> tuple[Task, Results | None]:
+    """The task as the store has it, with its results when it has finished and the caller wants them."""
+    store = request.app[STORE]
+    task = await store.find(task_id)
+    wanted = task.status.finished and wants_results(request, results_by_default)
+    return task, await store.get_results(task_id) if wanted else None
 
 
 async def get_task(request: web.Request) -> web.Response:
-    task_id = check_task_id(request.match_info["task_id"])
-    store = request.app[STORE]
-    task = await store.get(task_id)
-    if task is None:
-        raise TaskNotFound(f"no task {task_id}", task_id=task_id)
-    results = await store.get_results(task_id) if task.status.finished and wants_results(request, False) else None
+    task, results = await stored_task(request, check_task_id(request.match_info["task_id"]),
+                                      results_by_default=False)
     return web.json_response(task_view(task, results), headers=task_headers(task))
 
 

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from agent.errors import StoreUnavailable
 from agent.logs import log_event
-from agent.tasks.model import Results, Task, check_task_id
+from agent.tasks.model import TASK_ID_PATTERN, Results, Task, check_task_id
 from agent.tasks.store import TaskStore
 
 logger = logging.getLogger("agent.tasks")
@@ -44,13 +44,18 @@ LOCAL_FILE_SYSTEMS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "
 def on_local_disk(directory: str, mounts: str = "/proc/mounts") -> bool:
     """Whether the folder's file system is a local one; anything unknown (NFS, SMB, FUSE, no /proc) is not."""
     try:
-        table = [line.split()[1:3] for line in Path(mounts).read_text().splitlines() if len(line.split()) > 2]
+        lines = Path(mounts).read_text().splitlines()
     except OSError:
         return False
     path = os.path.realpath(directory)
-    _, fs_type = max(((point, kind) for point, kind in table
-                                if path == point or path.startswith(point.rstrip("/") + "/")),
-                               key=lambda entry: len(entry[0]), default=("", ""))
+    deepest, fs_type = "", ""
+    for fields in map(str.split, lines):
+        if len(fields) < 3:
+            continue
+        point, kind = fields[1], fields[2]
+        # the deepest mount point holding the folder; of two on one point, the later one covers the earlier
+        if (path == point or path.startswith(point.rstrip("/") + "/")) and len(point) >= len(deepest):
+            deepest, fs_type = point, kind
     return fs_type in LOCAL_FILE_SYSTEMS
 
 
@@ -164,7 +169,8 @@ class FileStore(TaskStore):
                 if entry.name.endswith(TEMP_SUFFIX) and now - entry.stat().st_mtime > ORPHAN_TEMP_SECONDS:
                     _unlink(entry.path)
                 elif entry.name.endswith(TASK_SUFFIX) and not entry.name.endswith(RESULTS_SUFFIX):
+                    # another file in a shared folder is not a task: left alone, it must not stop the sweep
                     task_id = entry.name[: -len(TASK_SUFFIX)]
-                    if not task_id.startswith(".") and self._load(task_id) is None:
-                        removed += 1
+                    if TASK_ID_PATTERN.fullmatch(task_id) and self._load(task_id) is None:
+                        removed += not os.path.exists(entry.path)  # an unreadable task is kept, not counted
         return removed

@@ -22,7 +22,6 @@ from agent.errors import (
     ComfyUIUnavailable,
     ExecutionError,
     OutputUnavailable,
-    TaskNotFound,
 )
 from agent.inputs.prepare import InputPreparer
 from agent.logs import log_event
@@ -194,9 +193,7 @@ class Runner:
     async def cancel(self, task_id: str) -> Task:
         """Stop a task wherever it runs: at once if it runs here, else through word left in the store for its
         owner; answers with the task once it ended, or as it is after CANCEL_WAIT seconds."""
-        task = await self.store.get(task_id)
-        if task is None:
-            raise TaskNotFound(f"no task {task_id}", task_id=task_id)
+        task = await self.store.find(task_id)
         if task.status.finished:
             return task
         if task_id in self._active:

@@ -18,7 +18,7 @@ import time
 from abc import ABC, abstractmethod
 from urllib.parse import urlsplit
 
-from agent.errors import TaskConflict
+from agent.errors import TaskConflict, TaskNotFound
 from agent.tasks.model import Results, Task, TaskStatus
 
 
@@ -60,6 +60,13 @@ class TaskStore(ABC):
         """The task as any reader must see it (a stale one reads as failed)."""
         task = await self.load(task_id)
         return None if task is None else task.as_seen(time.time(), self.stale_after)
+
+    async def find(self, task_id: str) -> Task:
+        """`get` for a task a caller names: one that is absent or expired is TaskNotFound (404)."""
+        task = await self.get(task_id)
+        if task is None:
+            raise TaskNotFound(f"no task {task_id}", task_id=task_id)
+        return task
 
     def decide_claim(self, existing: Task | None, new: Task) -> Task | None:
         """Shared by every store's atomic claim: None to take the id, the task to answer again, or raise."""

@@ -25,9 +25,8 @@ export class AgentApi {
   start(taskId, prompt) {
     return this.request("POST", "../api/run", { body: prompt, headers: { Prefer: "respond-async", "task-id": taskId } });
   }
-  task(taskId, withResults = false) {
-    return this.request("GET", `../api/tasks/${encodeURIComponent(taskId)}${withResults ? "?results=true" : ""}`);
-  }
+  // The images' base64 comes with the task once it has finished (never while it runs), so one poll ends a run.
+  task(taskId) { return this.request("GET", `../api/tasks/${encodeURIComponent(taskId)}?results=true`); }
   cancel(taskId) { return this.request("POST", `../api/tasks/${encodeURIComponent(taskId)}/cancel`); }
 }
 

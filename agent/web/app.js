@@ -223,7 +223,7 @@ async function follow(run) {
     run.fraction = task.status === "succeeded" ? 1 : fractionDone(task.progress);
     run.ui.bar.value = run.fraction;
     updateOverall();
-    if (task.status === "succeeded") { await finish(run); break; }
+    if (task.status === "succeeded") { finish(run, task); break; }
     if (task.status === "failed" || task.status === "canceled") {
       fail(run, describeError(0, task.error), task.status);
       break;
@@ -234,12 +234,10 @@ async function follow(run) {
              status: run.ui.card.dataset.status });
 }
 
-async function finish(run) {
+function finish(run, task) {
   run.finished = true;
   run.ui.cancel.disabled = true;
-  const reply = await api.task(run.taskId, true);
-  if (!reply.ok) { fail(run, describeError(reply.status, reply.data), "succeeded"); return; }
-  const figures = imagesOf(reply.data);
+  const figures = imagesOf(task);
   run.ui.images.append(...figures);
   $("gallery").prepend(...figures.map((figure) => figure.cloneNode(true)));
   $("gallery-panel").hidden = !$("gallery").children.length;
@@ -284,7 +282,7 @@ function renderHistory() {
     line.dataset.status = entry.status;
     show.addEventListener("click", async () => {
       show.disabled = true;
-      const reply = await api.task(entry.taskId, true);
+      const reply = await api.task(entry.taskId);
       if (reply.status === 404) images.replaceChildren(element("span", { className: "muted", textContent: "expired" }));
       else if (reply.ok) images.replaceChildren(...imagesOf(reply.data));
     });

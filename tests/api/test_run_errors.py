@@ -96,7 +96,8 @@ async def test_same_task_id_while_running_is_409(agent: Client) -> None:
 
 async def test_wrong_method_on_an_agent_route_is_json_and_not_proxied(agent: Client, double: str) -> None:
     for method, path in (("GET", "/api/run"), ("DELETE", "/api/status"), ("PUT", "/api/tasks/x"),
-                         ("POST", "/readyz")):
+                         ("POST", "/readyz"), ("GET", "/api/tasks/x/cancel"), ("POST", "/pre-stop"),
+                         ("GET", "/initialize"), ("POST", "/app/index.html"), ("DELETE", "/app")):
         wrong = await agent.request(method, path)
         assert wrong.status == 405 and (await wrong.json())["message"] == "MethodNotAllowed", path
 

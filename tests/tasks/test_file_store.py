@@ -73,8 +73,11 @@ async def test_sweep_removes_expired_tasks_and_orphaned_temp_files(tmp_path: Pat
     os.utime(orphan, (time.time() - 7200, time.time() - 7200))
     recent = tmp_path / ".fresh.json.live.tmp"
     recent.write_text("{")
+    (tmp_path / "read me.json").write_text("{}")  # not a task id: someone else's file in a shared folder
+    (tmp_path / "broken.json").write_text("{")  # unreadable: kept for a person to look at, not counted
     assert await store.sweep() == 1
-    assert sorted(path.name for path in tmp_path.iterdir()) == [".fresh.json.live.tmp", "fresh.json"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        ".fresh.json.live.tmp", "broken.json", "fresh.json", "read me.json"]
 
 
 async def test_an_unusable_folder_is_store_unavailable(tmp_path: Path) -> None:
