@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from agent.api import health, lifecycle, page, proxy, run, status, tasks
+from agent.api import contract, health, lifecycle, page, proxy, run, status, tasks
 from agent.api.errors import json_errors
 from agent.api.keys import HOST, PROXY_SESSION, RUNNER, SETTINGS, STORE
 from agent.api.security import cors, require_token
@@ -86,5 +86,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_post("/initialize", lifecycle.initialize)
     app.router.add_get("/pre-stop", lifecycle.pre_stop)
     page.add_routes(app)
+    contract.add_routes(app)
     app.router.add_route("*", "/{tail:.*}", proxy.proxy)
     return app

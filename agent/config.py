@@ -1,7 +1,8 @@
 """The one source of settings: every knob is an environment variable with a matching command-line flag.
 
-Each setting is declared once (`SETTINGS`); the flag parser, the environment reader, the defaults and the
-validation all come from that table, so a setting cannot exist in one place and be missing in another.
+Each setting is declared once, as a field of `Settings` with its default and an `Env` saying how it is read; the
+flag parser, the environment reader, the validation and the documented table all come from those declarations, so
+a setting cannot exist in one place and be missing in another.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -97,11 +98,29 @@ def _origins(raw: str) -> tuple[str, ...]:
     return origins
 
 
+def _arguments(raw: str) -> tuple[str, ...]:
+    return tuple(shlex.split(raw))
+
+
 def _file(raw: str) -> Path:
     path = Path(raw.strip())
     if not path.is_file():
         raise ValueError("must name an existing file")
     return path
+
+
+def _device(raw: str) -> str:
+    kind = raw.strip().lower()
+    if kind not in {"auto", "gpu", "cpu"}:
+        raise ValueError("must be auto, gpu or cpu")
+    return kind
+
+
+def _log_format(raw: str) -> str:
+    kind = raw.strip().lower()
+    if kind not in {"text", "json"}:
+        raise ValueError("must be text or json")
+    return kind
 
 
 def _log_level(raw: str) -> str:
@@ -112,122 +131,127 @@ def _log_level(raw: str) -> str:
 
 
 @dataclass(frozen=True)
-class Setting:
-    """One knob: its field name, environment variable(s), parser, default and help line."""
+class Env:
+    """How one setting is read: its variables (the first also names the flag), parser and help line. The default
+    is the field's own; `shown` replaces it in the docs when it is computed from other settings."""
 
-    field: str
-    env: tuple[str, ...]
+    names: tuple[str, ...]
     parse: Callable[[str], Any]
     help: str
-
-    @property
-    def flag(self) -> str:
-        return "--" + self.env[0].lower().replace("_", "-")
+    shown: str | None = None
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("host", ("AGENT_HOST",), str.strip, "address the agent listens on (default 0.0.0.0)"),
-    Setting(
-        "port",
-        ("AGENT_PORT", "FC_CUSTOM_LISTEN_PORT", "FC_SERVER_PORT"),
-        _int_in(1, 65535),
-        "port the agent listens on (default 9000)",
-    ),
-    Setting("comfyui_dir", ("COMFYUI_DIR",), Path, "ComfyUI checkout to launch (default /comfyui)"),
-    Setting("comfyui_python", ("COMFYUI_PYTHON",), str.strip, "interpreter for ComfyUI (default: this one)"),
-    Setting("comfyui_port", ("COMFYUI_PORT",), _int_in(1, 65535), "ComfyUI's private port on 127.0.0.1"),
-    Setting("comfyui_args", ("COMFYUI_ARGS", "EXTRA_ARGS"), shlex.split, "extra ComfyUI arguments"),
-    Setting("comfyui_url", ("COMFYUI_URL",), _http_url, "use this running ComfyUI instead of launching one"),
-    Setting("nas_dir", ("NAS_DIR",), Path, "shared folder for ComfyUI files and the task store"),
-    Setting("task_store", ("TASK_STORE",), _store_url, "task store URL: file://DIR, redis://HOST:PORT/DB, memory://"),
-    Setting("task_ttl", ("TASK_TTL",), _int_in(1, 10 * 365 * 86400), "seconds a finished task is kept"),
-    Setting("task_heartbeat", ("TASK_HEARTBEAT",), _positive_float,
-            "seconds between an owner's writes of a running task; silent for 6 of them, it reads as lost"),
-    Setting("run_timeout", ("RUN_TIMEOUT",), _positive_float, "seconds a run may take"),
-    Setting("max_body_bytes", ("MAX_BODY_BYTES",), _int_in(1024, 1 << 40), "request body cap in bytes"),
-    Setting("input_max_bytes", ("INPUT_MAX_BYTES",), _int_in(1, 1 << 40), "one input image cap in bytes"),
-    Setting("url_allow_private", ("URL_ALLOW_PRIVATE",), _bool, "allow input URLs on private addresses"),
-    Setting("url_allow_hosts", ("URL_ALLOW_HOSTS",), _hosts,
-            "host names whose input URLs may resolve to private addresses (local testing)"),
-    Setting("input_fetch_timeout", ("INPUT_FETCH_TIMEOUT",), _positive_float,
-            "seconds one input URL may take to download, redirects included"),
-    Setting("image_loaders", ("IMAGE_LOADERS",), _loaders,
-            "NodeClass:input pairs whose input may hold base64, a data URL or an http(s) URL of an image"),
-    Setting("media_loaders", ("MEDIA_LOADERS",), _loaders,
-            "NodeClass:input pairs whose input may hold a data URL or an http(s) URL of a video or audio file"),
-    Setting("agent_token", ("AGENT_TOKEN",), SecretStr, "bearer token required on every route but /healthz"),
-    Setting("cors_origins", ("CORS_ORIGINS",), _origins,
-            "origins whose pages may call the agent: a list (credentials allowed), or * (any, without credentials)"),
-    Setting("initialize_timeout", ("INITIALIZE_TIMEOUT",), _positive_float,
-            "seconds POST /initialize waits for ComfyUI (and the warm-up prompt)"),
-    Setting("warmup_prompt", ("WARMUP_PROMPT",), _file, "API-format prompt file POST /initialize runs once"),
-    Setting("prestop_grace", ("PRESTOP_GRACE",), _positive_float,
-            "seconds GET /pre-stop (and SIGTERM) let open runs finish"),
-    Setting("workflows_dir", ("WORKFLOWS_DIR",), Path,
-            "example workflows offered by the web page (default: COMFYUI_DIR/workflows, else this checkout's)"),
-    Setting("log_level", ("LOG_LEVEL",), _log_level, "debug, info, warning or error"),
-    Setting(
-        "ws_stall_timeout",
-        ("WS_STALL_TIMEOUT",),
-        _positive_float,
-        "seconds of websocket silence after which the run is re-checked over HTTP on a fresh socket",
-    ),
-    Setting(
-        "comfyui_start_timeout",
-        ("COMFYUI_START_TIMEOUT",),
-        _positive_float,
-        "seconds a ComfyUI start may take before it is killed and started again",
-    ),
-    Setting(
-        "restart_backoff_max",
-        ("RESTART_BACKOFF_MAX",),
-        _positive_float,
-        "longest wait between ComfyUI restarts, in seconds",
-    ),
-    Setting("stop_grace", ("STOP_GRACE",), _positive_float, "seconds ComfyUI gets to exit before SIGKILL"),
-)
+def env(*names: str, parse: Callable[[str], Any] = str.strip, help: str, shown: str | None = None) -> Env:
+    return Env(names, parse, help, shown)
+
+
+def _shown(value: Any) -> str:
+    """A default as the docs write it: the value a user would type, in backticks; `unset` and `empty` as words."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        text = str(value).lower()
+    elif isinstance(value, tuple | frozenset):
+        text = ",".join(":".join(item) if isinstance(item, tuple) else str(item) for item in value)
+    elif isinstance(value, float):
+        text = f"{value:g}"
+    else:
+        text = str(value)
+    return f"`{text}`" if text else "empty"
 
 
 class Settings(BaseModel):
-    """Validated settings; immutable so every module sees the same values."""
+    """Validated settings; immutable so every module sees the same values. Each field is declared once, here:
+    its type, its default and how it is read (`Env`); the flags, the environment reader and the documented
+    table (README, OpenAPI) all come from these declarations, and an unknown field is refused."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    host: str = "0.0.0.0"
-    port: int = 9000
-    comfyui_dir: Path = Path("/comfyui")
-    comfyui_python: str = sys.executable
-    comfyui_port: int = 8188
-    comfyui_args: tuple[str, ...] = ()
-    comfyui_url: str | None = None
-    nas_dir: Path | None = None
-    task_store: str = ""
-    task_ttl: int = 604800
-    task_heartbeat: float = 5.0
-    run_timeout: float = 3600.0
-    max_body_bytes: int = 32 * MiB
-    input_max_bytes: int = 20 * MiB
-    url_allow_private: bool = False
-    url_allow_hosts: frozenset[str] = frozenset()
-    input_fetch_timeout: float = 60.0
-    image_loaders: tuple[tuple[str, str], ...] = (("LoadImage", "image"), ("LoadImageMask", "image"))
-    media_loaders: tuple[tuple[str, str], ...] = (
+    host: Annotated[str, env("AGENT_HOST", help="address the agent listens on")] = "0.0.0.0"
+    port: Annotated[int, env("AGENT_PORT", "FC_CUSTOM_LISTEN_PORT", "FC_SERVER_PORT", parse=_int_in(1, 65535),
+                             help="port the agent listens on (FC sets FC_CUSTOM_LISTEN_PORT)")] = 9000
+    comfyui_dir: Annotated[Path, env("COMFYUI_DIR", parse=Path, help=(
+        "ComfyUI checkout; the agent runs `COMFYUI_PYTHON main.py --listen 127.0.0.1 --port COMFYUI_PORT ...` "
+        "there"))] = Path("/comfyui")
+    comfyui_python: Annotated[str | None, env("COMFYUI_PYTHON", help="interpreter for ComfyUI", shown=(
+        "`$COMFYUI_DIR/.venv/bin/python` when there is one (comfy-cli makes it), else the agent's own"))] = None
+    comfyui_device: Annotated[str, env("COMFYUI_DEVICE", parse=_device, help=(
+        "`auto`: ComfyUI gets `--cpu` when the machine shows no GPU (no NVIDIA or AMD device, not Apple silicon); "
+        "`gpu`: never added; `cpu`: always"))] = "auto"
+    comfyui_port: Annotated[int, env("COMFYUI_PORT", parse=_int_in(1, 65535),
+                                     help="ComfyUI's private port on 127.0.0.1")] = 8188
+    comfyui_args: Annotated[tuple[str, ...], env("COMFYUI_ARGS", "EXTRA_ARGS", parse=_arguments,
+                                                 help="extra ComfyUI arguments, e.g. `--cpu`")] = ()
+    comfyui_url: Annotated[str | None, env("COMFYUI_URL", parse=_http_url,
+                                           help="attach to a running ComfyUI instead of launching one")] = None
+    nas_dir: Annotated[Path | None, env("NAS_DIR", parse=Path, help=(
+        "shared folder: ComfyUI's `input/`, `output/`, `temp/` and the task store live under it"))] = None
+    task_store: Annotated[str, env("TASK_STORE", parse=_store_url, shown="`file://$NAS_DIR/tasks`, else "
+                                   "`file://./data/tasks`", help=(
+        "`file://DIR`, `redis://HOST:PORT/DB` (or `rediss://`), `memory://` (one instance only)"))] = ""
+    task_ttl: Annotated[int, env("TASK_TTL", parse=_int_in(1, 10 * 365 * 86400),
+                                 help="seconds a finished task is kept")] = 604800
+    task_heartbeat: Annotated[float, env("TASK_HEARTBEAT", parse=_positive_float, help=(
+        "seconds between an owner's writes of a running task; silent for 6 of them, it reads as lost"))] = 5.0
+    run_timeout: Annotated[float, env("RUN_TIMEOUT", parse=_positive_float,
+                                      help="seconds a run may take, queueing in ComfyUI included")] = 3600.0
+    max_body_bytes: Annotated[int, env("MAX_BODY_BYTES", parse=_int_in(1024, 1 << 40), shown="`33554432` (32 MiB)",
+                                       help="request body cap in bytes (FC's cap on a synchronous call)")] = 32 * MiB
+    input_max_bytes: Annotated[int, env("INPUT_MAX_BYTES", parse=_int_in(1, 1 << 40), shown="`20971520` (20 MiB)",
+                                        help="cap on one input file, in bytes")] = 20 * MiB
+    url_allow_private: Annotated[bool, env("URL_ALLOW_PRIVATE", parse=_bool, help=(
+        "allow input URLs on private addresses (local testing only)"))] = False
+    url_allow_hosts: Annotated[frozenset[str], env("URL_ALLOW_HOSTS", parse=_hosts, help=(
+        "host names whose input URLs may resolve to private addresses (local testing)"))] = frozenset()
+    input_fetch_timeout: Annotated[float, env("INPUT_FETCH_TIMEOUT", parse=_positive_float, help=(
+        "seconds one input URL may take to download, redirects included"))] = 60.0
+    image_loaders: Annotated[tuple[tuple[str, str], ...], env("IMAGE_LOADERS", parse=_loaders, help=(
+        "`Class:input` pairs whose input may hold an image as base64, a data URL or an http(s) URL"))] = (
+        ("LoadImage", "image"), ("LoadImageMask", "image"))
+    media_loaders: Annotated[tuple[tuple[str, str], ...], env("MEDIA_LOADERS", parse=_loaders, help=(
+        "`Class:input` pairs whose input may hold a video or audio file as a data URL or an http(s) URL"))] = (
         ("LoadVideo", "file"), ("VHS_LoadVideo", "video"), ("LoadAudio", "audio"), ("VHS_LoadAudioUpload", "audio"))
-    agent_token: SecretStr | None = None
-    cors_origins: tuple[str, ...] = ()
-    initialize_timeout: float = 600.0
-    warmup_prompt: Path | None = None
-    prestop_grace: float = 60.0
-    workflows_dir: Path | None = None
-    log_level: str = "INFO"
-    ws_stall_timeout: float = 30.0
-    comfyui_start_timeout: float = 600.0
-    restart_backoff_max: float = 30.0
-    stop_grace: float = 10.0
+    agent_token: Annotated[SecretStr | None, env("AGENT_TOKEN", parse=SecretStr, help=(
+        "bearer token required on every route but `/healthz`, `/app/` and the contract"))] = None
+    cors_origins: Annotated[tuple[str, ...], env("CORS_ORIGINS", parse=_origins, help=(
+        "origins whose pages may call the agent: a list (credentials allowed), or `*` (any, without credentials)"
+    ))] = ()
+    initialize_timeout: Annotated[float, env("INITIALIZE_TIMEOUT", parse=_positive_float, help=(
+        "seconds `POST /initialize` waits for ComfyUI (and the warm-up prompt)"))] = 600.0
+    warmup_prompt: Annotated[Path | None, env("WARMUP_PROMPT", parse=_file, help=(
+        "API-format prompt file `POST /initialize` runs once"))] = None
+    prestop_grace: Annotated[float, env("PRESTOP_GRACE", parse=_positive_float, help=(
+        "seconds `GET /pre-stop` and SIGTERM give open runs to finish"))] = 60.0
+    workflows_dir: Annotated[Path | None, env("WORKFLOWS_DIR", parse=Path, shown=(
+        "`$COMFYUI_DIR/workflows`, else this checkout's `comfyui/workflows`"),
+        help="example workflows of the web page")] = None
+    log_level: Annotated[str, env("LOG_LEVEL", parse=_log_level, shown="`info`",
+                                  help="`debug`, `info`, `warning` or `error`")] = "INFO"
+    log_format: Annotated[str, env("LOG_FORMAT", parse=_log_format, help=(
+        "`text` (one `key=value` line per event) or `json` (one JSON object per line, for log collectors)"))] = "text"
+    ws_stall_timeout: Annotated[float, env("WS_STALL_TIMEOUT", parse=_positive_float, help=(
+        "seconds of websocket silence after which a run is re-checked over HTTP on a fresh socket"))] = 30.0
+    comfyui_start_timeout: Annotated[float, env("COMFYUI_START_TIMEOUT", parse=_positive_float, help=(
+        "seconds a ComfyUI start may take before it is killed and started again"))] = 600.0
+    restart_backoff_max: Annotated[float, env("RESTART_BACKOFF_MAX", parse=_positive_float, help=(
+        "longest wait between ComfyUI restarts, in seconds (1 s, doubling while it never answers)"))] = 30.0
+    stop_grace: Annotated[float, env("STOP_GRACE", parse=_positive_float,
+                                     help="seconds ComfyUI gets after SIGTERM before SIGKILL")] = 10.0
 
     @property
     def launches_comfyui(self) -> bool:
         return self.comfyui_url is None
+
+    @property
+    def comfyui_interpreter(self) -> str:
+        """The interpreter ComfyUI is launched with: the setting, the checkout's own virtualenv, or this one."""
+        if self.comfyui_python:
+            return self.comfyui_python
+        for venv in (".venv", "venv"):
+            candidate = self.comfyui_dir / venv / "bin" / "python"
+            if candidate.is_file():
+                return str(candidate)
+        return sys.executable
 
     @property
     def comfyui_base_url(self) -> str:
@@ -255,6 +279,43 @@ class Settings(BaseModel):
         return f"file://{base}"
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One declared setting as the flag parser, the environment reader and the docs see it."""
+
+    field: str
+    env: tuple[str, ...]
+    parse: Callable[[str], Any]
+    help: str
+    default: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.env[0].lower().replace("_", "-")
+
+
+def _declared() -> tuple[Setting, ...]:
+    found = []
+    for field, info in Settings.model_fields.items():
+        declared = next(item for item in info.metadata if isinstance(item, Env))
+        default = declared.shown or _shown(info.get_default(call_default_factory=True))
+        found.append(Setting(field, declared.names, declared.parse, declared.help, default))
+    return tuple(found)
+
+
+SETTINGS: tuple[Setting, ...] = _declared()
+
+
+def settings_table() -> str:
+    """The settings as a Markdown table (README.md holds a copy, checked by the tests): `python -m agent.config`."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for setting in SETTINGS:
+        names = f"`{setting.env[0]}`" + (f" (also {', '.join(f'`{name}`' for name in setting.env[1:])})"
+                                         if setting.env[1:] else "")
+        rows.append(f"| {names} | {setting.default} | {setting.help} |")
+    return "\n".join(rows) + "\n"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="comfyui-agent",
@@ -262,7 +323,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     for setting in SETTINGS:
         names = " / ".join(setting.env)
-        parser.add_argument(setting.flag, dest=setting.field, metavar=setting.env[0], help=f"{setting.help} [{names}]")
+        parser.add_argument(setting.flag, dest=setting.field, metavar=setting.env[0],
+                            help=f"{setting.help} (default: {setting.default}) [{names}]")
     return parser
 
 
@@ -291,8 +353,6 @@ def load_settings(argv: Sequence[str] = (), environ: Mapping[str, str] | None = 
             values[field] = by_field[field].parse(raw)
         except ValueError as exc:
             raise ConfigError(f"invalid setting {source}={raw!r}: {exc}") from None
-    if "comfyui_args" in values:
-        values["comfyui_args"] = tuple(values["comfyui_args"])
     settings = Settings(**values)
     _check_launchable(settings)
     return settings
@@ -303,5 +363,10 @@ def _check_launchable(settings: Settings) -> None:
     if settings.launches_comfyui and not (settings.comfyui_dir / "main.py").is_file():
         raise ConfigError(
             f"invalid setting COMFYUI_DIR={str(settings.comfyui_dir)!r}: no main.py there "
-            "(point it at a ComfyUI checkout, or set COMFYUI_URL to use a running ComfyUI)"
+            "(point it at a ComfyUI checkout, install one with `comfyui-agent-install DIR`, "
+            "or set COMFYUI_URL to use a running ComfyUI)"
         )
+
+
+if __name__ == "__main__":
+    print(settings_table(), end="")

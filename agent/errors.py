@@ -6,6 +6,7 @@ A failed task stores the same body it is answered with, so an error looks identi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 
@@ -50,6 +51,8 @@ class Unauthorized(AgentError):
 
 
 class NotFound(AgentError):
+    """No such file or example workflow (also aiohttp's own 403 and 404 of the static files)."""
+
     kind = "NotFound"
     status = 404
 
@@ -60,8 +63,17 @@ class TaskNotFound(AgentError):
 
 
 class MethodNotAllowed(AgentError):
+    """An agent route asked with another method; `Allow` lists the methods it takes (RFC 9110)."""
+
     kind = "MethodNotAllowed"
     status = 405
+
+    def __init__(self, error: Any, allowed: Iterable[str], **extra: Any) -> None:
+        super().__init__(error, **extra)
+        self.allowed = sorted(set(allowed))
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allowed)}
 
 
 class TaskConflict(AgentError):
@@ -81,6 +93,13 @@ class RequestTooLarge(AgentError):
 
 class ExecutionError(AgentError):
     kind = "ExecutionError"
+    status = 500
+
+
+class WarmupFailed(AgentError):
+    """The warm-up prompt of POST /initialize failed: FC must not send traffic to this instance."""
+
+    kind = "WarmupFailed"
     status = 500
 
 

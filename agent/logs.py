@@ -1,28 +1,53 @@
-"""One log line per event, `key=value` pairs keyed by task id, safe to grep and to ship.
+"""One log line per event, keyed by task id, safe to grep and to ship: `key=value` text for people,
+`LOG_FORMAT=json` (one object per line) for log collectors.
 
 Values are cut short and flattened to one line, so a base64 blob, a traceback or a hostile string can never
-flood the log or forge a second line.
+flood the log or forge a second line. The standard library's logging does the rest; a JSON formatter is a few
+lines, not worth a dependency.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
 from typing import Any
 
 MAX_VALUE_CHARS = 300
+_FIELDS = "agent_fields"  # the LogRecord attribute that carries an event's fields to the JSON formatter
 
 
-class _UTCFormatter(logging.Formatter):
+def _utc(record: logging.LogRecord) -> str:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+    return f"{stamp}.{int(record.msecs):03d}Z"
+
+
+class _TextFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        return f"{stamp}.{int(record.msecs):03d}Z"
+        return _utc(record)
 
 
-def setup_logging(level: str) -> None:
+class _JSONFormatter(logging.Formatter):
+    """`{"time", "level", "logger", "event", "task", ...fields}`; a line that is not an event (ComfyUI's own
+    output) keeps its text as `message`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {"time": _utc(record), "level": record.levelname, "logger": record.name}
+        fields = getattr(record, _FIELDS, None)
+        if isinstance(fields, dict):
+            line.update(fields)
+        else:
+            line["message"] = one_line(record.getMessage())
+        if record.exc_info:
+            line["exception"] = short(self.formatException(record.exc_info))
+        return json.dumps(line, ensure_ascii=False)
+
+
+def setup_logging(level: str, form: str = "text") -> None:
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(_UTCFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    formatter = _JSONFormatter() if form == "json" else _TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -37,20 +62,32 @@ def one_line(text: str) -> str:
     return text.translate(_CONTROL)
 
 
-def clean(value: Any) -> str:
-    """A log value: one short line, quoted when it has spaces, never megabytes."""
+def short(value: Any) -> str:
+    """One short line, never megabytes."""
     text = str(value)
     if len(text) > MAX_VALUE_CHARS:
         text = f"{text[:MAX_VALUE_CHARS]}...({len(text)} chars)"
-    text = one_line(text)
+    return one_line(text)
+
+
+def clean(value: Any) -> str:
+    """A text log value: short, quoted when it has spaces."""
+    text = short(value)
     return f'"{text}"' if (" " in text or not text) else text
+
+
+def _json_value(value: Any) -> Any:
+    return value if isinstance(value, bool | int | float) else short(value)
 
 
 def log_event(logger: logging.Logger, event: str, task: str | None = None, level: int = logging.INFO,
               **fields: Any) -> None:
     if not logger.isEnabledFor(level):
         return
+    present = {key: value for key, value in fields.items() if value is not None}
     parts = [f"task={task}"] if task else []
     parts.append(event)
-    parts.extend(f"{key}={clean(value)}" for key, value in fields.items() if value is not None)
-    logger.log(level, " ".join(parts))
+    parts.extend(f"{key}={clean(value)}" for key, value in present.items())
+    structured = {"event": event, **({"task": task} if task else {}),
+                  **{key: _json_value(value) for key, value in present.items()}}
+    logger.log(level, " ".join(parts), extra={_FIELDS: structured})

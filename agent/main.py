@@ -54,5 +54,5 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"comfyui-agent: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     uvloop.run(serve(settings))

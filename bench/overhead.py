@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from common import REPO, free_port, start_agent, wait_http
@@ -98,8 +98,13 @@ def rss_mib(pid: int) -> float:
 async def sequential(session: aiohttp.ClientSession, comfy: str, agent: str, runs: int) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {"direct": [], "agent": []}
     for serial in range(runs):
-        samples["direct"].append(await timed(lambda s=serial: direct_run(session, comfy, tiny_prompt(2 * s))))
-        samples["agent"].append(await timed(lambda s=serial: agent_run(session, agent, tiny_prompt(2 * s + 1))))
+        # cast: mypy cannot infer a lambda with a default argument against a Callable[[], ...] context
+        samples["direct"].append(await timed(
+            cast("Callable[[], Awaitable[None]]", lambda s=serial: direct_run(session, comfy, tiny_prompt(2 * s)))
+        ))
+        samples["agent"].append(await timed(
+            cast("Callable[[], Awaitable[None]]", lambda s=serial: agent_run(session, agent, tiny_prompt(2 * s + 1)))
+        ))
     return samples
 
 

@@ -9,12 +9,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from procs import children
+from waiting import wait_for
+
+DOUBLE_DIR = Path(__file__).resolve().parent / "comfy_double"
 
 
 def free_port() -> int:
@@ -34,6 +38,7 @@ class AgentProcess:
                                      stdout=self._log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.port}"
         self.http = httpx.Client(base_url=self.url, timeout=120)
+        self.comfyui_url = f"http://127.0.0.1:{env['COMFYUI_PORT']}" if "COMFYUI_PORT" in env else None
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -54,6 +59,25 @@ class AgentProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, line: str, timeout: float = 10) -> None:
+        """Until the agent (or its ComfyUI) has written `line` to the log."""
+        wait_for(lambda: line in self.log(), timeout, f"{line!r} in the agent's log")
+
+    def comfyui(self, path: str) -> Any:
+        """GET `path` from the ComfyUI it supervises (the double's `/__double__/info`, ComfyUI's `/queue`)."""
+        assert self.comfyui_url is not None, "this agent was not given COMFYUI_PORT"
+        return httpx.get(self.comfyui_url + path, timeout=10).json()
+
+    def wait_comfyui(self, condition: Callable[[dict[str, Any]], object], what: str, path: str = "/__double__/info",
+                     timeout: float = 10) -> dict[str, Any]:
+        """The first answer of its ComfyUI at `path` for which `condition` holds: a prompt running, N queued..."""
+
+        def seen() -> dict[str, Any] | None:
+            answer: dict[str, Any] = self.comfyui(path)
+            return answer if condition(answer) else None
+
+        return wait_for(seen, timeout, f"ComfyUI ({path}): {what}")
 
     def run(self, prompt: dict[str, Any], **kwargs: Any) -> httpx.Response:
         return self.http.post("/api/run", json=prompt, **kwargs)
@@ -77,3 +101,11 @@ class AgentProcess:
         self.http.close()
         self._log.close()
         return code
+
+
+def launch_with_double(workdir: Path, **env: str) -> AgentProcess:
+    """The agent as FC runs it, supervising the test double as its ComfyUI (not yet ready: `wait_ready`)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    return AgentProcess(workdir, {"COMFYUI_DIR": str(DOUBLE_DIR), "COMFYUI_PYTHON": sys.executable,
+                                  "COMFYUI_PORT": str(free_port()), "NAS_DIR": str(workdir / "nas"),
+                                  "LOG_LEVEL": "warning", **env})

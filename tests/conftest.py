@@ -1,8 +1,10 @@
-"""Shared fixtures: the recordings must be there, the double in-process, integration tests gated."""
+"""Shared fixtures: the recordings must be there, the double in-process, integration tests gated, a timeout on
+every test (pyproject.toml's, longer for the hardening and integration suites), and the time spent per folder."""
 
 from __future__ import annotations
 
 import os
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -22,8 +24,19 @@ async def double(tmp_path: Path) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+TESTS = Path(__file__).resolve().parent
+_seconds_by_folder: defaultdict[str, float] = defaultdict(float)
+
+# Folders whose tests take longer than pyproject.toml's timeout allows: a thousand runs, a real ComfyUI's start.
+LONG = (TESTS / "hardening", TESTS / "integration")
+LONG_TIMEOUT = 420
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Integration tests need a real ComfyUI; without COMFYUI_DIR they are skipped, never failed."""
+    for item in items:
+        if any(item.path.is_relative_to(folder) for folder in LONG) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(LONG_TIMEOUT))
     comfyui_dir = os.environ.get("COMFYUI_DIR")
     if comfyui_dir and (Path(comfyui_dir) / "main.py").is_file():
         return
@@ -37,3 +50,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if not PROTOCOL_DIR.is_dir():
         raise pytest.UsageError(f"the ComfyUI recordings are missing: {PROTOCOL_DIR} (set COMFYUI_PROTOCOL_DIR)")
 
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Setup, call and teardown of every test, summed by its folder under tests/ (README: Tests)."""
+    path = Path(report.fspath).resolve()
+    if path.is_relative_to(TESTS):
+        parts = path.relative_to(TESTS).parts
+        _seconds_by_folder[parts[0] if len(parts) > 1 else "."] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _seconds_by_folder:
+        return
+    terminalreporter.section("time per folder")
+    for folder, seconds in sorted(_seconds_by_folder.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{seconds:8.1f} s  tests/{folder}")

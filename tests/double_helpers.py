@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+
+from waiting import until
 
 
 def rgb(color: int) -> tuple[int, int, int]:
@@ -31,3 +34,14 @@ async def double_info(url: str) -> dict[str, Any]:
     async with aiohttp.ClientSession() as session, session.get(f"{url}/__double__/info") as response:
         info: dict[str, Any] = await response.json()
         return info
+
+
+async def wait_double(url: str, condition: Callable[[dict[str, Any]], object], what: str,
+                      timeout: float = 10.0) -> dict[str, Any]:
+    """The double's first `/__double__/info` for which `condition` holds (a prompt running, N queued, ...)."""
+
+    async def seen() -> dict[str, Any] | None:
+        info = await double_info(url)
+        return info if condition(info) else None
+
+    return await until(seen, timeout, f"the double: {what}")

@@ -45,7 +45,7 @@ class FilesServer:
         self.hits[request.path] += 1
         self.headers.append(dict(request.headers))
         if self.delay:
-            await asyncio.sleep(self.delay)
+            await asyncio.sleep(self.delay)  # a slow server on purpose (the `delay` knob): it orders nothing
         response: web.StreamResponse = await handler(request)
         return response
 
@@ -66,7 +66,7 @@ class FilesServer:
         raise web.HTTPFound(request.query["url"])
 
     async def slow(self, request: web.Request) -> web.Response:
-        await asyncio.sleep(30)
+        await asyncio.sleep(30)  # a server that never answers in time, on purpose: the fetch's timeout must end it
         return web.Response(body=png((0, 0, 0)))
 
     async def drip(self, request: web.Request) -> web.StreamResponse:
@@ -74,7 +74,7 @@ class FilesServer:
         await response.prepare(request)
         await response.write(png((0, 0, 0))[:8])
         for _ in range(300):
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # a body that trickles on purpose, a byte at a time: the total timeout must end it
             await response.write(b"\0")
         return response
 

@@ -1,4 +1,4 @@
-"""The real ComfyUI traffic in ../shared/comfyui-protocol/, as test data."""
+"""The real ComfyUI traffic recorded in tests/fixtures/comfyui-0.3.64/, as test data."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-PROTOCOL_DIR = Path(os.environ.get("COMFYUI_PROTOCOL_DIR", REPO.parent / "shared" / "comfyui-protocol"))
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PROTOCOL_DIR = Path(os.environ.get("COMFYUI_PROTOCOL_DIR", FIXTURES / "comfyui-0.3.64"))
 
 
 @cache

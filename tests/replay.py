@@ -84,7 +84,7 @@ class Replay:
             if frame.get("event") == "closed":
                 await ws.close()
                 return
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # a yield, not a wait: frames leave a loop turn apart; their order is this loop's
             message = frame.get("msg", {})
             if message.get("type") == "executing" and message["data"].get("node") is None:
                 self.done.add(message["data"]["prompt_id"])  # ComfyUI writes the history first, then says so

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from agent.api.keys import SETTINGS
-from agent.errors import AgentError, RequestTooLarge
+from agent.errors import AgentError, MethodNotAllowed, NotFound, RequestParamsError, RequestTooLarge
 from agent.logs import log_event
 
 logger = logging.getLogger("agent.api")
@@ -22,9 +22,16 @@ def error_response(body: dict[str, Any], status: int, headers: dict[str, str] | 
 
 
 def _from_http(exc: web.HTTPException, request: web.Request) -> AgentError | None:
+    """aiohttp's own refusals (body too large, static files) in the JSON shape; redirects pass as they are."""
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         limit = request.app[SETTINGS].max_body_bytes
         return RequestTooLarge(f"the request body is over the limit of {limit} bytes", limit=limit)
+    if isinstance(exc, web.HTTPNotFound | web.HTTPForbidden):
+        return NotFound(f"nothing at {request.path}")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return MethodNotAllowed(f"{request.method} is not allowed on {request.path}", exc.allowed_methods)
+    if isinstance(exc, web.HTTPBadRequest):
+        return RequestParamsError(exc.reason)
     return None
 
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from agent.api.keys import HOST
+from agent.api.replies import Alive, Ready
+from agent.errors import ComfyUIUnavailable
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return web.json_response(Alive().model_dump())
 
 
 async def readyz(request: web.Request) -> web.Response:
     host = request.app[HOST]
     if host.ready:
-        return web.json_response({"status": "ready", "restarts": host.restarts})
-    return web.json_response(
-        {"message": "ComfyUIUnavailable", "error": "ComfyUI is not answering yet", "restarts": host.restarts},
-        status=503, headers={"Retry-After": "5"},
-    )
+        return web.json_response(Ready(restarts=host.restarts).model_dump())
+    raise ComfyUIUnavailable("ComfyUI is not answering yet", restarts=host.restarts)

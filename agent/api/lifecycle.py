@@ -9,8 +9,9 @@ import time
 from aiohttp import web
 
 from agent.api.keys import HOST, RUNNER, SETTINGS
+from agent.api.replies import Initialized, Stopping, Warmup
 from agent.api.requests import check_prompt
-from agent.errors import AgentError, ComfyUIUnavailable
+from agent.errors import ComfyUIUnavailable, WarmupFailed
 from agent.tasks.execution import RunOptions
 
 
@@ -26,20 +27,20 @@ async def initialize(request: web.Request) -> web.Response:
     runner.resume()
     if not await request.app[HOST].wait_ready(settings.initialize_timeout):
         raise ComfyUIUnavailable(f"ComfyUI did not become ready within {settings.initialize_timeout:g} s")
-    reply: dict[str, object] = {"status": "ready", "seconds": round(time.monotonic() - started, 3)}
+    warmup = None
     if settings.warmup_prompt is not None:
         prompt = check_prompt(json.loads(settings.warmup_prompt.read_text()))
         outcome = await runner.run(_warmup_id(runner.instance_id), prompt,
                                    RunOptions(results=False, timeout=settings.initialize_timeout))
         if outcome.task.error is not None:
-            error = AgentError("the warm-up prompt failed", warmup=outcome.task.error)
-            return web.json_response({**error.body(), "message": "WarmupFailed"}, status=500)
-        reply["warmup"] = {"task_id": outcome.task.task_id, "seconds": round(time.monotonic() - started, 3)}
-    return web.json_response(reply)
+            raise WarmupFailed("the warm-up prompt failed", warmup=outcome.task.error)
+        warmup = Warmup(task_id=outcome.task.task_id, seconds=round(time.monotonic() - started, 3))
+    reply = Initialized(seconds=round(time.monotonic() - started, 3), warmup=warmup)
+    return web.json_response(reply.model_dump(exclude_none=True))
 
 
 async def pre_stop(request: web.Request) -> web.Response:
     """New runs get 503 from now on; open runs get PRESTOP_GRACE seconds to finish."""
     runner = request.app[RUNNER]
     open_runs = await runner.drain(request.app[SETTINGS].prestop_grace)
-    return web.json_response({"status": "stopping", "drained": open_runs == 0, "open_runs": open_runs})
+    return web.json_response(Stopping(drained=open_runs == 0, open_runs=open_runs).model_dump())

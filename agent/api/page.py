@@ -8,7 +8,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from agent.api.files import file_in
 from agent.api.keys import SETTINGS
+from agent.api.replies import WorkflowList
 from agent.errors import NotFound, RequestParamsError
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -16,7 +18,11 @@ WORKFLOW_NAME = re.compile(r"[A-Za-z0-9_.-]+\.json")
 
 
 async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    return file_in(WEB_DIR, "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def page_file(request: web.Request) -> web.FileResponse:
+    return file_in(WEB_DIR, request.match_info["file"])
 
 
 async def to_index(request: web.Request) -> web.Response:
@@ -29,7 +35,7 @@ def _examples(request: web.Request) -> list[Path]:
 
 
 async def workflows(request: web.Request) -> web.Response:
-    return web.json_response({"workflows": [path.name for path in _examples(request)]})
+    return web.json_response(WorkflowList(workflows=[path.name for path in _examples(request)]).model_dump())
 
 
 async def workflow(request: web.Request) -> web.Response:
@@ -47,4 +53,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/app/", index)
     app.router.add_get("/app/workflows/", workflows)
     app.router.add_get("/app/workflows/{name}", workflow)
-    app.router.add_static("/app/", WEB_DIR, follow_symlinks=False, append_version=False)
+    app.router.add_get("/app/{file:.+}", page_file)

@@ -9,19 +9,21 @@ from agent.comfy.proxy import ProxyUnreachable, forward_http, forward_websocket
 from agent.errors import ComfyUIUnavailable, MethodNotAllowed
 
 
-async def _agent_path(request: web.Request) -> bool:
-    """Whether one of the agent's own routes holds this path (for other methods): asked of the router itself, so
-    a route added later is never handed to ComfyUI by mistake."""
+async def _agent_methods(request: web.Request) -> set[str]:
+    """The methods the agent's own routes take on this path (none: the path is ComfyUI's): asked of the router
+    itself, so a route added later is never handed to ComfyUI by mistake."""
     catch_all = request.match_info.route.resource
+    methods: set[str] = set()
     for resource in request.app.router.resources():
-        if resource is not catch_all and (await resource.resolve(request))[1]:
-            return True
-    return False
+        if resource is not catch_all:
+            methods |= (await resource.resolve(request))[1]
+    return methods
 
 
 async def proxy(request: web.Request) -> web.StreamResponse:
-    if await _agent_path(request):
-        raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}")
+    allowed = await _agent_methods(request)
+    if allowed:
+        raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}", allowed)
     base_url = request.app[SETTINGS].comfyui_base_url
     session = request.app[PROXY_SESSION]
     wants_socket = request.headers.get("Upgrade", "").lower() == "websocket"

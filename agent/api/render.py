@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import TypeAdapter
 
+from agent.api.replies import TaskView
 from agent.errors import status_for
 from agent.tasks.model import Progress, Results, Task
 
@@ -30,20 +31,14 @@ def progress_response(task: Task, results: Results | None) -> web.Response:
     return web.json_response(progress_map(task, results), headers=task_headers(task))
 
 
-def wants_results(request: web.Request, default: bool) -> bool:
-    raw = request.query.get("results")
-    return default if raw is None else raw.lower() not in {"0", "false", "no"}
-
-
 def task_view(task: Task, results: Results | None) -> dict[str, Any]:
-    """The task API's shape (API.md): state, times, the map, every output ComfyUI reported, the error."""
-    return {
-        "task_id": task.task_id, "status": task.status.value, "prompt_id": task.prompt_id,
-        "created_at": task.created_at, "started_at": task.started_at, "finished_at": task.finished_at,
-        "progress": progress_map(task, results),
-        "outputs": {node: output.model_dump(exclude_unset=True) for node, output in task.outputs.items()},
-        "error": task.error,
-    }
+    """The contract's `Task`: state, times, the map, every output ComfyUI reported, the error."""
+    return TaskView(
+        task_id=task.task_id, status=task.status.value, prompt_id=task.prompt_id, created_at=task.created_at,
+        started_at=task.started_at, finished_at=task.finished_at, progress=progress_map(task, results),
+        outputs={node: output.model_dump(exclude_unset=True) for node, output in task.outputs.items()},
+        error=task.error,
+    ).model_dump()
 
 
 def task_headers(task: Task) -> dict[str, str]:

@@ -14,32 +14,54 @@ from agent.tasks.execution import RunOptions
 from agent.tasks.model import check_task_id
 
 TASK_ID_SOURCES = ("task-id", "x-fc-async-task-id")
-ENVELOPE_KEYS = {"prompt", "options", "client_id", "extra_data"}
+_FLAG_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 class OptionsModel(BaseModel):
+    """`RunOptions` of the contract."""
+
     model_config = ConfigDict(extra="forbid")
 
     results: bool = True
     timeout: float | None = Field(default=None, gt=0)
 
 
+class RunRequest(BaseModel):
+    """The envelope of the contract: ComfyUI's own `client_id` and `extra_data` are accepted and ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: dict[str, Any]
+    options: dict[str, Any] | None = None
+    client_id: str | None = None
+    extra_data: dict[str, Any] | None = None
+
+
+def query_flag(request: web.Request, name: str, default: bool) -> bool:
+    """A yes/no query value; anything but the contract's words is refused rather than guessed."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    value = _FLAG_WORDS.get(raw)
+    if value is None:
+        raise RequestParamsError(f"query {name} must be true or false (or 1 and 0, yes and no)")
+    return value
+
+
 def task_id_of(request: web.Request, query_names: tuple[str, ...] = ("task_id",)) -> str | None:
-    """The caller's task id: header `task-id` (seed), `x-fc-async-task-id` (FC), then the query."""
-    for header in TASK_ID_SOURCES:
-        if header in request.headers:
-            return check_task_id(request.headers[header])
-    for name in query_names:
-        if name in request.query:
-            return check_task_id(request.query[name])
-    return None
+    """The caller's task id: header `task-id` (seed), `x-fc-async-task-id` (FC), then the query. Every id given
+    is checked, not only the one that wins: a bad one is a mistake the caller should hear about."""
+    given = [request.headers[name] for name in TASK_ID_SOURCES if name in request.headers]
+    given += [request.query[name] for name in query_names if name in request.query]
+    checked = [check_task_id(task_id) for task_id in given]
+    return checked[0] if checked else None
 
 
 def wants_async(request: web.Request) -> bool:
     """RFC 7240 `Prefer: respond-async`, or `?async=1`; FC's own X-Fc-Invocation-Type never counts."""
     preferences = {part.strip().lower() for value in request.headers.getall("Prefer", [])
                    for part in value.split(",")}
-    return "respond-async" in preferences or request.query.get("async", "").lower() in {"1", "true", "yes"}
+    return "respond-async" in preferences or query_flag(request, "async", False)
 
 
 def new_task_id() -> str:
@@ -57,7 +79,7 @@ def _node_problem(node_id: str, node: Any) -> str | None:
 
 def _looks_like_envelope(body: dict[str, Any]) -> bool:
     prompt = body.get("prompt")
-    return isinstance(prompt, dict) and "class_type" not in prompt and set(body) <= ENVELOPE_KEYS
+    return isinstance(prompt, dict) and "class_type" not in prompt and set(body) <= set(RunRequest.model_fields)
 
 
 def check_prompt(prompt: Any) -> dict[str, Any]:
@@ -70,20 +92,25 @@ def check_prompt(prompt: Any) -> dict[str, Any]:
     return prompt
 
 
-def _options(raw: Any, query: dict[str, str]) -> RunOptions:
-    if not isinstance(raw or {}, dict):
-        raise RequestParamsError("options must be an object")
-    merged = {**{key: query[key] for key in ("results", "timeout") if key in query}, **(raw or {})}
+def _first_problem(exc: ValidationError, prefix: str) -> RequestParamsError:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return RequestParamsError(f"{prefix} {where}: {first['msg']}")
+
+
+def _options(raw: dict[str, Any] | None, request: web.Request) -> RunOptions:
+    """The envelope's options win over the query's `results` and `timeout`."""
+    from_query: dict[str, Any] = {"results": query_flag(request, "results", True)}
+    if "timeout" in request.query:
+        from_query["timeout"] = request.query["timeout"]
     try:
-        parsed = OptionsModel.model_validate(merged)
+        parsed = OptionsModel.model_validate({**from_query, **(raw or {})})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise RequestParamsError(f"option {where}: {first['msg']}") from None
+        raise _first_problem(exc, "option") from None
     return RunOptions(results=parsed.results, timeout=parsed.timeout)
 
 
-def parse_run_body(raw: bytes, query: dict[str, str]) -> tuple[dict[str, Any], RunOptions]:
+def parse_run_body(raw: bytes, request: web.Request) -> tuple[dict[str, Any], RunOptions]:
     """A bare prompt, or the envelope {"prompt": ..., "options": ...}."""
     try:
         body = json.loads(raw)
@@ -91,6 +118,10 @@ def parse_run_body(raw: bytes, query: dict[str, str]) -> tuple[dict[str, Any], R
         raise RequestParamsError("the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise RequestParamsError("the body must be a JSON object: a prompt in ComfyUI's API format")
-    if _looks_like_envelope(body):
-        return check_prompt(body["prompt"]), _options(body.get("options"), query)
-    return check_prompt(body), _options(None, query)
+    if not _looks_like_envelope(body):
+        return check_prompt(body), _options(None, request)
+    try:
+        envelope = RunRequest.model_validate(body)
+    except ValidationError as exc:
+        raise _first_problem(exc, "envelope field") from None
+    return check_prompt(envelope.prompt), _options(envelope.options, request)

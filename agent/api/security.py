@@ -17,10 +17,12 @@ from agent.api.keys import SETTINGS
 from agent.errors import Unauthorized
 
 TOKEN_COOKIE = "comfyui_agent_token"
-PUBLIC_PATHS = frozenset({"/healthz", "/app"})
-PUBLIC_PREFIXES = ("/app/",)  # the web page and its example workflows hold no data; it asks for the token itself
-ALLOWED_HEADERS = "Authorization, Content-Type, Prefer, task-id, x-fc-async-task-id"
-EXPOSED_HEADERS = "X-Task-Id, X-Task-Status, X-Task-Error, Location, Retry-After, Preference-Applied"
+PUBLIC_PATHS = frozenset({"/healthz", "/app", "/openapi.json", "/docs"})
+# The web page, its example workflows and the contract's page hold no data; the page asks for the token itself.
+PUBLIC_PREFIXES = ("/app/", "/docs/")
+ALLOWED_HEADERS = "Authorization, Content-Type, Prefer, task-id, x-fc-async-task-id, X-Fc-Invocation-Type"
+EXPOSED_HEADERS = ("X-Task-Id, X-Task-Status, X-Task-Error, X-Task-Store-Error, Location, Retry-After, "
+                   "Preference-Applied, WWW-Authenticate")
 
 
 def _presented(request: web.Request) -> str | None:

@@ -5,16 +5,17 @@ from __future__ import annotations
 from aiohttp import web
 
 from agent.api.keys import RUNNER, STORE
-from agent.api.render import task_headers, task_view, wants_results
+from agent.api.render import task_headers, task_view
+from agent.api.requests import query_flag
 from agent.tasks.model import Results, Task, check_task_id
 
 
 async def stored_task(request: web.Request, task_id: str, *, results_by_default: bool) -> tuple[Task, Results | None]:
     """The task as the store has it, with its results when it has finished and the caller wants them."""
     store = request.app[STORE]
+    asked = query_flag(request, "results", results_by_default)
     task = await store.find(task_id)
-    wanted = task.status.finished and wants_results(request, results_by_default)
-    return task, await store.get_results(task_id) if wanted else None
+    return task, await store.get_results(task_id) if asked and task.status.finished else None
 
 
 async def get_task(request: web.Request) -> web.Response:

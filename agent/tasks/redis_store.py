@@ -1,12 +1,15 @@
 """Tasks in Redis (or Tair): one key per task, results and cancel requests in keys of their own.
 
-Every key carries the store's TTL, refreshed on each write, so a task whose instance vanished expires on
-its own. A claim is atomic (WATCH/MULTI): of two instances claiming one id, exactly one wins.
+Every key carries what is left of its task's life, refreshed on each write (a running task's heartbeat restarts
+it), so a task whose instance vanished expires on its own, and a finished one `ttl` seconds after it finished, as
+in every store. A claim is atomic (WATCH/MULTI): of two instances claiming one id, exactly one wins.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -39,6 +42,10 @@ class RedisStore(TaskStore):
     @property
     def _expiry(self) -> int:
         return max(1, int(self.ttl))
+
+    def _life_left(self, task: Task) -> int:
+        """Whole seconds until the task expires; 0 when it already has."""
+        return max(0, math.ceil(self.ttl - (time.time() - (task.finished_at or task.heartbeat_at))))
 
     async def _call(self, work: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -80,20 +87,25 @@ class RedisStore(TaskStore):
 
     async def save(self, task: Task, results: Results | None = None) -> None:
         data = task.model_dump_json()
+        task_key, results_key = self._key("task", task.task_id), self._key("results", task.task_id)
+        life = self._life_left(task)
 
         async def write() -> None:
             async with self.redis.pipeline(transaction=True) as pipe:
-                if results is not None:
-                    pipe.set(self._key("results", task.task_id), json.dumps(results, separators=(",", ":")),
-                             ex=self._expiry)
-                pipe.set(self._key("task", task.task_id), data, ex=self._expiry)
+                if not life:
+                    pipe.delete(task_key, results_key)
+                elif results is not None:
+                    pipe.set(results_key, json.dumps(results, separators=(",", ":")), ex=life)
+                if life:
+                    pipe.set(task_key, data, ex=life)
                 await pipe.execute()
 
         await self._call(write)
 
     async def load(self, task_id: str) -> Task | None:
         key = self._key("task", task_id)
-        return self._parse(await self._call(lambda: self.redis.get(key)))
+        task = self._parse(await self._call(lambda: self.redis.get(key)))
+        return None if task is None or self.expired(task) else task
 
     async def get_results(self, task_id: str) -> Results | None:
         key = self._key("results", task_id)

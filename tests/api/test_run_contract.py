@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from PIL import Image
 
-from double_helpers import double_info, rgb, save_prompt, with_preview
+from double_helpers import double_info, rgb, save_prompt, wait_double, with_preview
 
 Client = TestClient[web.Request, web.Application]
 
@@ -75,12 +75,12 @@ async def test_fully_cached_rerun_returns_the_earlier_images_at_once(agent: Clie
     assert pixel(second, "2") == rgb(0xABCDEF)
 
 
-async def test_run_queued_behind_another_completes_and_shows_queued_meanwhile(agent: Client) -> None:
+async def test_run_queued_behind_another_completes_and_shows_queued_meanwhile(agent: Client, double: str) -> None:
     slow = asyncio.create_task(agent.post("/api/run", json=save_prompt(1, "slow", delay=1.5)))
-    await asyncio.sleep(0.3)
+    await wait_double(double, lambda info: info["running"], "the slow run executing")
     behind = asyncio.create_task(agent.post("/api/run", json=save_prompt(2, "behind"),
                                             headers={"task-id": "queued-one"}))
-    await asyncio.sleep(0.5)
+    await wait_double(double, lambda info: info["pending"], "the second run waiting behind it")
     status = await agent.get("/api/status", params={"id": "queued-one"})
     assert status.headers["X-Task-Status"] == "queued"
     assert all(node["value"] == 0 for node in (await status.json()).values())
@@ -134,12 +134,8 @@ async def test_timeout_is_504_and_the_prompt_is_stopped_in_comfyui(agent: Client
     response = await agent.post("/api/run", json={"prompt": save_prompt(3, delay=30), "options": {"timeout": 0.5}})
     assert response.status == 504
     assert (await response.json())["message"] == "Timeout"
-    for _ in range(50):
-        info = await double_info(double)
-        if info["running"] is None and not info["pending"]:
-            break
-        await asyncio.sleep(0.05)
-    assert info["running"] is None and not info["pending"]
+    await wait_double(double, lambda info: info["running"] is None and not info["pending"],
+                      "the timed-out prompt stopped", timeout=2.5)
 
 
 async def test_fc_async_invocation_header_changes_nothing(agent: Client) -> None:

@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from agent_harness import running_agent
 from double_helpers import double_info, save_prompt
+from waiting import until
 
 Client = TestClient[web.Request, web.Application]
 
@@ -87,7 +88,12 @@ async def test_comfyui_not_ready_is_503_with_retry_after() -> None:
 
 async def test_same_task_id_while_running_is_409(agent: Client) -> None:
     first = asyncio.create_task(agent.post("/api/run", json=save_prompt(1, delay=1.0), headers={"task-id": "dup"}))
-    await asyncio.sleep(0.3)
+
+    async def running() -> bool:
+        response = await agent.get("/api/tasks/dup")
+        return response.status == 200 and (await response.json())["status"] == "running"
+
+    await until(running, 10, "the first run under dup to be running")
     second = await agent.post("/api/run", json=save_prompt(2), headers={"task-id": "dup"})
     assert second.status == 409
     assert (await second.json())["message"] == "TaskConflict"
@@ -102,3 +108,15 @@ async def test_wrong_method_on_an_agent_route_is_json_and_not_proxied(agent: Cli
         assert wrong.status == 405 and (await wrong.json())["message"] == "MethodNotAllowed", path
 
 
+    assert wrong.headers["Allow"] == "GET, HEAD"  # the last one, DELETE /app: RFC 9110 wants the methods named
+
+
+@pytest.mark.parametrize("query", [{"async": "maybe"}, {"results": "perhaps"}, {"task_id": "a b"}])
+async def test_a_bad_query_value_after_a_good_prompt_runs_nothing_and_holds_nothing(
+        agent: Client, double: str, query: dict[str, str]) -> None:
+    response = await agent.post("/api/run", params=query, json=save_prompt(1), headers={"task-id": "q-1"})
+    assert response.status == 400 and (await response.json())["message"] == "RequestParamsError"
+    assert (await agent.get("/api/tasks/q-1")).status == 404
+    assert (await double_info(double))["prompts_received"] == 0
+    drained = await agent.get("/pre-stop")  # nothing is left open that would keep the instance from stopping
+    assert (await drained.json())["open_runs"] == 0

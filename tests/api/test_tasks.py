@@ -14,19 +14,24 @@ from aiohttp.test_utils import TestClient
 
 from agent_harness import running_agent
 from comfy_double.harness import start_double
-from double_helpers import double_info, save_prompt, with_preview
+from double_helpers import double_info, save_prompt, wait_double, with_preview
+from waiting import until
 
 Client = TestClient[web.Request, web.Application]
 
 
-async def poll(agent: Client, task_id: str, until: set[str], timeout: float = 20, **params: str) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        response = await agent.get(f"/api/tasks/{task_id}", params=params)
-        body: dict[str, Any] = await response.json()
-        if body.get("status") in until or time.monotonic() > deadline:
-            return body
-        await asyncio.sleep(0.05)
+async def poll(agent: Client, task_id: str, statuses: set[str], timeout: float = 20, **params: str) -> dict[str, Any]:
+    """The task once its status is one of `statuses`; fails the test if it is not within `timeout` seconds."""
+    seen: list[dict[str, Any]] = [{}]
+
+    async def reached() -> dict[str, Any] | None:
+        seen[0] = await (await agent.get(f"/api/tasks/{task_id}", params=params)).json()
+        return seen[0] if seen[0].get("status") in statuses else None
+
+    try:
+        return await until(reached, timeout, f"{task_id} to be {' or '.join(sorted(statuses))}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last seen: {seen[0]}") from None
 
 
 async def test_prefer_respond_async_answers_202_and_the_run_goes_on(agent: Client) -> None:
@@ -76,14 +81,11 @@ async def test_cancel_a_running_task_here(agent: Client, double: str) -> None:
 
 async def test_cancel_a_task_still_waiting_in_comfyui_queue(agent: Client, double: str) -> None:
     blocker = asyncio.create_task(agent.post("/api/run", json=save_prompt(1, "block", delay=1.5)))
-    await asyncio.sleep(0.3)
+    await wait_double(double, lambda info: info["running"], "the blocking run executing")
     waiting = await agent.post("/api/run", json=save_prompt(2, "waiting"),
                                headers={"Prefer": "respond-async", "task-id": "stop-2"})
     assert waiting.status == 202
-    for _ in range(40):
-        if (await double_info(double))["pending"]:
-            break
-        await asyncio.sleep(0.05)
+    await wait_double(double, lambda info: info["pending"], "the second run waiting in the queue", timeout=2)
     response = await agent.post("/api/tasks/stop-2/cancel")
     assert (await response.json())["status"] == "canceled"
     assert not (await double_info(double))["pending"]
@@ -122,11 +124,11 @@ async def test_long_silent_node_keeps_heartbeating(double: str, tmp_path: Path) 
     folder = tmp_path / "tasks"
     async with running_agent(comfyui_url=double, task_store=f"file://{folder}", task_heartbeat=0.3) as agent:
         run = asyncio.create_task(agent.post("/api/run", json=save_prompt(1, delay=2.5), headers={"task-id": "hb"}))
-        await asyncio.sleep(0.8)
+        await poll(agent, "hb", {"running"}, timeout=5)
         beats = []
         for _ in range(4):
             beats.append(json.loads((folder / "hb.json").read_text())["heartbeat_at"])
-            await asyncio.sleep(0.4)
+            await asyncio.sleep(0.4)  # time passing is what is tested: heartbeats go on while the node is silent
         assert beats == sorted(beats) and beats[-1] - beats[0] >= 0.6
         assert (await (await agent.get("/api/tasks/hb")).json())["status"] == "running"
         assert (await run).status == 200

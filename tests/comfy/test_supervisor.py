@@ -10,7 +10,6 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from agent_process import AgentProcess, free_port
 from double_helpers import save_prompt
 from procs import alive, children, group_members, state
+from waiting import wait_for
 
 DOUBLE_DIR = Path(__file__).resolve().parent.parent / "comfy_double"
 
@@ -36,15 +36,6 @@ def agent(tmp_path: Path) -> Iterator[AgentProcess]:
         yield process
     finally:
         process.stop()
-
-
-def wait_for(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_port_opens_at_once_and_readiness_waits_for_comfyui(tmp_path: Path) -> None:
@@ -71,10 +62,13 @@ def test_comfyui_dying_mid_run_is_reported_within_5s_and_it_comes_back(agent: Ag
     comfyui = agent.comfyui_pid()
     fault = "crash" if how == "crash_in_node" else None
     thread, reply = agent.run_in_background(save_prompt(1, delay=1.0 if fault else 30, fault=fault))
-    time.sleep(0.5)
-    died_at = time.monotonic()
     if how == "sigkill":
+        agent.wait_comfyui(lambda info: info["running"], "the run's prompt executing")
+        died_at = time.monotonic()
         os.kill(comfyui, signal.SIGKILL)
+    else:
+        wait_for(lambda: not alive(comfyui), 10, "ComfyUI to crash in the node")
+        died_at = time.monotonic()
     thread.join(30)
     response = reply["response"]
     assert response.status_code == 502, response.text
@@ -178,9 +172,9 @@ def test_sigterm_lets_open_runs_finish_then_leaves_nothing_behind(tmp_path: Path
     agent.wait_ready()
     comfyui = agent.comfyui_pid()
     thread, reply = agent.run_in_background(save_prompt(0x123123, delay=2.0))
-    time.sleep(0.5)
+    agent.wait_comfyui(lambda info: info["running"], "the run's prompt executing")
     agent.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
+    agent.wait_log("agent.stopping")
     refused = agent.http.post("/api/run", json=save_prompt(1))
     assert refused.status_code == 503 and "stopping" in refused.json()["error"]
     thread.join(30)

@@ -26,7 +26,7 @@ def to_hashable(value: Any) -> Any:
 class Signatures:
     """Computes ``CacheKeySetInputSignature`` keys for the nodes of one prompt."""
 
-    def __init__(self, prompt: dict, is_changed: Callable[[str], Any]) -> None:
+    def __init__(self, prompt: dict[str, Any], is_changed: Callable[[str], Any]) -> None:
         self._prompt = prompt
         self._is_changed = is_changed
 
@@ -46,11 +46,11 @@ class Signatures:
                 order[inputs[name][0]] = len(order)
                 self._collect_ancestors(inputs[name][0], order)
 
-    def _immediate(self, node_id: str, order: dict[str, int]) -> list:
+    def _immediate(self, node_id: str, order: dict[str, int]) -> list[Any]:
         if node_id not in self._prompt:
             return [float("nan")]  # a missing node can never be cached
         node = self._prompt[node_id]
-        signature: list = [node["class_type"], self._is_changed(node_id)]
+        signature: list[Any] = [node["class_type"], self._is_changed(node_id)]
         for name in sorted(node["inputs"]):
             value = node["inputs"][name]
             if is_link(value):
@@ -65,11 +65,11 @@ class NodeCache:
 
     def __init__(self) -> None:
         self._keys: dict[str, Any] = {}
-        self._outputs: dict[Any, tuple] = {}
-        self._ui: dict[Any, dict] = {}
+        self._outputs: dict[Any, tuple[Any, ...]] = {}
+        self._ui: dict[Any, dict[str, Any]] = {}
         self._objects: dict[tuple[str, str], object] = {}
 
-    def set_prompt(self, prompt: dict, is_changed: Callable[[str], Any]) -> None:
+    def set_prompt(self, prompt: dict[str, Any], is_changed: Callable[[str], Any]) -> None:
         """Key the new prompt's nodes and drop everything it cannot reuse."""
         signatures = Signatures(prompt, is_changed)
         self._keys = {node_id: signatures.key(node_id) for node_id in prompt}
@@ -83,19 +83,19 @@ class NodeCache:
         """The nodes of the current prompt (ComfyUI's ``current_outputs``)."""
         return list(self._keys)
 
-    def output(self, node_id: str) -> tuple | None:
+    def output(self, node_id: str) -> tuple[Any, ...] | None:
         """Cached outputs of a node, or None."""
         return self._outputs.get(self._keys.get(node_id))
 
-    def set_output(self, node_id: str, outputs: tuple) -> None:
+    def set_output(self, node_id: str, outputs: tuple[Any, ...]) -> None:
         """Store a node's outputs under its signature."""
         self._outputs[self._keys[node_id]] = outputs
 
-    def ui(self, node_id: str) -> dict | None:
+    def ui(self, node_id: str) -> dict[str, Any] | None:
         """Cached ``{"meta", "output"}`` UI entry of a node, or None."""
         return self._ui.get(self._keys.get(node_id))
 
-    def set_ui(self, node_id: str, output: dict) -> None:
+    def set_ui(self, node_id: str, output: dict[str, Any]) -> None:
         """Store a node's UI output with the meta that /history reports."""
         meta = {"node_id": node_id, "display_node": node_id, "parent_node": None, "real_node_id": node_id}
         self._ui[self._keys[node_id]] = {"meta": meta, "output": output}

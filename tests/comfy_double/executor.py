@@ -42,13 +42,13 @@ class PromptRun:
     """State of the prompt being executed."""
 
     prompt_id: str
-    prompt: dict
-    extra_data: dict
+    prompt: dict[str, Any]
+    extra_data: dict[str, Any]
     client_id: str | None
-    messages: list = field(default_factory=list)  # history's status.messages
+    messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # history's status.messages
     executed: list[str] = field(default_factory=list)
 
-    def hooks(self, node_id: str) -> dict:
+    def hooks(self, node_id: str) -> dict[str, Any]:
         """The double's test hooks of a node: ``"_meta": {"double": {...}}``, which ComfyUI ignores."""
         return (self.prompt[node_id].get("_meta") or {}).get("double") or {}
 
@@ -60,7 +60,13 @@ def format_value(value: Any) -> Any:
     return str(value)
 
 
-def gather_inputs(prompt: dict, node_id: str, types: dict, resolve: Callable[[list], Any], extra: dict) -> dict:
+def gather_inputs(
+    prompt: dict[str, Any],
+    node_id: str,
+    types: dict[str, Any],
+    resolve: Callable[[list[Any]], Any],
+    extra: dict[str, Any],
+) -> dict[str, Any]:
     """ComfyUI's get_input_data: links resolved, undeclared literals dropped, hidden inputs added."""
     data = {}
     for name, value in prompt[node_id]["inputs"].items():
@@ -113,7 +119,7 @@ class Executor:
             self._hub.send("executing", {"node": None, "prompt_id": item[1]}, self._hub.client_id)
         log.info("Prompt executed in %.2f seconds", time.perf_counter() - started)
 
-    async def execute(self, item: QueueItem) -> tuple[dict, dict]:
+    async def execute(self, item: QueueItem) -> tuple[dict[str, Any], dict[str, Any]]:
         """Run one prompt; returns its /history ``outputs``+``meta`` and its ``status``."""
         _, prompt_id, prompt, extra_data, outputs = item
         self._interrupt.clear()
@@ -135,7 +141,7 @@ class Executor:
         status = {"status_str": "success" if ok else "error", "completed": ok, "messages": run.messages}
         return self._history_result(prompt), status
 
-    def _add_message(self, run: PromptRun, event: str, data: dict, broadcast: bool = False) -> None:
+    def _add_message(self, run: PromptRun, event: str, data: dict[str, Any], broadcast: bool = False) -> None:
         data = {**data, "timestamp": int(time.time() * 1000)}
         run.messages.append((event, data))
         if run.client_id is not None or broadcast:
@@ -154,7 +160,9 @@ class Executor:
             log.warning("WARNING: %s", ex)
             return float("nan")
 
-    async def _run_outputs(self, run: PromptRun, outputs: list[str], progress: ProgressRegistry) -> tuple | None:
+    async def _run_outputs(
+        self, run: PromptRun, outputs: list[str], progress: ProgressRegistry
+    ) -> tuple[dict[str, Any], Exception] | None:
         order = ExecutionOrder(
             run.prompt,
             is_output=lambda node_id: self._defs.is_output_node(run.prompt[node_id]["class_type"]),
@@ -170,7 +178,9 @@ class Executor:
             order.complete(node_id)
         return None
 
-    async def _run_node(self, run: PromptRun, node_id: str, progress: ProgressRegistry) -> tuple | None:
+    async def _run_node(
+        self, run: PromptRun, node_id: str, progress: ProgressRegistry
+    ) -> tuple[dict[str, Any], Exception] | None:
         """execution.execute(): one node, or its cached result; returns (error details, exception) on failure."""
         if self.cache.output(node_id) is not None:
             self._replay_cached_ui(run, node_id)
@@ -200,15 +210,17 @@ class Executor:
             executed = {"node": node_id, "display_node": node_id, "output": output, "prompt_id": run.prompt_id}
             self._hub.send("executed", executed, run.client_id)
 
-    def _input_data(self, run: PromptRun, node_id: str) -> dict:
+    def _input_data(self, run: PromptRun, node_id: str) -> dict[str, Any]:
         types = self._defs.input_types(run.prompt[node_id]["class_type"])
         return gather_inputs(run.prompt, node_id, types, self._resolve_link, run.extra_data)
 
-    def _resolve_link(self, link: list) -> Any:
+    def _resolve_link(self, link: list[Any]) -> Any:
         outputs = self.cache.output(link[0])
         return None if outputs is None or link[1] >= len(outputs) else outputs[link[1]]
 
-    async def _call(self, run: PromptRun, node_id: str, inputs: dict, progress: ProgressRegistry) -> NodeResult:
+    async def _call(
+        self, run: PromptRun, node_id: str, inputs: dict[str, Any], progress: ProgressRegistry
+    ) -> NodeResult:
         class_type = run.prompt[node_id]["class_type"]
         node: Node = self.cache.node_object(node_id, class_type, lambda: NODE_CLASSES[class_type](self._config))
         self._check_interrupt()
@@ -249,14 +261,19 @@ class Executor:
         raise Interrupted
 
     def _report(
-        self, run: PromptRun, node_id: str, value_max: tuple, preview: Preview | None, progress: ProgressRegistry
+        self,
+        run: PromptRun,
+        node_id: str,
+        value_max: tuple[int, int],
+        preview: Preview | None,
+        progress: ProgressRegistry,
     ) -> None:
         """The progress hook: ``progress_state``, then a type-4 preview if negotiated, ``progress``, else type 1."""
         self._check_interrupt()
         progress.update(node_id, *value_max)
         metadata = self._hub.supports_preview_metadata(run.client_id)
         if preview is not None and metadata:
-            meta = {"node_id": node_id, "prompt_id": run.prompt_id, "display_node_id": node_id}
+            meta: dict[str, str | None] = {"node_id": node_id, "prompt_id": run.prompt_id, "display_node_id": node_id}
             meta |= {"parent_node_id": None, "real_node_id": node_id}
             self._hub.send_frame(preview_frame_with_metadata(*preview, meta), run.client_id)
         value, maximum = value_max
@@ -265,7 +282,9 @@ class Executor:
         if preview is not None and not metadata:
             self._hub.send_frame(preview_frame(*preview), run.client_id)
 
-    def _report_failure(self, run: PromptRun, current_outputs: list[str], details: dict, ex: Exception) -> None:
+    def _report_failure(
+        self, run: PromptRun, current_outputs: list[str], details: dict[str, Any], ex: Exception
+    ) -> None:
         node_id = details["node_id"]
         base = {
             "prompt_id": run.prompt_id,
@@ -279,8 +298,8 @@ class Executor:
         error = {key: details[key] for key in ("exception_message", "exception_type", "traceback", "current_inputs")}
         self._add_message(run, "execution_error", {**base, **error, "current_outputs": current_outputs})
 
-    def _history_result(self, prompt: dict) -> dict:
-        entries = {node_id: self.cache.ui(node_id) for node_id in prompt}
+    def _history_result(self, prompt: dict[str, Any]) -> dict[str, Any]:
+        entries: dict[str, Any] = {node_id: self.cache.ui(node_id) for node_id in prompt}
         entries = {node_id: entry for node_id, entry in entries.items() if entry is not None}
         return {
             "outputs": {node_id: entry["output"] for node_id, entry in entries.items()},
@@ -288,7 +307,7 @@ class Executor:
         }
 
 
-def _error_details(node_id: str, inputs: dict | None, ex: Exception) -> dict:
+def _error_details(node_id: str, inputs: dict[str, Any] | None, ex: Exception) -> dict[str, Any]:
     current_inputs = {name: [format_value(value)] for name, value in (inputs or {}).items()}
     return {
         "node_id": node_id,

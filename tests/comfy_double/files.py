@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import os
+from collections.abc import Mapping
 from io import BytesIO
+from typing import Any
 
 from aiohttp import web
 from PIL import Image
@@ -45,7 +47,7 @@ def _free_name(folder: str, filename: str, image: web.FileField) -> tuple[str, b
     return filename, False
 
 
-def save_upload(post: dict, config: DoubleConfig) -> web.Response:
+def save_upload(post: Mapping[str, Any], config: DoubleConfig) -> web.Response:
     """Store the multipart ``image`` field under ``type``/``subfolder``, honouring ``overwrite``."""
     image = post.get("image")
     upload_dir, kind = _upload_dir(post.get("type"), config)
@@ -65,7 +67,7 @@ def save_upload(post: dict, config: DoubleConfig) -> web.Response:
     return web.json_response({"name": filename, "subfolder": subfolder, "type": kind})
 
 
-def _view_path(query: dict, config: DoubleConfig) -> str | web.Response:
+def _view_path(query: Mapping[str, str], config: DoubleConfig) -> str | web.Response:
     """Resolve filename/type/subfolder to a file path, or the error response ComfyUI gives."""
     filename, output_dir = annotated_filepath(query["filename"], config)
     if not filename or filename[0] == "/" or ".." in filename:
@@ -90,7 +92,7 @@ def _image_response(image: Image.Image, fmt: str, filename: str, **save_options:
     return web.Response(body=buffer.getvalue(), content_type=f"image/{fmt.lower()}", headers=headers)
 
 
-def _preview(path: str, query: dict, filename: str) -> web.Response:
+def _preview(path: str, query: Mapping[str, str], filename: str) -> web.Response:
     """``preview=webp;50`` or ``preview=jpeg;90``: a re-encoded copy."""
     settings = query["preview"].split(";")
     fmt = settings[0] if settings[0] in ("webp", "jpeg") and "a" not in query.get("channel", "") else "webp"
@@ -111,7 +113,7 @@ def _channel(path: str, channel: str, filename: str) -> web.Response:
         return _image_response(alpha_image, "PNG", filename)
 
 
-def view_file(query: dict, config: DoubleConfig) -> web.StreamResponse:
+def view_file(query: Mapping[str, str], config: DoubleConfig) -> web.StreamResponse:
     """``GET /view``: 400 for ``..`` or an unknown type, 403 for a subfolder outside, 404 when missing."""
     if "filename" not in query:
         return web.Response(status=404)

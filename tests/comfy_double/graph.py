@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 
 def is_link(value: object) -> bool:
@@ -18,7 +19,9 @@ def is_link(value: object) -> bool:
 class ExecutionOrder:
     """Hands out the next node to run; the same order as ComfyUI's, which is what clients observe."""
 
-    def __init__(self, prompt: dict, is_output: Callable[[str], bool], is_cached: Callable[[str], bool]) -> None:
+    def __init__(
+        self, prompt: dict[str, Any], is_output: Callable[[str], bool], is_cached: Callable[[str], bool]
+    ) -> None:
         self._prompt = prompt
         self._is_output = is_output
         self._is_cached = is_cached

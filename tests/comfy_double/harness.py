@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
@@ -70,7 +70,7 @@ class DoubleProcess:
         self.log_path = root / "double.log"
         self._extra_args = extra_args
         self._env = {**os.environ, **(env or {})}
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def pid(self) -> int:
@@ -171,9 +171,9 @@ class WsClient:
         self.frames: list[Frame] = []
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self._changed = asyncio.Condition()
-        self._reader: asyncio.Task | None = None
+        self._reader: asyncio.Task[None] | None = None
 
-    async def connect(self, path: str = "/ws", feature_flags: dict | None = None) -> WsClient:
+    async def connect(self, path: str = "/ws", feature_flags: dict[str, Any] | None = None) -> WsClient:
         """Open the socket (``?clientId=`` when set) and optionally send feature_flags first."""
         query = f"?clientId={self.client_id}" if self.client_id else ""
         self.ws = await self._session.ws_connect(self._base_url + path + query)
@@ -201,7 +201,7 @@ class WsClient:
         """The type sequence, as the recordings' ``ws_type_sequence``."""
         return [frame.type for frame in self.frames]
 
-    def messages(self, kind: str | None = None) -> list[dict]:
+    def messages(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Received JSON messages, optionally of one type."""
         return [f.data for f in self.frames if not isinstance(f.data, bytes) and kind in (None, f.data["type"])]
 
@@ -283,14 +283,16 @@ class DoubleClient:
         assert self._runner is not None, "not started"
         return self._runner.app[SERVER_KEY]
 
-    async def ws(self, client_id: str | None = None, path: str = "/ws", feature_flags: dict | None = None) -> WsClient:
+    async def ws(
+        self, client_id: str | None = None, path: str = "/ws", feature_flags: dict[str, Any] | None = None
+    ) -> WsClient:
         """A connected, recording websocket."""
         assert self.session is not None, "not started"
         client = await WsClient(self.session, self.url, client_id).connect(path, feature_flags)
         self._sockets.append(client)
         return client
 
-    async def recorded_sockets(self, rec: dict) -> tuple[WsClient, WsClient | None]:
+    async def recorded_sockets(self, rec: dict[str, Any]) -> tuple[WsClient, WsClient | None]:
         """A scenario's client socket (sending its recorded feature_flags) and its observer, if recorded."""
         main = await self.ws(rec["client_id"], feature_flags=sent_feature_flags(rec["ws"]))
         observer = await self.ws(rec["ws_observer_client_id"]) if "ws_observer" in rec else None
@@ -307,7 +309,7 @@ class DoubleClient:
                 return response.status, await response.json()
             return response.status, await response.text()
 
-    async def exchange(self, method: str, path: str, **kwargs: Any) -> dict:
+    async def exchange(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         """A request and its reply in the recordings' ``http[]`` form (status, headers, body, image_decoded)."""
         assert self.session is not None, "not started"
         async with self.session.request(method, self.url + path, **kwargs) as response:
@@ -333,13 +335,13 @@ class DoubleClient:
             form.add_field(name, value)
         return await self.request("POST", "/upload/image", data=form)
 
-    async def wait_history(self, prompt_id: str, timeout: float = 10.0) -> dict:
+    async def wait_history(self, prompt_id: str, timeout: float = 10.0) -> dict[str, Any]:
         """Poll ``/history/{id}`` until the prompt is finished; returns its entry."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             _, body = await self.request("GET", f"/history/{prompt_id}")
             if body:
-                return body[prompt_id]
+                return cast("dict[str, Any]", body[prompt_id])
             await asyncio.sleep(0.02)
         raise TimeoutError(f"prompt {prompt_id} not finished after {timeout}s")
 

@@ -13,6 +13,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable
+from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
@@ -23,24 +24,24 @@ log = logging.getLogger("comfy_double")
 
 SERVER_FEATURES = {"supports_preview_metadata": True, "max_upload_size": MAX_UPLOAD_SIZE}
 
-Payload = dict | bytes  # a JSON message {"type", "data"} or a binary frame
+Payload = dict[str, Any] | bytes  # a JSON message {"type", "data"} or a binary frame
 
 
 class Hub:
     """Sockets by client id, their feature flags, and one publish loop that sends everything in order."""
 
-    def __init__(self, config: DoubleConfig, queue_info: Callable[[], dict]) -> None:
+    def __init__(self, config: DoubleConfig, queue_info: Callable[[], dict[str, Any]]) -> None:
         self._config = config
         self.queue_info = queue_info  # ``{"exec_info": {"queue_remaining": N}}``
         self.sockets: dict[str, web.WebSocketResponse] = {}
-        self._flags: dict[str, dict] = {}
-        self._transports: dict[web.WebSocketResponse, asyncio.BaseTransport] = {}
+        self._flags: dict[str, dict[str, Any]] = {}
+        self._transports: dict[web.WebSocketResponse, asyncio.Transport] = {}
         self._stalled: set[web.WebSocketResponse] = set()
         self._outbox: asyncio.Queue[tuple[Payload, str | None]] = asyncio.Queue()
         self.client_id: str | None = None  # the client of the prompt being (or last) executed
         self.last_node_id: str | None = None  # the node executing now, for a reconnecting client
 
-    def send(self, event: str, data: dict, sid: str | None = None) -> None:
+    def send(self, event: str, data: dict[str, Any], sid: str | None = None) -> None:
         """Queue a JSON message for one sid, or for every registered socket when sid is None."""
         self._outbox.put_nowait(({"type": event, "data": data}, sid))
 
@@ -127,7 +128,7 @@ class Hub:
             sid = uuid.uuid4().hex
         self.sockets[sid] = ws
         self._flags[sid] = {}
-        self._transports[ws] = request.transport
+        self._transports[ws] = cast(asyncio.Transport, request.transport)  # set while the socket is open
         try:
             await self._greet(sid)
             await self._read(ws, sid)

@@ -12,10 +12,11 @@ import mimetypes
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 from .config import DoubleConfig
 
-_OBJECT_INFO: dict[str, dict] = json.loads(Path(__file__).with_name("object_info.json").read_text())
+_OBJECT_INFO: dict[str, dict[str, Any]] = json.loads(Path(__file__).with_name("object_info.json").read_text())
 
 
 def input_files(config: DoubleConfig) -> list[str]:
@@ -50,7 +51,7 @@ class NodeDefs:
         """All class names, in ComfyUI's registration order."""
         return list(_OBJECT_INFO)
 
-    def info(self, class_type: str) -> dict:
+    def info(self, class_type: str) -> dict[str, Any]:
         """The ``/object_info`` entry, with today's file and model lists."""
         info = copy.deepcopy(_OBJECT_INFO[class_type])
         for (owner, name), lister in _LIVE_LISTS.items():
@@ -58,9 +59,9 @@ class NodeDefs:
                 info["input"]["required"][name][0] = lister(self._config)
         return info
 
-    def input_types(self, class_type: str) -> dict:
+    def input_types(self, class_type: str) -> dict[str, Any]:
         """``INPUT_TYPES()``: the required/optional/hidden input specs."""
-        return self.info(class_type)["input"]
+        return cast("dict[str, Any]", self.info(class_type)["input"])
 
     def return_types(self, class_type: str) -> tuple[str, ...]:
         """``RETURN_TYPES`` (a tuple, so a bad output index fails with the same message as in ComfyUI)."""
@@ -71,7 +72,7 @@ class NodeDefs:
         return bool(_OBJECT_INFO[class_type]["output_node"])
 
 
-def input_info(types: dict, name: str) -> tuple[object, str | None, dict]:
+def input_info(types: dict[str, Any], name: str) -> tuple[object, str | None, dict[str, Any]]:
     """``get_input_info``: an input's type, category and extra options (``None`` category if undeclared)."""
     for category in ("required", "optional", "hidden"):
         spec = types.get(category, {}).get(name)

@@ -13,8 +13,10 @@ import json
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageOps, ImageSequence, ImageStat
 from PIL.PngImagePlugin import PngInfo
@@ -41,12 +43,14 @@ EMPTY_LATENT_COLOUR = (128, 128, 128)
 class NodeResult:
     """What a node returns: its outputs (one per RETURN_TYPE) and its UI output (``executed``)."""
 
-    outputs: tuple = ()
-    ui: dict = field(default_factory=dict)
+    outputs: tuple[Any, ...] = ()
+    ui: dict[str, Any] = field(default_factory=dict)
 
 
 class Node:
     """One instance per (node id, class) is kept by the cache, like ComfyUI's node objects."""
+
+    run: Callable[..., NodeResult]  # every class defines it, with its own inputs as keyword arguments
 
     def __init__(self, config: DoubleConfig) -> None:
         self.config = config
@@ -166,7 +170,7 @@ class MaskToImage(Node):
         return NodeResult((ImageBatch(tuple(m.convert("RGB") for m in mask.masks)),))
 
 
-def _png_info(prompt: dict | None, extra_pnginfo: dict | None) -> PngInfo:
+def _png_info(prompt: dict[str, Any] | None, extra_pnginfo: dict[str, Any] | None) -> PngInfo:
     info = PngInfo()
     if prompt is not None:
         info.add_text("prompt", json.dumps(prompt))
@@ -184,8 +188,8 @@ class SaveImage(Node):
         return str(self.config.output_dir)
 
     def run(
-        self, images: ImageBatch, filename_prefix: str = "ComfyUI", prompt: dict | None = None,
-        extra_pnginfo: dict | None = None,
+        self, images: ImageBatch, filename_prefix: str = "ComfyUI", prompt: dict[str, Any] | None = None,
+        extra_pnginfo: dict[str, Any] | None = None,
     ) -> NodeResult:
         width, height = images.images[0].size
         prefix = filename_prefix + self.prefix_append
@@ -218,7 +222,7 @@ class SaveImageWebsocket(Node):
     def is_changed(config: DoubleConfig, images: object = None) -> float:
         return time.time()
 
-    def steps(self, inputs: dict) -> list[Step]:
+    def steps(self, inputs: dict[str, Any]) -> list[Step]:
         images = inputs["images"].images
         return [(index, len(images), ("PNG", image, None)) for index, image in enumerate(images)]
 
@@ -262,7 +266,7 @@ def _blend(start: tuple[int, int, int], end: tuple[int, int, int], t: float) -> 
 class KSampler(Node):
     """Model-free sampler: the result colour derives from every sampling input, so seeds differ."""
 
-    def _sample(self, inputs: dict) -> Latent:
+    def _sample(self, inputs: dict[str, Any]) -> Latent:
         latent: Latent = inputs["latent_image"]
         keys = ("seed", "steps", "cfg", "sampler_name", "scheduler", "denoise")
         settings = [inputs[k] for k in keys]
@@ -270,7 +274,7 @@ class KSampler(Node):
         colours = tuple(colour_from(*settings, *conditioning, i, c) for i, c in enumerate(latent.colours))
         return replace(latent, colours=colours)
 
-    def steps(self, inputs: dict) -> list[Step]:
+    def steps(self, inputs: dict[str, Any]) -> list[Step]:
         total = inputs["steps"]
         if not self.config.latent_previews:
             return [(step, total, None) for step in range(1, total + 1)]

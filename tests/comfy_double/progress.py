@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 
 class ProgressRegistry:
     """Tracks pending/running/finished nodes; every change sends a snapshot of all non-pending nodes."""
 
-    def __init__(self, prompt_id: str, send: Callable[[dict], None]) -> None:
+    def __init__(self, prompt_id: str, send: Callable[[dict[str, Any]], None]) -> None:
         self._prompt_id = prompt_id
         self._send = send
-        self._nodes: dict[str, dict] = {}
+        self._nodes: dict[str, dict[str, Any]] = {}
 
     def start(self, node_id: str) -> None:
         """A node begins (value 0.0 of 1.0)."""
@@ -26,14 +27,14 @@ class ProgressRegistry:
         entry = self._entry(node_id)
         self._set(node_id, "finished", entry["max"], entry["max"])
 
-    def _entry(self, node_id: str) -> dict:
+    def _entry(self, node_id: str) -> dict[str, Any]:
         return self._nodes.setdefault(node_id, {"state": "pending", "value": 0, "max": 1})
 
     def _set(self, node_id: str, state: str, value: float, maximum: float) -> None:
         self._entry(node_id).update(state=state, value=value, max=maximum)
         self._send({"prompt_id": self._prompt_id, "nodes": self._snapshot()})
 
-    def _snapshot(self) -> dict:
+    def _snapshot(self) -> dict[str, Any]:
         return {
             node_id: {
                 "value": entry["value"],

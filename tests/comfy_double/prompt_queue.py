@@ -6,11 +6,13 @@ import asyncio
 import copy
 import heapq
 from collections.abc import Callable
+from typing import Any
 
 MAXIMUM_HISTORY_SIZE = 10000
 SENSITIVE_EXTRA_DATA_KEYS = ("auth_token_comfy_org", "api_key_comfy_org")  # never kept in /history
 
-QueueItem = tuple  # (number, prompt_id, prompt, extra_data, outputs_to_execute)
+# (number, prompt_id, prompt, extra_data, outputs_to_execute)
+QueueItem = tuple[float, str, dict[str, Any], dict[str, Any], list[str]]
 
 
 class PromptQueue:
@@ -20,7 +22,7 @@ class PromptQueue:
         self._on_change = on_change
         self.pending: list[QueueItem] = []  # a heap; /queue lists it in heap order, as ComfyUI does
         self.running: dict[int, QueueItem] = {}
-        self.history: dict[str, dict] = {}
+        self.history: dict[str, dict[str, Any]] = {}
         self._flags: dict[str, object] = {}
         self._task_counter = 0
         self._wake = asyncio.Event()
@@ -45,7 +47,7 @@ class PromptQueue:
         self._on_change()
         return item, task_id
 
-    def task_done(self, task_id: int, history_result: dict, status: dict) -> None:
+    def task_done(self, task_id: int, history_result: dict[str, Any], status: dict[str, Any]) -> None:
         """Move a finished prompt into the history."""
         prompt = self.running.pop(task_id)
         for key in SENSITIVE_EXTRA_DATA_KEYS:
@@ -76,7 +78,7 @@ class PromptQueue:
                 self._on_change()
                 return
 
-    def get_history(self, max_items: int | None = None, offset: int = -1) -> dict:
+    def get_history(self, max_items: int | None = None, offset: int = -1) -> dict[str, Any]:
         """``GET /history``: the last max_items entries, or a window starting at offset."""
         if offset < 0 and max_items is not None:
             offset = len(self.history) - max_items

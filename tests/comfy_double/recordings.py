@@ -1,4 +1,4 @@
-"""Traffic recorded from a real ComfyUI (``../shared/comfyui-protocol/``, see ``tests/recordings.py``) and the
+"""Traffic recorded from a real ComfyUI (``tests/fixtures/comfyui-0.3.64/``, see ``tests/recordings.py``) and the
 normalisation that makes it comparable with live traffic: only volatile values become placeholders
 (prompt ids, timestamps, tracebacks, random temp-file parts, file counters, the input directory path).
 """
@@ -9,7 +9,7 @@ import json
 import re
 import struct
 from io import BytesIO
-from typing import Any
+from typing import Any, cast
 
 from PIL import Image
 
@@ -25,9 +25,9 @@ _PATTERNS = [
 ]
 
 
-def load(name: str) -> dict:
+def load(name: str) -> dict[str, Any]:
     """One recorded scenario, e.g. ``load("success_empty_image")``."""
-    return json.loads((RECORDED_DIR / f"{name}.json").read_text())
+    return cast("dict[str, Any]", json.loads((RECORDED_DIR / f"{name}.json").read_text()))
 
 
 def normalize(value: Any, ids: dict[str, str] | None = None) -> Any:
@@ -53,7 +53,7 @@ def _normalize_item(key: str, item: Any, ids: dict[str, str]) -> Any:
     return normalize(item, ids)
 
 
-def recorded_frames(entries: list[dict]) -> list[Any]:
+def recorded_frames(entries: list[dict[str, Any]]) -> list[Any]:
     """The server->client frames of a recorded ``ws[]``: messages, binary frames as ``binary_summary``."""
     frames = []
     for entry in entries:
@@ -67,7 +67,7 @@ def recorded_frames(entries: list[dict]) -> list[Any]:
     return frames
 
 
-def binary_summary(frame: bytes) -> dict:
+def binary_summary(frame: bytes) -> dict[str, Any]:
     """A live binary frame described like the recordings: event type, decoded image, metadata."""
     event_type, second = struct.unpack(">II", frame[:8])
     metadata = None
@@ -88,12 +88,12 @@ def as_lines(frames: list[Any], ids: dict[str, str]) -> list[str]:
     return [json.dumps(normalize(frame, ids)) for frame in frames]
 
 
-def sent_feature_flags(entries: list[dict]) -> dict | None:
+def sent_feature_flags(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The feature_flags the recorded client sent, if any."""
     for entry in entries:
         msg = entry.get("msg") or {}
         if entry.get("dir") == "client->server" and msg.get("type") == "feature_flags":
-            return msg["data"]
+            return cast("dict[str, Any]", msg["data"])
     return None
 
 
@@ -102,7 +102,7 @@ def id_labels(*pairs: tuple[str, str]) -> dict[str, str]:
     return {prompt_id: f"<prompt {n}>" for n, pair in enumerate(pairs) for prompt_id in pair}
 
 
-def _blank_number(item: list) -> list:
+def _blank_number(item: list[Any]) -> list[Any]:
     return ["<number>", *item[1:]]
 
 
@@ -130,13 +130,13 @@ def shape(value: Any) -> Any:
     return type(value).__name__
 
 
-def decode_image(data: bytes) -> dict:
+def decode_image(data: bytes) -> dict[str, Any]:
     """Format, size and mode of an encoded image, as the recordings' ``image_decoded``."""
     with Image.open(BytesIO(data)) as image:
         return {"format": image.format, "size": list(image.size), "mode": image.mode}
 
 
-def exchange_view(exchange: dict, ids: dict[str, str]) -> dict:
+def exchange_view(exchange: dict[str, Any], ids: dict[str, str]) -> dict[str, Any]:
     """What must match between a recorded and a live HTTP exchange."""
     headers = exchange.get("headers", {})
     body = exchange.get("body")
@@ -152,9 +152,11 @@ def exchange_view(exchange: dict, ids: dict[str, str]) -> dict:
     }
 
 
-def exchange_views(pairs: list[tuple[dict, dict]], ids: dict[str, str]) -> tuple[list[dict], list[dict]]:
+def exchange_views(
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]], ids: dict[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(live views, recorded views) of replayed exchanges, labelled like the recording."""
-    def views(side: int) -> list[dict]:
+    def views(side: int) -> list[dict[str, Any]]:
         return [{"label": pair[0].get("label"), **exchange_view(pair[side], ids)} for pair in pairs]
 
     return views(1), views(0)

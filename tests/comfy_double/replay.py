@@ -9,7 +9,7 @@ import aiohttp
 
 from .harness import DoubleClient, WsClient
 
-UploadPayload = Callable[[dict, str], bytes]  # (recorded multipart field, exchange label) -> file content
+UploadPayload = Callable[[dict[str, Any], str], bytes]  # (recorded multipart field, exchange label) -> file content
 
 
 class Replay:
@@ -23,17 +23,17 @@ class Replay:
         self.id_pairs: list[tuple[str, str]] = []
         self._names: dict[str, str] = {}
 
-    async def run(self, exchanges: list[dict]) -> list[tuple[dict, dict]]:
+    async def run(self, exchanges: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """(recorded, live) for every exchange."""
         return [(recorded, await self.exchange(recorded)) for recorded in exchanges]
 
-    async def exchange(self, recorded: dict, wait: bool = True) -> dict:
+    async def exchange(self, recorded: dict[str, Any], wait: bool = True) -> dict[str, Any]:
         """Send one recorded request; remember ids and file names from the reply.
 
         An accepted prompt is awaited unless ``wait`` is False."""
         path = self._live_path(recorded["path"])
         live = await self._double.exchange(recorded["method"], path, **self._request_of(recorded))
-        body = live.get("body")
+        body: Any = live.get("body")  # the JSON reply, if any
         if recorded["path"].endswith("/prompt") and recorded["method"] == "POST" and live["status"] == 200:
             self.id_pairs.append((recorded["body"]["prompt_id"], body["prompt_id"]))
             if wait:
@@ -49,7 +49,7 @@ class Replay:
             path = path.replace(f"filename={recorded_name}", f"filename={live_name}")
         return path
 
-    def _request_of(self, recorded: dict) -> dict:
+    def _request_of(self, recorded: dict[str, Any]) -> dict[str, Any]:
         if "request_json" in recorded:
             return {"json": self._live_ids(recorded["request_json"])}
         if "request_raw" in recorded:
@@ -66,7 +66,7 @@ class Replay:
             return [self._live_ids(item) for item in value]
         return dict(self.id_pairs).get(value, value) if isinstance(value, str) else value
 
-    def _form(self, fields: list[dict], label: str) -> aiohttp.FormData:
+    def _form(self, fields: list[dict[str, Any]], label: str) -> aiohttp.FormData:
         form = aiohttp.FormData()
         for field in fields:
             if "filename" in field:
@@ -76,13 +76,13 @@ class Replay:
                 form.add_field(field["name"], field["value"])
         return form
 
-    async def _wait(self, request: dict, prompt_id: str) -> None:
+    async def _wait(self, request: dict[str, Any], prompt_id: str) -> None:
         if self._main is not None and request.get("client_id") == self._main.client_id:
             await self._main.wait_done(prompt_id)
         else:
             await self._double.wait_history(prompt_id)
 
-    def _pair_names(self, recorded: dict, live: dict) -> None:
+    def _pair_names(self, recorded: dict[str, Any], live: dict[str, Any]) -> None:
         """Output file names differ in counters and random temp parts: pair them by position."""
         for recorded_entry, live_entry in zip(recorded.values(), live.values(), strict=True):
             for node_id, outputs in recorded_entry["outputs"].items():

@@ -33,7 +33,7 @@ MODEL_FOLDERS = [
 ]
 
 
-def system_stats() -> dict:
+def system_stats() -> dict[str, Any]:
     """``/system_stats`` shaped like a CPU-only ComfyUI 0.3.64."""
     page = os.sysconf("SC_PAGE_SIZE")
     total, free = page * os.sysconf("SC_PHYS_PAGES"), page * os.sysconf("SC_AVPHYS_PAGES")
@@ -81,7 +81,7 @@ class DoubleServer:
         self.executor = Executor(config, self.defs, self.hub)
         self.number = 0  # ComfyUI's PromptServer.number: counts every POST /prompt without "number"
         self.counters = {"prompts_received": 0, "prompts_queued": 0, "uploads": 0}
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
     def routes(self) -> list[tuple[str, str, Handler]]:
         """(method, path, handler) for every ComfyUI route the double serves."""
@@ -125,7 +125,7 @@ class DoubleServer:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _queue_info(self) -> dict:
+    def _queue_info(self) -> dict[str, Any]:
         return {"exec_info": {"queue_remaining": self.queue.remaining()}}
 
     @staticmethod
@@ -140,7 +140,7 @@ class DoubleServer:
     async def get_prompt(self, _request: web.Request) -> web.StreamResponse:
         return web.json_response(self._queue_info())
 
-    def _next_number(self, json_data: dict) -> float:
+    def _next_number(self, json_data: dict[str, Any]) -> float:
         if "number" in json_data:
             return float(json_data["number"])
         number = self.number

@@ -27,12 +27,12 @@ class Validation:
     """``(ok, error, outputs_to_execute, node_errors)`` of ComfyUI's validate_prompt."""
 
     ok: bool
-    error: dict | None
+    error: dict[str, Any] | None
     outputs: list[str]
-    node_errors: dict
+    node_errors: dict[str, Any]
 
 
-def _error(kind: str, message: str, details: str, extra_info: dict | None = None) -> dict:
+def _error(kind: str, message: str, details: str, extra_info: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"type": kind, "message": message, "details": details, "extra_info": extra_info or {}}
 
 
@@ -50,7 +50,7 @@ def types_match(received: Any, expected: Any) -> bool:
     return bool({t.strip() for t in received.split(",")} & {t.strip() for t in expected.split(",")})
 
 
-def _exception_reason(kind: str, message: str, ex: Exception, extra_info: dict) -> dict:
+def _exception_reason(kind: str, message: str, ex: Exception, extra_info: dict[str, Any]) -> dict[str, Any]:
     tb = traceback.format_tb(ex.__traceback__)
     extra = {**extra_info, "exception_type": full_type_name(type(ex)), "traceback": tb}
     return _error(kind, message, str(ex), extra)
@@ -63,9 +63,9 @@ class PromptValidator:
         self._prompt = prompt
         self._defs = defs
         self._config = config
-        self._validated: dict[Any, tuple[bool, list, Any]] = {}
+        self._validated: dict[Any, tuple[bool, list[dict[str, Any]], Any]] = {}
 
-    def validate(self, partial_targets: list | None = None) -> Validation:
+    def validate(self, partial_targets: list[Any] | None = None) -> Validation:
         """Check classes, find the output nodes, then validate each output's inputs recursively."""
         outputs = []
         for node_id in self._prompt:
@@ -83,6 +83,7 @@ class PromptValidator:
         return self._validate_outputs(outputs)
 
     def _validate_outputs(self, outputs: list[str]) -> Validation:
+        node_errors: dict[str, Any]
         good, failures, node_errors = [], [], {}
         for output in outputs:
             valid, reasons = self._validate_output(output)
@@ -97,7 +98,7 @@ class PromptValidator:
         error = _error("prompt_outputs_failed_validation", "Prompt outputs failed validation", details)
         return Validation(False, error, [], node_errors)
 
-    def _validate_output(self, output: str) -> tuple[bool, list]:
+    def _validate_output(self, output: str) -> tuple[bool, list[dict[str, Any]]]:
         try:
             valid, reasons, _ = self._node(output)
         except Exception as ex:
@@ -106,7 +107,7 @@ class PromptValidator:
             return False, reasons
         return valid, reasons
 
-    def _collect_node_errors(self, output: str, node_errors: dict) -> None:
+    def _collect_node_errors(self, output: str, node_errors: dict[str, Any]) -> None:
         """Every invalid node validated so far gets this output as a dependent (ComfyUI does the same)."""
         for node_id, (valid, reasons, _) in self._validated.items():
             if valid is not True and reasons:
@@ -115,7 +116,7 @@ class PromptValidator:
                     node_errors[node_id] = {"errors": reasons, "dependent_outputs": [], "class_type": class_type}
                 node_errors[node_id]["dependent_outputs"].append(output)
 
-    def _node(self, node_id: Any) -> tuple[bool, list, Any]:
+    def _node(self, node_id: Any) -> tuple[bool, list[dict[str, Any]], Any]:
         if node_id in self._validated:
             return self._validated[node_id]
         inputs = self._prompt[node_id]["inputs"]
@@ -136,7 +137,7 @@ class PromptValidator:
         self._validated[node_id] = result
         return result
 
-    def _check_input(self, types: dict, inputs: dict, name: str, custom: bool) -> Any:
+    def _check_input(self, types: dict[str, Any], inputs: dict[str, Any], name: str, custom: bool) -> Any:
         input_type, category, extra = input_info(types, name)
         if name not in inputs:
             if category == "required":
@@ -146,7 +147,7 @@ class PromptValidator:
             return self._check_link(name, inputs[name], input_type, [input_type, extra])
         return self._check_literal(inputs, name, input_type, extra, custom)
 
-    def _check_link(self, name: str, link: list, input_type: Any, config: list) -> Any:
+    def _check_link(self, name: str, link: list[Any], input_type: Any, config: list[Any]) -> Any:
         if len(link) != 2:
             message = "Bad linked input, must be a length-2 list of [node_id, slot_index]"
             extra = {"input_name": name, "input_config": config, "received_value": link}
@@ -167,7 +168,9 @@ class PromptValidator:
             self._validated[source_id] = (False, [reason], source_id)
             return _INVALID
 
-    def _check_literal(self, inputs: dict, name: str, input_type: Any, extra: dict, custom: bool) -> dict | None:
+    def _check_literal(
+        self, inputs: dict[str, Any], name: str, input_type: Any, extra: dict[str, Any], custom: bool
+    ) -> dict[str, Any] | None:
         value = inputs[name]
         if isinstance(value, dict) and "__value__" in value:
             value = inputs[name] = value["__value__"]
@@ -184,7 +187,9 @@ class PromptValidator:
             return None  # checked by the node's own validate_inputs instead
         return _check_range(name, value, input_type, extra, config)
 
-    def _custom_validation(self, validator: Any, types: dict, inputs: dict, custom: set[str]) -> list[dict]:
+    def _custom_validation(
+        self, validator: Any, types: dict[str, Any], inputs: dict[str, Any], custom: set[str]
+    ) -> list[dict[str, Any]]:
         """VALIDATE_INPUTS: linked inputs arrive as None, only the inputs it names are passed."""
         kwargs = {}
         for name, value in inputs.items():
@@ -200,7 +205,9 @@ class PromptValidator:
         ]
 
 
-def _check_range(name: str, value: Any, input_type: Any, extra: dict, config: list) -> dict | None:
+def _check_range(
+    name: str, value: Any, input_type: Any, extra: dict[str, Any], config: list[Any]
+) -> dict[str, Any] | None:
     """min/max and combo-list checks of a converted literal."""
     received = {"input_name": name, "input_config": config, "received_value": value}
     if "min" in extra and value < extra["min"]:

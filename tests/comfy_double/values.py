@@ -7,6 +7,7 @@ import json
 import struct
 from dataclasses import dataclass, field
 from io import BytesIO
+from typing import Any
 
 from PIL import Image, ImageOps
 
@@ -88,7 +89,7 @@ def preview_frame(kind: str, image: Image.Image, max_size: int | None) -> bytes:
     return header + encode_image(kind, image, max_size)
 
 
-def preview_frame_with_metadata(kind: str, image: Image.Image, max_size: int | None, metadata: dict) -> bytes:
+def preview_frame_with_metadata(kind: str, image: Image.Image, max_size: int | None, metadata: dict[str, Any]) -> bytes:
     """Binary PREVIEW_IMAGE_WITH_METADATA frame: u32 type, u32 JSON length, JSON, image bytes."""
     metadata = {**metadata, "image_type": "image/png" if kind == "PNG" else "image/jpeg"}
     meta = json.dumps(metadata).encode()

@@ -4,26 +4,27 @@ from __future__ import annotations
 
 import re
 from io import BytesIO
+from typing import Any, cast
 
 from PIL import Image
 
 from comfy_double.harness import DoubleClient, WsClient
 
 
-def empty_to(output: str, color: int, ids: tuple[str, str] = ("1", "2"), prefix: str = "cache") -> dict:
+def empty_to(output: str, color: int, ids: tuple[str, str] = ("1", "2"), prefix: str = "cache") -> dict[str, Any]:
     """EmptyImage -> an output node (SaveImage, PreviewImage or SaveImageWebsocket)."""
     source, sink = ids
-    inputs: dict = {"images": [source, 0]} | ({"filename_prefix": prefix} if output == "SaveImage" else {})
+    inputs: dict[str, Any] = {"images": [source, 0]} | ({"filename_prefix": prefix} if output == "SaveImage" else {})
     empty = {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": color}}
     return {source: empty, sink: {"class_type": output, "inputs": inputs}}
 
 
-async def cached_nodes(double: DoubleClient, client: WsClient, prompt: dict) -> list[str]:
+async def cached_nodes(double: DoubleClient, client: WsClient, prompt: dict[str, Any]) -> list[str]:
     """Run a prompt; the nodes its ``execution_cached`` listed."""
     _, reply = await double.post_prompt({"prompt": prompt, "client_id": client.client_id})
     await client.wait_done(reply["prompt_id"])
     starts = [f for f in client.frames if f.type == "execution_cached"]
-    return starts[-1].data["data"]["nodes"]
+    return cast("list[str]", starts[-1].data["data"]["nodes"])
 
 
 async def test_only_the_previous_prompt_is_reused(double: DoubleClient) -> None:

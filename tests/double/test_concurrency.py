@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from comfy_double.harness import DoubleClient, WsClient
 
 CLIENTS = 64
 
 
-def prompt_for(index: int) -> dict:
+def prompt_for(index: int) -> dict[str, Any]:
     return {
         "1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": index}},
         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": f"client{index}"}},

@@ -4,6 +4,7 @@ client and observer) must equal the real ComfyUI's, up to volatile values (see c
 from __future__ import annotations
 
 from io import BytesIO
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -39,7 +40,7 @@ SCENARIOS = [
 ]
 
 
-def upload_payload(field: dict, label: str) -> bytes:
+def upload_payload(field: dict[str, Any], label: str) -> bytes:
     """Stand-ins for recorded uploads (only their sizes were kept): equal sizes give equal bytes."""
     if "non-image" in label:
         return (b"this is not an image " * 4)[: field["bytes"]]
@@ -51,7 +52,9 @@ def upload_payload(field: dict, label: str) -> bytes:
     return buffer.getvalue()
 
 
-async def replay(double: DoubleClient, name: str) -> tuple[dict, Replay, list, WsClient, WsClient | None]:
+async def replay(
+    double: DoubleClient, name: str
+) -> tuple[dict[str, Any], Replay, list[tuple[dict[str, Any], dict[str, Any]]], WsClient, WsClient | None]:
     """Open the recorded client's socket (and observer, if recorded), then replay the HTTP exchanges."""
     rec = load(name)
     Image.new("RGB", (64, 64)).save(double.server.config.input_dir / "example.png")  # shipped with ComfyUI
@@ -64,7 +67,13 @@ async def replay(double: DoubleClient, name: str) -> tuple[dict, Replay, list, W
     return rec, replayer, pairs, main, observer
 
 
-def assert_matches(rec: dict, replayer: Replay, pairs: list, main: WsClient, observer: WsClient | None) -> None:
+def assert_matches(
+    rec: dict[str, Any],
+    replayer: Replay,
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+    main: WsClient,
+    observer: WsClient | None,
+) -> None:
     """HTTP replies, the client's frames and the observer's frames all equal the recording's."""
     ids = id_labels(*replayer.id_pairs)
     live, recorded = exchange_views(pairs, ids)

@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import aiohttp
 
-from comfy_double.harness import DoubleClient, DoubleProcess, MakeDouble, WsClient
+from comfy_double.harness import DoubleClient, DoubleProcess, Frame, MakeDouble, WsClient
 
 
-def chain(fault: str | None = None, delay: float | None = None) -> dict:
+def chain(fault: str | None = None, delay: float | None = None) -> dict[str, Any]:
     """EmptyImage -> PreviewImage, with the hooks on the PreviewImage."""
-    preview: dict = {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}
+    preview: dict[str, Any] = {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}
     hooks = {key: value for key, value in (("fault", fault), ("delay", delay)) if value is not None}
     if hooks:
         preview["_meta"] = {"double": hooks}
@@ -21,13 +22,13 @@ def chain(fault: str | None = None, delay: float | None = None) -> dict:
     return {"1": empty, "2": preview}
 
 
-async def submit(double: DoubleClient, prompt: dict, client_id: str) -> str:
+async def submit(double: DoubleClient, prompt: dict[str, Any], client_id: str) -> str:
     status, reply = await double.post_prompt({"prompt": prompt, "client_id": client_id})
     assert status == 200, reply
-    return reply["prompt_id"]
+    return cast(str, reply["prompt_id"])
 
 
-def executing_preview(frame) -> bool:
+def executing_preview(frame: Frame) -> bool:
     return frame.type == "executing" and frame.data["data"]["node"] == "2"
 
 
@@ -67,12 +68,12 @@ async def test_stall_socket_keeps_it_open_but_silent(double: DoubleClient) -> No
     stalled = await double.session.ws_connect(double.url + "/ws?clientId=stalled", heartbeat=0.1)
     other = await double.ws("other")
     prompt_id = await submit(double, chain("stall_socket"), "stalled")
-    received = []
+    received: list[dict[str, Any]] = []
     while not received or received[-1].get("data", {}).get("node") != "2":
         received.append(await stalled.receive_json(timeout=2.0))
     await double.wait_history(prompt_id)
     await other.wait_quiet()
-    await asyncio.sleep(0.3)  # several heartbeats: pings are still answered
+    await asyncio.sleep(0.3)  # the thing tested: several 0.1 s heartbeats pass, and the pings are still answered
     assert not stalled.closed
     assert other.types()[-1] == "status"  # broadcasts went on for the others
     await stalled.close()

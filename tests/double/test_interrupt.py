@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 from comfy_double.harness import DoubleClient, Frame, WsClient
 from comfy_double.recordings import as_lines, exchange_views, id_labels, live_frames, load, recorded_frames
 from comfy_double.replay import Replay
 
 
-def no_upload(field: dict, label: str) -> bytes:
+def no_upload(field: dict[str, Any], label: str) -> bytes:
     raise AssertionError(f"no upload expected: {label}")
 
 
-def runs(node: str) -> object:
+def runs(node: str) -> Callable[[Frame], bool]:
     """Predicate: the client was told that node started."""
     return lambda f: f.type == "executing" and f.data["data"]["node"] == node
 
 
-def assert_frames(rec: dict, ids: dict, main: WsClient, observer: WsClient | None) -> None:
+def assert_frames(rec: dict[str, Any], ids: dict[str, str], main: WsClient, observer: WsClient | None) -> None:
     assert as_lines(live_frames(main.frames), ids) == as_lines(recorded_frames(rec["ws"]), ids)
     if observer is not None:
         assert as_lines(live_frames(observer.frames), ids) == as_lines(recorded_frames(rec["ws_observer"]), ids)
@@ -36,6 +38,7 @@ async def interrupt_recorded_chain(double: DoubleClient) -> None:
     pairs += [(entry, await replayer.exchange(entry)) for entry in during]
     await main.wait_done(replayer.id_pairs[0][1])
     pairs += [(entry, await replayer.exchange(entry)) for entry in (history, idle)]
+    assert observer is not None
     await observer.wait_quiet()
     ids = id_labels(*replayer.id_pairs)
     live, recorded = exchange_views(pairs, ids)
@@ -64,7 +67,7 @@ async def test_interrupt_then_interrupt_without_client_id(double: DoubleClient) 
     assert_frames(rec, ids, main, observer)
 
 
-def progress_reached(value: int) -> object:
+def progress_reached(value: int) -> Callable[[Frame], bool]:
     return lambda f: isinstance(f.data, dict) and f.type == "progress" and f.data["data"]["value"] >= value
 
 

@@ -6,30 +6,32 @@ import copy
 import json
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
+from PIL.PngImagePlugin import PngImageFile
 
 from comfy_double.harness import DoubleClient, MakeDouble
 from comfy_double.recordings import load
 
 
-def empty(width: int = 8, height: int = 8, batch: int = 1, color: int = 0) -> dict:
+def empty(width: int = 8, height: int = 8, batch: int = 1, color: int = 0) -> dict[str, Any]:
     inputs = {"width": width, "height": height, "batch_size": batch, "color": color}
     return {"class_type": "EmptyImage", "inputs": inputs}
 
 
-def save(source: str, prefix: str) -> dict:
+def save(source: str, prefix: str) -> dict[str, Any]:
     return {"class_type": "SaveImage", "inputs": {"images": [source, 0], "filename_prefix": prefix}}
 
 
-async def run(double: DoubleClient, prompt: dict, client: str = "nodes") -> dict:
+async def run(double: DoubleClient, prompt: dict[str, Any], client: str = "nodes") -> dict[str, Any]:
     """Submit, wait, return the /history entry."""
     status, reply = await double.post_prompt({"prompt": prompt, "client_id": client})
     assert status == 200, reply
     return await double.wait_history(reply["prompt_id"])
 
 
-def saved(double: DoubleClient, image: dict) -> Image.Image:
+def saved(double: DoubleClient, image: dict[str, Any]) -> Image.Image:
     folder = {"output": double.server.config.output_dir, "temp": double.server.config.temp_dir}[image["type"]]
     return Image.open(Path(folder, image["subfolder"], image["filename"]))
 
@@ -41,6 +43,7 @@ async def test_batches_become_numbered_png_files(double: DoubleClient) -> None:
     assert names == ["batch_00001_.png", "batch_00002_.png", "batch_00003_.png", "batch_00004_.png"]
     image = saved(double, first["outputs"]["2"]["images"][1])
     assert (image.format, image.size, image.getpixel((0, 0))) == ("PNG", (32, 24), (0x11, 0x22, 0x33))
+    assert isinstance(image, PngImageFile)
     assert json.loads(image.text["prompt"])["2"]["inputs"]["filename_prefix"] == "batch"
 
 
@@ -66,9 +69,9 @@ async def test_preview_images_go_to_temp(double: DoubleClient) -> None:
     assert saved(double, image).getpixel((0, 0)) == (255, 0, 0)
 
 
-def txt2img(seed: int, prefix: str) -> dict:
+def txt2img(seed: int, prefix: str) -> dict[str, Any]:
     """The recorded SD1.5 txt2img prompt (64x64 here), with another seed and prefix."""
-    prompt = copy.deepcopy(load("sd15_random_weights")["requests"][0]["prompt"])
+    prompt: dict[str, Any] = copy.deepcopy(load("sd15_random_weights")["requests"][0]["prompt"])
     prompt["3"]["inputs"]["seed"] = seed
     prompt["5"]["inputs"].update(width=64, height=64)
     prompt["9"]["inputs"]["filename_prefix"] = prefix
@@ -124,7 +127,9 @@ async def test_masks_from_alpha(double: DoubleClient) -> None:
 
 
 async def test_scale_and_invert(double: DoubleClient) -> None:
-    scale = {"class_type": "ImageScale", "inputs": {"image": ["1", 0], "upscale_method": "bicubic", "crop": "disabled"}}
+    scale: dict[str, Any] = {
+        "class_type": "ImageScale", "inputs": {"image": ["1", 0], "upscale_method": "bicubic", "crop": "disabled"}
+    }
     prompt = {
         "1": empty(100, 50, color=0x102030),
         "2": {**scale, "inputs": {**scale["inputs"], "width": 40, "height": 0}},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from comfy_double.harness import DoubleProcess
 from comfy_double.main import config_from, parse_args
+from waiting import until
 
 
 async def get_status(url: str) -> int:
@@ -38,10 +38,15 @@ async def test_sigint_stops_cleanly(tmp_path: Path) -> None:
 
 async def test_startup_delay_keeps_the_port_closed_until_ready(tmp_path: Path) -> None:
     process = DoubleProcess(tmp_path, env={"DOUBLE_STARTUP_DELAY": "1.0"})
+
+    async def delaying() -> bool:  # its last line before the delay: from here on it waits to listen
+        assert process.returncode() is None, process.output()
+        return "ComfyUI version:" in process.output()
+
     started = time.monotonic()
     process.launch()
     try:
-        await asyncio.sleep(0.5)
+        await until(delaying, 10, "the double to start and enter its start-up delay")
         with pytest.raises(aiohttp.ClientConnectionError):
             await get_status(process.url)
         await process.wait_ready(10.0)

@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, cast
+
 from comfy_double.harness import DoubleClient, Frame, WsClient
 from comfy_double.recordings import as_lines, exchange_views, id_labels, live_frames, load, recorded_frames
 from comfy_double.replay import Replay
 
 
-def empty_to_save(color: int = 0, delay: float | None = None) -> dict:
+def empty_to_save(color: int = 0, delay: float | None = None) -> dict[str, Any]:
     """EmptyImage -> SaveImage; a delay makes the EmptyImage take that long."""
-    empty: dict = {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": color}}
+    empty: dict[str, Any] = {
+        "class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": color}
+    }
     if delay is not None:
         empty["_meta"] = {"double": {"delay": delay}}
     return {"1": empty, "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "queue"}}}
 
 
-def no_upload(field: dict, label: str) -> bytes:
+def no_upload(field: dict[str, Any], label: str) -> bytes:
     raise AssertionError(f"no upload expected: {label}")
 
 
-def executing(node: str, prompt_id: str):
+def executing(node: str, prompt_id: str) -> Callable[[Frame], bool]:
     return lambda f: f.type == "executing" and f.data["data"] == {
         "node": node, "display_node": node, "prompt_id": prompt_id
     }
 
 
-def split_status(frames: list) -> tuple[list, list[int]]:
+def split_status(frames: list[Any]) -> tuple[list[Any], list[int]]:
     """(frames without status, the queue_remaining sequence): their interleaving is timing, not protocol."""
     others = [f for f in frames if not (isinstance(f, dict) and f["type"] == "status")]
     remaining = [f["data"]["status"]["exec_info"]["queue_remaining"] for f in frames if f not in others]
@@ -40,7 +45,7 @@ class QueueOpsReplay:
         self.main = main
         self.http = load("queue_ops")["http"]
         self.replayer = Replay(double, main, no_upload)
-        self.pairs: list[tuple[dict, dict]] = []
+        self.pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
     async def send(self, *indexes: int) -> None:
         for index in indexes:
@@ -50,13 +55,13 @@ class QueueOpsReplay:
         await self.double.request("POST", "/__double__/control", json={"node_delay": seconds})
 
     def live_id(self, index: int) -> str:
-        return self.pairs[index][1]["body"]["prompt_id"]
+        return cast(str, self.pairs[index][1]["body"]["prompt_id"])
 
     async def long_job_interrupted(self, post: int, queue_steps: tuple[int, ...], interrupt: int) -> str:
         """Submit the long job, do queue_steps while its node 1 works, interrupt it when node 100 starts."""
         await self.delays(EmptyImage=1.0, ImageScale=5.0)
         await self.send(post)
-        job = self.pairs[-1][1]["body"]["prompt_id"]
+        job: str = self.pairs[-1][1]["body"]["prompt_id"]
         await self.main.wait_for(executing("1", job))
         await self.send(*queue_steps)
         await self.delays(ImageScale=5.0)
@@ -92,10 +97,10 @@ async def test_queue_ops_match_recording(double: DoubleClient) -> None:
     assert [item[0] for item in pending] == [-3, 2, 1, 1000.0]  # D (front), C, B, E (explicit): heap order
 
 
-async def submit(double: DoubleClient, prompt: dict, **extra: object) -> str:
+async def submit(double: DoubleClient, prompt: dict[str, Any], **extra: object) -> str:
     status, reply = await double.post_prompt({"prompt": prompt, **extra})
     assert status == 200, reply
-    return reply["prompt_id"]
+    return cast(str, reply["prompt_id"])
 
 
 async def test_history_is_empty_until_the_prompt_finishes(double: DoubleClient) -> None:

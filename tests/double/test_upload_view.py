@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from io import BytesIO
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -70,7 +71,7 @@ async def test_view_refusals(double: DoubleClient, query: str, status: int) -> N
         ("channel=a", {"format": "PNG", "size": [12, 10], "mode": "RGBA"}),
     ],
 )
-async def test_view_previews_and_channels(double: DoubleClient, query: str, decoded: dict) -> None:
+async def test_view_previews_and_channels(double: DoubleClient, query: str, decoded: dict[str, Any]) -> None:
     await double.upload("alpha.png", png((1, 2, 3, 128), "RGBA"), type="output")
     exchange = await double.exchange("GET", f"/view?filename=alpha.png&{query}")
     assert exchange["image_decoded"] == decoded

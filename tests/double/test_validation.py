@@ -3,6 +3,8 @@ and quirks that a client can run into."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from comfy_double.harness import DoubleClient
@@ -10,12 +12,12 @@ from comfy_double.harness import DoubleClient
 SERVER_TROUBLE = "500 Internal Server Error\n\nServer got itself in trouble"
 
 
-def empty(width: object = 8) -> dict:
+def empty(width: object = 8) -> dict[str, Any]:
     return {"class_type": "EmptyImage", "inputs": {"width": width, "height": 8, "batch_size": 1, "color": 0}}
 
 
-def save(source: str, prefix: str | None = "v") -> dict:
-    inputs: dict = {"images": [source, 0]} | ({"filename_prefix": prefix} if prefix else {})
+def save(source: str, prefix: str | None = "v") -> dict[str, Any]:
+    inputs: dict[str, Any] = {"images": [source, 0]} | ({"filename_prefix": prefix} if prefix else {})
     return {"class_type": "SaveImage", "inputs": inputs}
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import re
+from typing import Any, cast
 
 import pytest
 
 from comfy_double.harness import DoubleClient, WsClient
 from comfy_double.recordings import as_lines, id_labels, live_frames, load, recorded_frames
+from waiting import until
 
 EMPTY_TO_SAVE = {
     "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 48, "batch_size": 1, "color": 255}},
@@ -18,15 +19,15 @@ EMPTY_TO_SAVE = {
 }
 
 
-def ws_case(name: str) -> dict:
-    return next(case for case in load("ws_connect")["cases"] if case["case"] == name)
+def ws_case(name: str) -> dict[str, Any]:
+    return cast("dict[str, Any]", next(case for case in load("ws_connect")["cases"] if case["case"] == name))
 
 
-async def submit(double: DoubleClient, prompt: dict, client_id: str | None = None) -> str:
+async def submit(double: DoubleClient, prompt: dict[str, Any], client_id: str | None = None) -> str:
     body = {"prompt": copy.deepcopy(prompt)} | ({"client_id": client_id} if client_id else {})
     status, reply = await double.post_prompt(body)
     assert status == 200, reply
-    return reply["prompt_id"]
+    return cast(str, reply["prompt_id"])
 
 
 async def test_without_client_id_the_sid_is_a_fresh_uuid_hex(double: DoubleClient) -> None:
@@ -80,7 +81,11 @@ async def test_old_socket_closing_late_orphans_the_new_one(double: DoubleClient)
     old, new = await double.ws(client_id), await double.ws(client_id)
     await new.wait_quiet()
     await old.close()
-    await asyncio.sleep(0.05)
+
+    async def unregistered() -> bool:  # the old socket's handler has ended, taking the registration with it
+        return client_id not in double.server.hub.sockets
+
+    await until(unregistered, 5, "the old socket's close to remove the registration")
     prompt_id = await submit(double, EMPTY_TO_SAVE, client_id)
     entry = await double.wait_history(prompt_id)
     await new.wait_quiet()
@@ -91,7 +96,7 @@ async def test_old_socket_closing_late_orphans_the_new_one(double: DoubleClient)
     assert client_id not in double.server.hub.sockets
 
 
-def shrunk_with_delays(prompt: dict, delays: dict[str, float]) -> dict:
+def shrunk_with_delays(prompt: dict[str, Any], delays: dict[str, float]) -> dict[str, Any]:
     """The recorded long chain at 1/16 of its size, with the double's delays making it take time."""
     prompt = copy.deepcopy(prompt)
     for node in prompt.values():
@@ -111,7 +116,12 @@ async def test_reconnect_during_execution_gets_current_node_and_no_replay(double
     prompt_id = await submit(double, shrunk_with_delays(rec["request"]["prompt"], {"100": 0.3, "101": 1.0}), client_id)
     await first.wait_for(lambda f: f.type == "executing" and f.data["data"]["node"] == "100")
     await first.close()
-    await asyncio.sleep(0.6)  # node 100 ends and 101 starts while nobody listens: those messages are lost
+
+    async def on_101() -> bool:
+        return double.server.hub.last_node_id == "101"
+
+    await until(on_101, 5, "node 101 to start")  # node 100 ends and 101 starts while nobody listens
+    await double.server.hub.flush()  # and what was sent meanwhile is out, to nobody: those messages are lost
     second = await double.ws(client_id)
     await second.wait_done(prompt_id)
     await observer.wait_quiet()

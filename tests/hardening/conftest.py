@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agent_process import AgentProcess, free_port
+from agent_process import AgentProcess, launch_with_double
 
-DOUBLE_DIR = Path(__file__).resolve().parents[1] / "comfy_double"
 FIGURES = Path(__file__).resolve().parents[2] / ".artifacts" / "hardening.json"
-
-
-def launch(workdir: Path, **env: str) -> AgentProcess:
-    workdir.mkdir(parents=True, exist_ok=True)
-    return AgentProcess(workdir, {"COMFYUI_DIR": str(DOUBLE_DIR), "COMFYUI_PYTHON": sys.executable,
-                                  "COMFYUI_PORT": str(free_port()), "NAS_DIR": str(workdir / "nas"),
-                                  "LOG_LEVEL": "warning", **env})
 
 
 @pytest.fixture
@@ -28,7 +19,7 @@ def agent_factory(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
     started: list[AgentProcess] = []
 
     def start(name: str = "agent", **env: str) -> AgentProcess:
-        process = launch(tmp_path / name, **env)
+        process = launch_with_double(tmp_path / name, **env)
         started.append(process)
         process.wait_ready()
         return process

@@ -15,19 +15,19 @@ from agent_process import AgentProcess
 from double_helpers import save_prompt
 from hardening.conftest import record
 from procs import children, group_members, state
+from waiting import wait_for
 
 KILLS = 20
 
 
 def wait_for_new_comfyui(agent: AgentProcess, old: int) -> int:
     agent.wait_ready(60)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        kids = children(agent.proc.pid)
-        if kids and kids != [old]:
-            return kids[0]
-        time.sleep(0.05)
-    raise AssertionError("ComfyUI was not restarted")
+    kids = wait_for(lambda: [kid for kid in children(agent.proc.pid) if kid != old], 30, "ComfyUI to be restarted")
+    return kids[0]
+
+
+def wait_queued(agent: AgentProcess, count: int) -> None:
+    agent.wait_comfyui(lambda info: info["prompts_queued"] >= count, f"{count} prompts queued in this ComfyUI")
 
 
 def test_twenty_random_kills(agent_factory: Callable[..., AgentProcess]) -> None:
@@ -38,6 +38,7 @@ def test_twenty_random_kills(agent_factory: Callable[..., AgentProcess]) -> None
     for round_ in range(KILLS):
         comfyui = agent.comfyui_pid()
         groups.append(os.getpgid(comfyui))
+        queued = agent.comfyui("/__double__/info")["prompts_queued"]
         replies: list[dict[str, Any]] = []
         threads = []
         for lane in range(3):
@@ -45,6 +46,9 @@ def test_twenty_random_kills(agent_factory: Callable[..., AgentProcess]) -> None
                                                                 delay=rng.uniform(0.2, 1.5)))
             threads.append(thread)
             replies.append(reply)
+        wait_queued(agent, queued + 3)
+        # The kill lands at a random moment of the runs on purpose; the 3 are in flight (waited for above), and
+        # every check below holds wherever the kill falls: done before it, or ComfyUICrashed within 5 s.
         time.sleep(rng.uniform(0.05, 1.0))
         killed_at = time.monotonic()
         os.kill(comfyui, signal.SIGKILL)

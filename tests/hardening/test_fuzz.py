@@ -15,8 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent_process import AgentProcess
-from hardening.conftest import launch
+from agent_process import AgentProcess, launch_with_double
 
 TASK_FILE = re.compile(r"[A-Za-z0-9_-]{1,128}(\.json|\.results\.json|\.cancel)|\..+\.tmp")
 HANDLED_500 = {"ExecutionError"}
@@ -46,7 +45,7 @@ queries = st.dictionaries(st.sampled_from(["task_id", "id", "results", "timeout"
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AgentProcess, httpx.Client, Path]]:
     workdir = tmp_path_factory.mktemp("fuzz")
-    agent = launch(workdir / "agent", TASK_STORE=f"file://{workdir / 'agent' / 'tasks'}", RUN_TIMEOUT="10")
+    agent = launch_with_double(workdir / "agent", TASK_STORE=f"file://{workdir / 'agent' / 'tasks'}", RUN_TIMEOUT="10")
     agent.wait_ready()
     with httpx.Client(base_url=agent.url, timeout=30) as client:
         yield agent, client, workdir

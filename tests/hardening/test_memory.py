@@ -11,8 +11,9 @@ from pathlib import Path
 import aiohttp
 
 from agent_process import AgentProcess
-from double_helpers import save_prompt, with_preview
+from double_helpers import double_info, save_prompt, with_preview
 from hardening.conftest import record
+from waiting import until
 
 RUNS = 5000
 WARMUP = 500
@@ -28,6 +29,25 @@ def rss_mib(pid: int) -> float:
 
 def open_files(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def open_connections(port: int) -> int:
+    """TCP sockets on local `port` not yet closed on their own side: ESTABLISHED (01), or CLOSE_WAIT (08, the
+    peer has closed, the owner not yet)."""
+    rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    return sum(int(row[1].rsplit(":", 1)[1], 16) == port and row[3] in ("01", "08") for row in rows)
+
+
+async def wound_down(agent: AgentProcess, connections: int) -> None:
+    """Until the load is over on the agent's side too: the clients' connections closed by it (back to the
+    `connections` it had idle), and every run's event socket to ComfyUI closed (those close in the background)."""
+    assert agent.comfyui_url is not None
+    comfyui = agent.comfyui_url
+
+    async def quiet() -> bool:
+        return open_connections(agent.port) <= connections and not (await double_info(comfyui))["sockets"]
+
+    await until(quiet, 10, "the agent to close its connections and event sockets")
 
 
 async def run_many(url: str, start: int, count: int) -> None:
@@ -48,13 +68,13 @@ async def run_many(url: str, start: int, count: int) -> None:
 async def test_five_thousand_runs_leak_nothing(agent_factory: Callable[..., AgentProcess]) -> None:
     agent = agent_factory()
     pid = agent.proc.pid
-    idle = rss_mib(pid)
+    idle, idle_connections = rss_mib(pid), open_connections(agent.port)
     await run_many(agent.url, 0, WARMUP)
-    await asyncio.sleep(1)
+    await wound_down(agent, idle_connections)
     warm, warm_files = rss_mib(pid), open_files(pid)
     started = time.monotonic()
     await run_many(agent.url, WARMUP, RUNS)
-    await asyncio.sleep(2)
+    await wound_down(agent, idle_connections)
     final, final_files = rss_mib(pid), open_files(pid)
     record("memory", runs=RUNS, idle_mib=round(idle, 1), after_warmup_mib=round(warm, 1),
            after_runs_mib=round(final, 1), growth_mib=round(final - warm, 1), open_files=[warm_files, final_files],

@@ -23,6 +23,8 @@ RUNS = 1000
 CONCURRENCY = 32
 CACHED_COLOR = 0x0A0B0C
 KINDS = {"fast": 50, "preview": 10, "slow": 8, "cached": 10, "failing": 8, "invalid": 6, "timeout": 3, "canceled": 5}
+FINAL_STATUS = {"fast": "succeeded", "preview": "succeeded", "slow": "succeeded", "cached": "succeeded",
+                "failing": "failed", "invalid": "failed", "timeout": "failed", "canceled": "canceled"}
 
 
 @dataclass
@@ -61,7 +63,7 @@ def check(case: Case, status: int, body: dict[str, Any]) -> None:
         "fast": lambda: _image(case, status, body, "2"),
         "cached": lambda: _image(case, status, body, "2"),
         "slow": lambda: _image(case, status, body, "2"),
-        "preview": lambda: (_image(case, status, body, "2"), _image(case, status, body, "3")),
+        "preview": lambda: _images(case, status, body, "2", "3"),
         "failing": lambda: _error(status, body, 500, "ExecutionError", node_id="1"),
         "invalid": lambda: _error(status, body, 400, "PromptValidationError"),
         "timeout": lambda: _error(status, body, 504, "Timeout"),
@@ -73,6 +75,11 @@ def check(case: Case, status: int, body: dict[str, Any]) -> None:
 def _image(case: Case, status: int, body: dict[str, Any], node: str) -> None:
     assert status == 200, (case, body)
     assert pixel(body[node]["results"][0]) == rgb(case.color), case
+
+
+def _images(case: Case, status: int, body: dict[str, Any], *nodes: str) -> None:
+    for node in nodes:
+        _image(case, status, body, node)
 
 
 def _error(status: int, body: dict[str, Any], want: int, kind: str, **fields: str) -> None:
@@ -115,12 +122,15 @@ async def test_thousand_mixed_runs(agent_factory: Callable[..., AgentProcess]) -
     started = time.monotonic()
     async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
         durations = await asyncio.gather(*(one(session, case) for case in cases))
-        statuses = Counter()
+        final: dict[str, str] = {}
         for case in cases:
             async with session.get(f"{agent.url}/api/tasks/{case.task_id}") as response:
-                task = await response.json()
-                statuses[task["status"]] += 1
-    assert len(durations) == RUNS
+                final[case.task_id] = (await response.json())["status"]
+    statuses = Counter(final.values())
+    wrong = [(case.task_id, case.kind, final[case.task_id]) for case in cases
+             if final[case.task_id] != FINAL_STATUS[case.kind]]
+    assert not wrong, f"{len(wrong)} tasks did not end as scripted (task, kind, status): {wrong[:20]}"
+    assert statuses == Counter(FINAL_STATUS[kind] for kind in kinds), statuses
     assert statuses["queued"] == statuses["running"] == 0, statuses
     record("mixed_load", runs=RUNS, concurrency=CONCURRENCY, kinds=KINDS, seconds=round(time.monotonic() - started, 1),
            slowest_request_seconds=round(max(durations), 2), final_statuses=dict(statuses))

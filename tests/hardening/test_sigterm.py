@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable
 
 from agent_process import AgentProcess
@@ -13,14 +12,14 @@ from procs import group_members, state
 
 
 def test_sigterm_drains_open_runs_and_stops_comfyui(agent_factory: Callable[..., AgentProcess]) -> None:
-    agent = agent_factory(PRESTOP_GRACE="30")
+    agent = agent_factory(PRESTOP_GRACE="30", LOG_LEVEL="info")
     comfyui = agent.comfyui_pid()
     group = os.getpgid(comfyui)
     runs = [agent.run_in_background(save_prompt(0x010203 * (index + 1), f"term{index}", delay=0.4))
             for index in range(6)]
-    time.sleep(0.3)
+    agent.wait_comfyui(lambda info: info["prompts_queued"] == 6, "all 6 runs queued")
     agent.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.2)
+    agent.wait_log("agent.stopping")
     late = agent.http.post("/api/run", json=save_prompt(1))
     assert late.status_code == 503 and "stopping" in late.json()["error"]
     for thread, _ in runs:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from agent_process import AgentProcess
-from double_helpers import rgb, save_prompt, with_preview
+from double_helpers import rgb, save_prompt, wait_double, with_preview
 
 RUNS = 40
 
@@ -35,8 +35,12 @@ async def test_sockets_failing_mid_run(agent_factory: Callable[..., AgentProcess
             return response.status, await response.json()
 
     async def saboteur(session: aiohttp.ClientSession) -> int:
+        assert agent.comfyui_url is not None
+        await wait_double(agent.comfyui_url, lambda info: info["running"], "a run executing")
         strikes = 0
         for _ in range(8):
+            # Each fault lands at a random moment on purpose: the answers must be right wherever it falls. What
+            # the last check needs, a fault during a run, is waited for above (runs then go on for seconds).
             await asyncio.sleep(rng.uniform(0.2, 0.8))
             await control(session, agent, **{fault: True})
             strikes += 1

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 
 from agent_process import AgentProcess, free_port
 from double_helpers import save_prompt
+from waiting import wait_for
 
 RUNS = 4
 
@@ -31,11 +31,10 @@ class RedisServer:
     def start(self) -> None:
         self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                                       "--appendonly", "no"], stdout=subprocess.DEVNULL)
-        for _ in range(100):
-            if subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout == b"PONG\n":
-                return
-            time.sleep(0.05)
-        raise AssertionError("redis-server did not start")
+        wait_for(self.answers, 10, "redis-server to answer PING")
+
+    def answers(self) -> bool:
+        return subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout == b"PONG\n"
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -57,6 +56,16 @@ def redis_server() -> Iterator[RedisServer]:
 def start_runs(agent: AgentProcess, delay: float) -> list[tuple[Any, dict[str, Any]]]:
     return [agent.run_in_background(save_prompt(0x112233 + index, f"sf{index}", delay=delay))
             for index in range(RUNS)]
+
+
+def wait_in_flight(agent: AgentProcess) -> None:
+    """Until every run is in ComfyUI (its task claimed in the store): the fault then lands mid-run for all."""
+    agent.wait_comfyui(lambda info: info["prompts_queued"] == RUNS, f"all {RUNS} runs queued")
+
+
+def wait_outage_met(agent: AgentProcess) -> None:
+    """Until every run in flight has tried to write during the outage, and failed (logged once per run)."""
+    wait_for(lambda: agent.log().count("store.write_failed") >= RUNS, 10, f"all {RUNS} runs to meet the outage")
 
 
 def finish(runs: list[tuple[Any, dict[str, Any]]]) -> list[Any]:
@@ -83,12 +92,12 @@ def assert_recovered(agent: AgentProcess, responses: list[Any]) -> None:
 def test_redis_restarted_mid_run(agent_factory: Callable[..., AgentProcess], redis_server: RedisServer) -> None:
     agent = agent_factory(TASK_STORE=f"redis://127.0.0.1:{redis_server.port}/0", TASK_HEARTBEAT="0.3")
     runs = start_runs(agent, delay=3.0)
-    time.sleep(0.5)
+    wait_in_flight(agent)
     redis_server.kill()
     status = agent.http.get("/api/status", params={"id": "anything"})
     assert status.status_code == 503 and status.json()["message"] == "StoreUnavailable"
     assert_store_outage_answers(agent)
-    time.sleep(0.5)
+    wait_outage_met(agent)
     redis_server.start()  # empty: Redis here keeps nothing on disk
     assert_recovered(agent, finish(runs))
     log = agent.log()
@@ -109,12 +118,12 @@ def test_task_folder_read_only_mid_run(agent_factory: Callable[..., AgentProcess
     folder = tmp_path / "tasks"
     agent = agent_factory(TASK_STORE=f"file://{folder}")
     runs = start_runs(agent, delay=2.5)
-    time.sleep(0.5)
+    wait_in_flight(agent)
     subprocess.run(["chattr", "+i", str(folder)], check=True)
     try:
         assert_store_outage_answers(agent)
         assert agent.http.get("/api/status", params={"id": "nothing"}).status_code == 404
-        time.sleep(1.0)
+        wait_outage_met(agent)
     finally:
         subprocess.run(["chattr", "-i", str(folder)], check=True)
     assert_recovered(agent, finish(runs))
@@ -130,12 +139,12 @@ def test_task_folder_full_mid_run(agent_factory: Callable[..., AgentProcess], tm
     try:
         agent = agent_factory(TASK_STORE=f"file://{folder}")
         runs = start_runs(agent, delay=2.5)
-        time.sleep(0.5)
+        wait_in_flight(agent)
         filler = folder / "filler"
         with contextlib.suppress(OSError), open(filler, "wb") as handle:
             handle.write(b"\0" * 1024 * 1024)
         assert_store_outage_answers(agent)
-        time.sleep(1.0)
+        wait_outage_met(agent)
         filler.unlink()
         assert_recovered(agent, finish(runs))
         assert_folder_intact(folder)

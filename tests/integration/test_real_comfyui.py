@@ -85,6 +85,7 @@ def test_loadimage_chain_inverts_the_uploaded_file(agent: AgentProcess, tmp_path
     response = agent.run(prompt)
     assert response.status_code == 200, response.text
     inverted = decoded(response.json(), "3").getpixel((4, 4))
+    assert isinstance(inverted, tuple)
     assert all(abs(got - want) <= 1 for got, want in zip(inverted, (245, 55, 225), strict=True)), inverted
 
 
@@ -165,6 +166,7 @@ def test_base64_and_url_inputs_are_uploaded_and_inverted(agent: AgentProcess, pn
     body = response.json()
     for node, expected in (("12", (245, 155, 5)), ("22", (15, 225, 195))):
         got = decoded(body, node).getpixel((4, 4))
+        assert isinstance(got, tuple)
         assert all(abs(a - b) <= 1 for a, b in zip(got, expected, strict=True)), (node, got)
 
 
@@ -185,7 +187,7 @@ def long_chain(color: int) -> dict[str, Any]:
 def test_comfyui_killed_mid_run_then_restarted(agent: AgentProcess) -> None:
     comfyui = agent.comfyui_pid()
     caller, reply = agent.run_in_background(long_chain(unique()))
-    time.sleep(1.5)
+    agent.wait_comfyui(lambda queue: queue["queue_running"], "the long chain executing", path="/queue", timeout=60)
     killed_at = time.monotonic()
     os.kill(comfyui, signal.SIGKILL)
     caller.join(60)

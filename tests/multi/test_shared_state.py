@@ -20,6 +20,7 @@ from agent_process import AgentProcess, free_port
 from double_helpers import save_prompt
 from round_robin import RoundRobin
 from tasks.conftest import REDIS_URL, clean_redis
+from waiting import until
 
 DOUBLE_DIR = Path(__file__).resolve().parent.parent / "comfy_double"
 HEARTBEAT = 0.5  # stale after 3 s
@@ -43,6 +44,12 @@ class Cluster:
             assert response.status == 200, await response.text()
             body: dict[str, Any] = await response.json()
             return body
+
+    async def wait_running(self, task_id: str, timeout: float = 10) -> None:
+        async def running() -> bool:
+            return bool((await self.task(task_id))["status"] == "running")
+
+        await until(running, timeout, f"{task_id} to be running")
 
     async def follow(self, task_id: str, timeout: float = 30) -> list[dict[str, Any]]:
         """Every state pollers saw, polling through the proxy (so across all instances), up to the end."""
@@ -116,10 +123,7 @@ async def test_cancel_through_the_proxy_stops_the_right_run(cluster: Cluster) ->
     victim_owner = await cluster.start("victim", save_prompt(1, "victim", delay=20))
     bystander_owner = await cluster.start("bystander", save_prompt(2, "bystander", delay=2.0))
     assert victim_owner != bystander_owner
-    for _ in range(100):
-        if (await cluster.task("victim"))["status"] == "running":
-            break
-        await asyncio.sleep(0.05)
+    await cluster.wait_running("victim")
     async with cluster.session.post(f"{cluster.url}/api/tasks/victim/cancel") as response:
         body = await response.json()
         assert response.status == 200 and body["status"] == "canceled", body
@@ -129,10 +133,7 @@ async def test_cancel_through_the_proxy_stops_the_right_run(cluster: Cluster) ->
 
 async def test_killed_instance_turns_its_task_into_failed_for_every_poller(cluster: Cluster) -> None:
     owner = await cluster.start("orphan", save_prompt(3, "orphan", delay=60))
-    for _ in range(100):
-        if (await cluster.task("orphan"))["status"] == "running":
-            break
-        await asyncio.sleep(0.05)
+    await cluster.wait_running("orphan")
     cluster.agents[owner].stop(signal.SIGKILL)
     killed_at = time.monotonic()
     history = await cluster.follow("orphan", timeout=6 * HEARTBEAT + 10)

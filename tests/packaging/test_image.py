@@ -12,6 +12,7 @@ import yaml
 
 from agent.api.requests import check_prompt
 from agent.comfy.supervisor.nas import FOLDERS, MODEL_KINDS
+from agent.install import COMFYUI_COMMIT, COMFYUI_REPO
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = (REPO / "Dockerfile").read_text()
@@ -46,6 +47,8 @@ def test_multi_stage_with_pinned_bases_and_never_latest() -> None:
 
 def test_comfyui_and_custom_nodes_are_pinned_to_commits() -> None:
     assert COMMIT.fullmatch(build_args()["COMFYUI_COMMIT"])
+    assert build_args()["COMFYUI_COMMIT"] == COMFYUI_COMMIT  # the newcomer's installer takes the image's ComfyUI
+    assert build_args()["COMFYUI_REPO"] == COMFYUI_REPO
     rows = [line.split() for line in (REPO / "comfyui" / "custom_nodes.txt").read_text().splitlines()
             if line.strip() and not line.startswith("#")]
     assert "ComfyUI_essentials" in [row[0] for row in rows]

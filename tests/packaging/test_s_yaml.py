@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from agent.config import load_settings
-from recordings import PROTOCOL_DIR
+from recordings import FIXTURES
 
 REPO = Path(__file__).resolve().parents[2]
-SCHEMA = json.loads((PROTOCOL_DIR.parent / "fc3" / "schema.json").read_text())
+SCHEMA = json.loads((FIXTURES / "fc3" / "schema.json").read_text())
 
 
 def resolved(document: Any, variables: dict[str, Any]) -> Any:

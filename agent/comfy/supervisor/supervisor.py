@@ -9,6 +9,7 @@ import socket
 from pathlib import Path
 
 from agent.comfy.client import ComfyClient
+from agent.comfy.device import Device, detect
 from agent.comfy.lifecycle import Lifecycle
 from agent.comfy.supervisor.nas import prepare_nas
 from agent.comfy.supervisor.process import ComfyProcess
@@ -34,11 +35,21 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def comfyui_args(settings: Settings) -> list[str]:
+def on_cpu(settings: Settings, device: Device) -> bool:
+    """Whether ComfyUI must be told `--cpu`: asked for, or `auto` on a machine without a GPU (ComfyUI would
+    otherwise stop at its first CUDA call)."""
+    if "--cpu" in settings.comfyui_args:
+        return False
+    return settings.comfyui_device == "cpu" or (settings.comfyui_device == "auto" and device is Device.CPU)
+
+
+def comfyui_args(settings: Settings, device: Device) -> list[str]:
     args = ["--listen", "127.0.0.1", "--port", str(settings.comfyui_port)]
     if settings.nas_dir is not None:
         for kind in ("input", "output", "temp"):
             args += [f"--{kind}-directory", str(settings.nas_dir / kind)]
+    if on_cpu(settings, device):
+        args.append("--cpu")
     return args + list(settings.comfyui_args)
 
 
@@ -106,14 +117,16 @@ class Supervisor(Lifecycle):
             return False
         if self.settings.nas_dir is not None:
             await asyncio.to_thread(prepare_nas, self.settings.nas_dir)
+        device = detect()
         try:
-            process = await ComfyProcess.spawn(self.settings.comfyui_python, Path(self.settings.comfyui_dir),
-                                               comfyui_args(self.settings), _child_env(), _forward)
+            process = await ComfyProcess.spawn(self.settings.comfyui_interpreter, Path(self.settings.comfyui_dir),
+                                               comfyui_args(self.settings, device), _child_env(), _forward)
         except OSError as exc:
             log_event(logger, "comfyui.spawn_failed", level=logging.ERROR, error=exc)
             return False
         self.process = process
-        log_event(logger, "comfyui.started", pid=process.pid, port=port)
+        log_event(logger, "comfyui.started", pid=process.pid, port=port, device=device.value,
+                  cpu=on_cpu(self.settings, device))
         answered = await self._until_ready(process)
         code = await process.wait()
         self._ready.clear()

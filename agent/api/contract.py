@@ -1,0 +1,48 @@
+"""The HTTP contract: `openapi.yaml` beside this module is the source of truth for every route the agent answers
+itself. It is served as `GET /openapi.json` and as a readable page at `GET /docs` (Swagger UI, vendored under
+`docs/vendor/`, so nothing comes from a CDN); the tests fail when the routes, the models or the error kinds drift
+from it."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from agent.api.files import file_in
+
+CONTRACT = Path(__file__).resolve().parent / "openapi.yaml"
+DOCS_DIR = Path(__file__).resolve().parent / "docs"
+
+
+@cache
+def contract() -> dict[str, Any]:
+    spec: dict[str, Any] = yaml.safe_load(CONTRACT.read_text())
+    return spec
+
+
+@cache
+def _contract_json() -> bytes:
+    return json.dumps(contract(), ensure_ascii=False).encode()
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=_contract_json(), content_type="application/json")
+
+
+async def docs(request: web.Request) -> web.FileResponse:
+    return file_in(DOCS_DIR, "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def docs_file(request: web.Request) -> web.FileResponse:
+    return file_in(DOCS_DIR, request.match_info["file"])
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/docs", docs)
+    app.router.add_get("/docs/{file:.+}", docs_file)

@@ -1,0 +1,58 @@
+"""The bodies the agent answers with, as models: the contract (openapi.yaml) names each of them, and the tests
+compare their fields with it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+
+class Accepted(BaseModel):
+    task_id: str
+    status_url: str
+
+
+class Alive(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Ready(BaseModel):
+    status: Literal["ready"] = "ready"
+    restarts: int
+
+
+class Warmup(BaseModel):
+    task_id: str
+    seconds: float
+
+
+class Initialized(BaseModel):
+    status: Literal["ready"] = "ready"
+    seconds: float
+    warmup: Warmup | None = None
+
+
+class Stopping(BaseModel):
+    status: Literal["stopping"] = "stopping"
+    drained: bool
+    open_runs: int
+
+
+class WorkflowList(BaseModel):
+    workflows: list[str]
+
+
+class TaskView(BaseModel):
+    """`Task` of the contract: a stored task as callers see it (progress with results when asked)."""
+
+    task_id: str
+    status: str
+    prompt_id: str | None
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    progress: dict[str, Any]
+    outputs: dict[str, Any]
+    error: dict[str, Any] | None
+

@@ -1,0 +1,78 @@
+"""`comfyui-agent-install [DIR]`: a first ComfyUI for someone who has none, so that `comfyui-agent` has something
+to stand in front of. The work is comfy-cli's, the ecosystem's installer (the optional `comfyui` extra): it
+clones ComfyUI at the commit the Docker image pins, into DIR with a virtualenv of its own (`DIR/.venv`, which the
+agent then uses), with PyTorch for the GPU this machine has, or the CPU build when it has none. This module only
+chooses comfy-cli's arguments."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent.comfy.device import Device, detect
+
+# The ComfyUI the image is built from (the Dockerfile's COMFYUI_COMMIT; tests/packaging checks they agree):
+# 0.3.64, the version the recorded protocol and the integration tests come from.
+COMFYUI_COMMIT = "a125cd84b054a57729b5eecab930ca9408719832"
+COMFYUI_REPO = "https://github.com/comfyanonymous/ComfyUI.git"
+# ComfyUI 0.3.64 imports these without listing them in its requirements.txt (app/frontend_management.py).
+UNLISTED_REQUIREMENTS = ("requests",)
+_DEVICE_FLAGS = {Device.NVIDIA: "--nvidia", Device.AMD: "--amd", Device.APPLE: "--m-series", Device.CPU: "--cpu"}
+
+
+def install_command(directory: Path, device: Device, repo: str = COMFYUI_REPO,
+                    commit: str = COMFYUI_COMMIT) -> list[str]:
+    """comfy-cli's command line. No ComfyUI-Manager: an API server installs no nodes at run time."""
+    return [sys.executable, "-m", "comfy_cli", "--skip-prompt", "--workspace", str(directory), "install",
+            "--url", repo, "--version", "nightly", "--commit", commit, _DEVICE_FLAGS[device], "--skip-manager"]
+
+
+def completion_command(directory: Path) -> list[str]:
+    """What comfy-cli leaves out: ComfyUI's unlisted requirements, into the checkout's own virtualenv."""
+    return [str(directory / ".venv" / "bin" / "python"), "-m", "pip", "install", "--quiet", *UNLISTED_REQUIREMENTS]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="comfyui-agent-install", description=__doc__)
+    parser.add_argument("directory", nargs="?", default="ComfyUI", type=Path, help="where ComfyUI goes (./ComfyUI)")
+    parser.add_argument("--repo", default=os.environ.get("COMFYUI_REPO", COMFYUI_REPO),
+                        help="ComfyUI's git repository, or a local mirror of it [COMFYUI_REPO]")
+    parser.add_argument("--commit", default=os.environ.get("COMFYUI_COMMIT", COMFYUI_COMMIT),
+                        help="the commit to install [COMFYUI_COMMIT]")
+    parser.add_argument("--device", choices=[device.value for device in Device],
+                        help="the PyTorch build to install (default: what this machine has)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    options = _parser().parse_args(argv)
+    directory: Path = options.directory.absolute()
+    if (directory / "main.py").is_file():
+        print(f"comfyui-agent-install: ComfyUI is already in {directory}; start the agent with "
+              f"COMFYUI_DIR={directory} comfyui-agent")
+        return
+    if importlib.util.find_spec("comfy_cli") is None:
+        print("comfyui-agent-install: comfy-cli is missing: pip install 'comfyui-fc-agent[comfyui]'", file=sys.stderr)
+        raise SystemExit(2)
+    device = Device(options.device) if options.device else detect()
+    print(f"comfyui-agent-install: ComfyUI {options.commit[:8]} into {directory}, PyTorch for {device.value}",
+          flush=True)
+    done = subprocess.run(install_command(directory, device, options.repo, options.commit), check=False)
+    if done.returncode != 0 or not (directory / "main.py").is_file():
+        print(f"comfyui-agent-install: comfy-cli failed (exit {done.returncode})", file=sys.stderr)
+        raise SystemExit(done.returncode or 1)
+    completed = subprocess.run(completion_command(directory), check=False)
+    if completed.returncode != 0:
+        print(f"comfyui-agent-install: could not install {', '.join(UNLISTED_REQUIREMENTS)} into "
+              f"{directory / '.venv'}", file=sys.stderr)
+        raise SystemExit(completed.returncode)
+    print(f"comfyui-agent-install: done; start the agent with COMFYUI_DIR={directory} comfyui-agent")
+
+
+if __name__ == "__main__":
+    main()

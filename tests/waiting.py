@@ -1,0 +1,37 @@
+"""Waiting for an event instead of sleeping a fixed time: poll what stands for it until it holds, and fail loudly,
+naming what never happened, once a deadline has passed. Shared by the tests (threads and asyncio alike)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+INTERVAL = 0.05  # seconds between two looks: the wait ends this long at most after the event
+
+
+def wait_for(condition: Callable[[], T | None], timeout: float, what: str) -> T:
+    """Block until `condition()` is truthy and return that value; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(INTERVAL)
+
+
+async def until(condition: Callable[[], Awaitable[T | None]], timeout: float, what: str) -> T:
+    """`wait_for` for asyncio: await `condition()` until it is truthy and return that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(INTERVAL)
