@@ -27,8 +27,14 @@ def rss_mib(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-def open_files(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
+def open_files(pid: int, comfyui_port: int) -> tuple[int, int]:
+    """(files that are not connections to ComfyUI, connections to ComfyUI). The second are the HTTP pool's
+    keep-alive connections (and the event socket): how many are idle at a moment depends on how the last
+    burst ended, so they are bounded apart from the rest, where a leak would show."""
+    inodes = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    to_comfyui = {f"socket:[{row[9]}]" for row in rows if int(row[2].rsplit(":", 1)[1], 16) == comfyui_port}
+    return len(inodes - to_comfyui), len(inodes & to_comfyui)
 
 
 def open_connections(port: int) -> int:
@@ -71,13 +77,17 @@ async def test_five_thousand_runs_leak_nothing(agent_factory: Callable[..., Agen
     idle, idle_connections = rss_mib(pid), open_connections(agent.port)
     await run_many(agent.url, 0, WARMUP)
     await wound_down(agent, idle_connections)
-    warm, warm_files = rss_mib(pid), open_files(pid)
+    assert agent.comfyui_url is not None
+    comfyui_port = int(agent.comfyui_url.rsplit(":", 1)[1])
+    warm, (warm_files, _) = rss_mib(pid), open_files(pid, comfyui_port)
     started = time.monotonic()
     await run_many(agent.url, WARMUP, RUNS)
     await wound_down(agent, idle_connections)
-    final, final_files = rss_mib(pid), open_files(pid)
+    final, (final_files, comfyui_connections) = rss_mib(pid), open_files(pid, comfyui_port)
     record("memory", runs=RUNS, idle_mib=round(idle, 1), after_warmup_mib=round(warm, 1),
            after_runs_mib=round(final, 1), growth_mib=round(final - warm, 1), open_files=[warm_files, final_files],
+           comfyui_connections=comfyui_connections,
            seconds=round(time.monotonic() - started, 1))
     assert final - warm < 20, (warm, final)
     assert final_files <= warm_files + 5, (warm_files, final_files)
+    assert comfyui_connections <= CONCURRENCY + 1, comfyui_connections  # the pool's keep-alive, the event socket
