@@ -1,4 +1,5 @@
-"""Wire the agent together: settings → ComfyUI host, store, runner → routes."""
+"""Wire the agent together: settings → ComfyUI host and connection, store, run service and its subscribers →
+routes. A new subscriber of the runs is added here and nowhere else."""
 
 from __future__ import annotations
 
@@ -14,20 +15,26 @@ from aiohttp import web
 
 from agent.api import contract, health, lifecycle, page, proxy, run, status, tasks
 from agent.api.errors import json_errors
-from agent.api.keys import HOST, PROXY_SESSION, RUNNER, SETTINGS, STORE
+from agent.api.keys import HOST, PROXY_SESSION, RUNS, SETTINGS, STORE
 from agent.api.security import cors, require_token
-from agent.comfy.client import ComfyClient
+from agent.comfy.client import ComfyClient, connection_pool
+from agent.comfy.connection import EventConnection
 from agent.comfy.host import make_host
 from agent.config import Settings
 from agent.errors import AgentError
 from agent.inputs.prepare import InputPreparer
 from agent.logs import log_event
-from agent.tasks.runner import Runner
-from agent.tasks.store import TaskStore, open_store
+from agent.runs.events import RunEvents
+from agent.runs.run import Comfy
+from agent.runs.service import RunService
+from agent.runs.writer import StoreWriter
+from agent.stores.base import TaskStore, open_store
 
 logger = logging.getLogger("agent")
 
-COMFYUI_CONNECTIONS = 256
+# ComfyUI answers HTTP from one process and one event loop: more connections than this only wait inside it,
+# while each one held costs a socket on both sides.
+COMFYUI_CONNECTIONS = 64
 SWEEP_SECONDS = 600  # how often expired tasks are removed from stores that do not expire them by themselves
 
 
@@ -50,15 +57,19 @@ async def _sweep_forever(store: TaskStore) -> None:
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     """Start ComfyUI without waiting for it: the agent's port opens at once and /readyz tells the rest."""
     settings = app[SETTINGS]
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=COMFYUI_CONNECTIONS), trust_env=False)
+    session = connection_pool(COMFYUI_CONNECTIONS)
     proxy_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trust_env=False,
                                           auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
-    client = ComfyClient(settings.comfyui_base_url, session)
+    client = ComfyClient(settings.comfyui_base_url, session, COMFYUI_CONNECTIONS)
     host = make_host(settings, client)
+    connection = EventConnection(settings.comfyui_base_url, settings.ws_stall_timeout)
     store = open_store(settings.store_url, settings.task_ttl, settings.stale_after)
     inputs = InputPreparer(settings, client)
-    runner = Runner(host, client, store, inputs, settings, instance_id=instance_id())
-    app[HOST], app[STORE], app[RUNNER], app[PROXY_SESSION] = host, store, runner, proxy_session
+    writer = StoreWriter(store, settings.task_heartbeat)
+    runs = RunService(Comfy(host, client, connection, inputs), store, RunEvents([writer]),
+                      instance_id=instance_id(), run_timeout=settings.run_timeout,
+                      max_active=settings.max_active_runs, max_waiting=settings.max_waiting_runs)
+    app[HOST], app[STORE], app[RUNS], app[PROXY_SESSION] = host, store, runs, proxy_session
     await host.start()
     sweeper = asyncio.ensure_future(_sweep_forever(store))
     try:
@@ -66,7 +77,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     finally:
         sweeper.cancel()
         await host.stop()
-        await runner.close()
+        await runs.close()
+        await writer.close()
+        await connection.close()
         await inputs.close()
         await store.close()
         await session.close()
@@ -78,6 +91,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_resources)
     app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/livez", health.livez)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_post("/api/run", run.run)
     app.router.add_get("/api/status", status.status)

@@ -195,6 +195,12 @@ class Settings(BaseModel):
         "seconds between an owner's writes of a running task; silent for 6 of them, it reads as lost"))] = 5.0
     run_timeout: Annotated[float, env("RUN_TIMEOUT", parse=_positive_float,
                                       help="seconds a run may take, queueing in ComfyUI included")] = 3600.0
+    max_active_runs: Annotated[int, env("MAX_ACTIVE_RUNS", parse=_int_in(1, 100_000), help=(
+        "runs in flight at once on this instance (inputs, ComfyUI's queue, ComfyUI); a held run beyond it is "
+        "answered `429 Overloaded` at once, and `/readyz` says the instance is full"))] = 256
+    max_waiting_runs: Annotated[int, env("MAX_WAITING_RUNS", parse=_int_in(0, 1_000_000), help=(
+        "background runs (`Prefer: respond-async`) that wait in the agent, holding no connection, while "
+        "`MAX_ACTIVE_RUNS` are in flight; beyond it they are refused too"))] = 4096
     max_body_bytes: Annotated[int, env("MAX_BODY_BYTES", parse=_int_in(1024, 1 << 40), shown="`33554432` (32 MiB)",
                                        help="request body cap in bytes (FC's cap on a synchronous call)")] = 32 * MiB
     input_max_bytes: Annotated[int, env("INPUT_MAX_BYTES", parse=_int_in(1, 1 << 40), shown="`20971520` (20 MiB)",

@@ -12,7 +12,7 @@ import uvloop
 from aiohttp import web
 
 from agent import __version__
-from agent.api.keys import HOST, RUNNER
+from agent.api.keys import HOST, RUNS
 from agent.app import create_app
 from agent.config import ConfigError, Settings, load_settings
 from agent.logs import log_event, setup_logging
@@ -41,7 +41,7 @@ async def serve(settings: Settings) -> None:
 
 async def _drain(app: web.Application, settings: Settings, signals: asyncio.Queue[signal.Signals]) -> None:
     """As /pre-stop does: no new run, open runs get PRESTOP_GRACE seconds; a second signal cuts it short."""
-    draining = asyncio.ensure_future(app[RUNNER].drain(settings.prestop_grace))
+    draining = asyncio.ensure_future(app[RUNS].drain(settings.prestop_grace))
     second = asyncio.ensure_future(signals.get())
     await asyncio.wait({draining, second}, return_when=asyncio.FIRST_COMPLETED)
     for waiting in (draining, second):

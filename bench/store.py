@@ -27,8 +27,8 @@ from common import REPO, start_agent, wait_http
 
 sys.path.insert(0, str(REPO / "tests"))
 
+from agent.stores.base import open_store
 from agent.tasks.model import NodeProgress, Task, TaskStatus
-from agent.tasks.store import open_store
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+from PIL import Image
 
 from waiting import until
 
 
 def rgb(color: int) -> tuple[int, int, int]:
     return (color >> 16) & 255, (color >> 8) & 255, color & 255
+
+
+def pixel(body: dict[str, Any], node: str, index: int = 0) -> tuple[int, int, int]:
+    """The first pixel of a node's image in a run's reply (its base64 `results`)."""
+    data = base64.b64decode(body[node]["results"][index], validate=True)
+    value = Image.open(io.BytesIO(data)).convert("RGB").getpixel((0, 0))
+    assert isinstance(value, tuple)
+    return value[0], value[1], value[2]
 
 
 def save_prompt(color: int, prefix: str = "t", delay: float | None = None, fault: str | None = None,

@@ -10,7 +10,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from aiohttp import web
 
 from agent.api.files import file_in
@@ -21,6 +20,8 @@ DOCS_DIR = Path(__file__).resolve().parent / "docs"
 
 @cache
 def contract() -> dict[str, Any]:
+    import yaml  # loaded when the contract is first asked for, not by every agent at its start
+
     spec: dict[str, Any] = yaml.safe_load(CONTRACT.read_text())
     return spec
 

@@ -1,15 +1,16 @@
-"""Every failure leaves as the seed's JSON error shape, never as aiohttp's text pages or a bare 500."""
+"""Failures become HTTP here and nowhere else: each kind's status, the headers some of them carry, and the
+middleware that answers every failure in the seed's JSON shape, never as aiohttp's text pages or a bare 500."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
 
 from agent.api.keys import SETTINGS
-from agent.errors import AgentError, MethodNotAllowed, NotFound, RequestParamsError, RequestTooLarge
+from agent.errors import AgentError, RequestParamsError
 from agent.logs import log_event
 
 logger = logging.getLogger("agent.api")
@@ -17,8 +18,65 @@ logger = logging.getLogger("agent.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def error_response(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(body, status=status, headers=headers)
+class Unauthorized(AgentError):
+    kind = "Unauthorized"
+
+
+class NotFound(AgentError):
+    """No such file or example workflow (also aiohttp's own 403 and 404)."""
+
+    kind = "NotFound"
+
+
+class MethodNotAllowed(AgentError):
+    """An agent route asked with another method; `Allow` lists the methods it takes (RFC 9110)."""
+
+    kind = "MethodNotAllowed"
+
+    def __init__(self, error: Any, allowed: Iterable[str], **extra: Any) -> None:
+        super().__init__(error, **extra)
+        self.allowed = sorted(set(allowed))
+
+
+class RequestTooLarge(AgentError):
+    kind = "RequestTooLarge"
+
+
+STATUS_BY_KIND: dict[str, int] = {
+    "RequestParamsError": 400, "InputImageError": 400, "PromptValidationError": 400,
+    "Unauthorized": 401, "NotFound": 404, "TaskNotFound": 404, "MethodNotAllowed": 405,
+    "TaskConflict": 409, "Canceled": 409, "RequestTooLarge": 413, "Overloaded": 429,
+    "InternalError": 500, "ExecutionError": 500, "WarmupFailed": 500,
+    "ComfyUICrashed": 502, "InstanceLost": 502, "OutputUnavailable": 502,
+    "ComfyUIUnavailable": 503, "StoreUnavailable": 503, "Timeout": 504,
+}
+RETRY_AFTER_DEFAULT = 5  # a stored 503 or 429 (a task's error read back) says no more
+
+
+def status_for(body: dict[str, Any]) -> int:
+    """HTTP status of an error body (a live failure's or a stored one)."""
+    return STATUS_BY_KIND.get(str(body.get("message")), 500)
+
+
+def retry_headers(status: int, retry_after: int | None = None) -> dict[str, str]:
+    """Every 429 and 503 says when to try again."""
+    if retry_after is None and status not in (429, 503):
+        return {}
+    return {"Retry-After": str(RETRY_AFTER_DEFAULT if retry_after is None else retry_after)}
+
+
+def headers_for(exc: AgentError) -> dict[str, str]:
+    if isinstance(exc, Unauthorized):
+        return {"WWW-Authenticate": 'Bearer realm="comfyui-agent"'}
+    if isinstance(exc, MethodNotAllowed):
+        return {"Allow": ", ".join(exc.allowed)}
+    return retry_headers(status_for(exc.body()), exc.retry_after)
+
+
+def error_response(exc: AgentError, extra: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None) -> web.Response:
+    body = {**exc.body(), **(extra or {})}
+    return web.json_response(body, status=status_for(body), headers={**headers_for(exc), **(headers or {})})
 
 
 def _from_http(exc: web.HTTPException, request: web.Request) -> AgentError | None:
@@ -40,14 +98,14 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     try:
         return await handler(request)
     except AgentError as exc:
-        return error_response(exc.body(), exc.status, exc.headers())
+        return error_response(exc)
     except web.HTTPException as exc:
         converted = _from_http(exc, request)
         if converted is None:
             raise
-        return error_response(converted.body(), converted.status, converted.headers())
+        return error_response(converted)
     except Exception as exc:
         log_event(logger, "request.failed", request.headers.get("task-id"), level=logging.ERROR,
                   path=request.path, error=repr(exc))
         logger.exception("unexpected error")
-        return error_response({"message": "InternalError", "error": "unexpected error in the agent"}, 500)
+        return error_response(AgentError("unexpected error in the agent"))

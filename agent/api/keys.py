@@ -7,11 +7,11 @@ from aiohttp import web
 
 from agent.comfy.host import ComfyHost
 from agent.config import Settings
-from agent.tasks.runner import Runner
-from agent.tasks.store import TaskStore
+from agent.runs.service import RunService
+from agent.stores.base import TaskStore
 
 SETTINGS = web.AppKey("settings", Settings)
 HOST = web.AppKey("host", ComfyHost)
 STORE = web.AppKey("store", TaskStore)
-RUNNER = web.AppKey("runner", Runner)
+RUNS = web.AppKey("runs", RunService)
 PROXY_SESSION = web.AppKey("proxy_session", aiohttp.ClientSession)

@@ -8,11 +8,11 @@ import time
 
 from aiohttp import web
 
-from agent.api.keys import HOST, RUNNER, SETTINGS
+from agent.api.keys import HOST, RUNS, SETTINGS
 from agent.api.replies import Initialized, Stopping, Warmup
 from agent.api.requests import check_prompt
 from agent.errors import ComfyUIUnavailable, WarmupFailed
-from agent.tasks.execution import RunOptions
+from agent.runs.run import RunOptions
 
 
 def _warmup_id(instance_id: str) -> str:
@@ -22,16 +22,17 @@ def _warmup_id(instance_id: str) -> str:
 async def initialize(request: web.Request) -> web.Response:
     """Wait (bounded) until ComfyUI answers, then run the configured warm-up prompt once; a warm-up that
     fails is reported (500), so FC does not send traffic to an instance that cannot run."""
-    settings, runner = request.app[SETTINGS], request.app[RUNNER]
+    settings, runs = request.app[SETTINGS], request.app[RUNS]
     started = time.monotonic()
-    runner.resume()
+    runs.resume()
     if not await request.app[HOST].wait_ready(settings.initialize_timeout):
         raise ComfyUIUnavailable(f"ComfyUI did not become ready within {settings.initialize_timeout:g} s")
     warmup = None
     if settings.warmup_prompt is not None:
         prompt = check_prompt(json.loads(settings.warmup_prompt.read_text()))
-        outcome = await runner.run(_warmup_id(runner.instance_id), prompt,
-                                   RunOptions(results=False, timeout=settings.initialize_timeout))
+        run = await runs.submit(_warmup_id(runs.instance_id), prompt,
+                                RunOptions(results=False, timeout=settings.initialize_timeout))
+        outcome = await run.outcome()
         if outcome.task.error is not None:
             raise WarmupFailed("the warm-up prompt failed", warmup=outcome.task.error)
         warmup = Warmup(task_id=outcome.task.task_id, seconds=round(time.monotonic() - started, 3))
@@ -41,6 +42,5 @@ async def initialize(request: web.Request) -> web.Response:
 
 async def pre_stop(request: web.Request) -> web.Response:
     """New runs get 503 from now on; open runs get PRESTOP_GRACE seconds to finish."""
-    runner = request.app[RUNNER]
-    open_runs = await runner.drain(request.app[SETTINGS].prestop_grace)
+    open_runs = await request.app[RUNS].drain(request.app[SETTINGS].prestop_grace)
     return web.json_response(Stopping(drained=open_runs == 0, open_runs=open_runs).model_dump())

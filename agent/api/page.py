@@ -8,10 +8,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from agent.api.errors import NotFound
 from agent.api.files import file_in
 from agent.api.keys import SETTINGS
 from agent.api.replies import WorkflowList
-from agent.errors import NotFound, RequestParamsError
+from agent.errors import RequestParamsError
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 WORKFLOW_NAME = re.compile(r"[A-Za-z0-9_.-]+\.json")

@@ -7,8 +7,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import TypeAdapter
 
+from agent.api.errors import retry_headers, status_for
 from agent.api.replies import TaskView
-from agent.errors import status_for
 from agent.tasks.model import Progress, Results, Task
 
 _PROGRESS = TypeAdapter(Progress)
@@ -53,4 +53,5 @@ def run_response(task: Task, results: Results | None) -> web.Response:
     if task.error is None:
         return progress_response(task, results)
     body = {**task.error, "progress": progress_map(task, None)}
-    return web.json_response(body, status=status_for(task.error), headers=task_headers(task))
+    status = status_for(task.error)
+    return web.json_response(body, status=status, headers={**task_headers(task), **retry_headers(status)})

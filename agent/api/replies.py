@@ -17,9 +17,25 @@ class Alive(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+class Live(BaseModel):
+    status: Literal["live"] = "live"
+    restarts: int
+
+
 class Ready(BaseModel):
     status: Literal["ready"] = "ready"
     restarts: int
+    active_runs: int
+    max_active_runs: int
+
+
+class NotReady(BaseModel):
+    """Why the instance takes no more work now: ComfyUI is starting, the instance is stopping, or it is full."""
+
+    status: Literal["starting", "stopping", "full"]
+    restarts: int
+    active_runs: int
+    max_active_runs: int
 
 
 class Warmup(BaseModel):

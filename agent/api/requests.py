@@ -10,7 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.errors import RequestParamsError
-from agent.tasks.execution import RunOptions
+from agent.runs.run import RunOptions
 from agent.tasks.model import check_task_id
 
 TASK_ID_SOURCES = ("task-id", "x-fc-async-task-id")

@@ -5,26 +5,22 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from agent.api.keys import RUNNER
+from agent.api.keys import RUNS
 from agent.api.render import run_response
 from agent.api.replies import Accepted
 from agent.api.requests import new_task_id, parse_run_body, task_id_of, wants_async
-from agent.tasks.runner import RunResult
 
 
 async def run(request: web.Request) -> web.Response:
     task_id = task_id_of(request) or new_task_id()
     prompt, options = parse_run_body(await request.read(), request)
     in_background = wants_async(request)  # every part of the request is checked before the run starts
-    runner = request.app[RUNNER]
-    started = await runner.start(task_id, prompt, options)
+    started = await request.app[RUNS].submit(task_id, prompt, options, background=in_background)
     if in_background:
-        if not isinstance(started, RunResult):
-            runner.finish_in_background(started)
         status_url = f"/api/tasks/{task_id}"
         return web.json_response(Accepted(task_id=task_id, status_url=status_url).model_dump(), status=202, headers={
             "Location": status_url, "X-Task-Id": task_id, "Preference-Applied": "respond-async"})
-    outcome = started if isinstance(started, RunResult) else await runner.finish(started)
+    outcome = await started.outcome()
     response = run_response(outcome.task, outcome.results if options.results else None)
     if outcome.store_error:
         response.headers["X-Task-Store-Error"] = outcome.store_error[:500]

@@ -12,9 +12,8 @@ import hmac
 
 from aiohttp import web
 
-from agent.api.errors import Handler, error_response
+from agent.api.errors import Handler, Unauthorized, error_response
 from agent.api.keys import SETTINGS
-from agent.errors import Unauthorized
 
 TOKEN_COOKIE = "comfyui_agent_token"
 PUBLIC_PATHS = frozenset({"/healthz", "/app", "/openapi.json", "/docs"})
@@ -45,7 +44,7 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
     presented = _presented(request)
     if presented is None or not hmac.compare_digest(presented.encode(), token.get_secret_value().encode()):
         error = Unauthorized("a valid bearer token is required (Authorization: Bearer <AGENT_TOKEN>)")
-        return error_response(error.body(), error.status, error.headers())
+        return error_response(error)
     if request.method == "GET" and "token" in request.query:
         return _remember(request, presented)
     return await handler(request)

@@ -1,14 +1,18 @@
-"""ComfyUI's HTTP API, as the few calls a run needs, with timeouts on every one of them."""
+"""ComfyUI's HTTP API, as the few calls a run needs, with timeouts on every one of them.
+
+Every call shares one bounded pool (`connections`; the event connection is not in it), and file transfers
+(uploads, `/view`) take at most a quarter of it, so the short calls a run cannot do without (`POST /prompt`,
+`/history`, `/queue`, `/interrupt`) always find a place within their timeout, however many files move.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-
-from agent.comfy.socket import EventSocket
 
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5)
 FILE_TIMEOUT = aiohttp.ClientTimeout(total=600, sock_connect=5, sock_read=60)
@@ -55,19 +59,19 @@ def _ids(entries: Any) -> frozenset[str]:
     return frozenset(str(entry[1]) for entry in entries or () if isinstance(entry, list) and len(entry) > 1)
 
 
-class ComfyClient:
-    """Thin async client; it shares the agent's connection pool so keep-alive is reused across runs."""
+def connection_pool(connections: int) -> aiohttp.ClientSession:
+    """The session every call to ComfyUI goes through; no proxy from the environment, no cookies kept."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections), trust_env=False,
+                                 cookie_jar=aiohttp.DummyCookieJar())
 
-    def __init__(self, base_url: str, session: aiohttp.ClientSession) -> None:
+
+class ComfyClient:
+    """Thin async client; keep-alive connections are reused across runs."""
+
+    def __init__(self, base_url: str, session: aiohttp.ClientSession, connections: int) -> None:
         self.base_url = base_url.rstrip("/")
         self._session = session
-
-    def ws_url(self, client_id: str) -> str:
-        return f"{self.base_url.replace('http', 'ws', 1)}/ws?clientId={client_id}"
-
-    async def open_socket(self, client_id: str) -> EventSocket:
-        """This client's event socket, registered with ComfyUI (see EventSocket.open)."""
-        return await EventSocket.open(self._session, self.ws_url(client_id))
+        self._files = asyncio.Semaphore(max(1, connections // 4))
 
     async def _request(self, method: str, path: str, *, timeout: aiohttp.ClientTimeout = REQUEST_TIMEOUT,
                        **kwargs: Any) -> tuple[int, bytes]:
@@ -113,7 +117,8 @@ class ComfyClient:
 
     async def view(self, image: dict[str, Any]) -> bytes:
         params = {key: str(image.get(key) or "") for key in ("filename", "subfolder", "type")}
-        status, body = await self._request("GET", "/view", params=params, timeout=FILE_TIMEOUT)
+        async with self._files:
+            status, body = await self._request("GET", "/view", params=params, timeout=FILE_TIMEOUT)
         if status != 200:
             raise ComfyHTTPError("GET", f"/view?filename={params['filename']}", status, "")
         return body
@@ -124,7 +129,8 @@ class ComfyClient:
         form.add_field("image", data, filename=filename, content_type=content_type)
         form.add_field("overwrite", "true")
         form.add_field("type", "input")
-        reply = await self._json("POST", "/upload/image", data=form, timeout=FILE_TIMEOUT)
+        async with self._files:
+            reply = await self._json("POST", "/upload/image", data=form, timeout=FILE_TIMEOUT)
         name = str(reply["name"])
         return f"{reply['subfolder']}/{name}" if reply.get("subfolder") else name
 

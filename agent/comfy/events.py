@@ -1,12 +1,15 @@
 """ComfyUI's websocket messages as typed events, and the ones that matter for a run only.
 
-`status` (sent to every socket), `progress_state` (a chatty full snapshot) and binary preview frames carry
-nothing a run's result depends on, so they are dropped before JSON parsing: this runs for every frame.
+`status` (a queue broadcast), `progress_state` (a chatty full snapshot) and `feature_flags` carry nothing a run
+needs, so they are dropped before JSON parsing: this runs for every frame. Binary frames are previews: with the
+metadata feature flag (type 4) they name their prompt and node; without it (type 1) they belong to the node
+that is executing, since ComfyUI runs one prompt at a time.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +80,16 @@ class PromptDone:
     prompt_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """An image a node showed while it ran (a sampler's latent preview, SaveImageWebsocket's output)."""
+
+    prompt_id: str | None
+    node: str | None
+    mime: str
+    data: bytes
+
+
 Event = (
     ExecutionStarted
     | NodesCached
@@ -87,9 +100,8 @@ Event = (
     | ExecutionFailed
     | ExecutionInterrupted
     | PromptDone
+    | Preview
 )
-
-TERMINAL = (ExecutionSucceeded, ExecutionFailed, ExecutionInterrupted)
 
 
 def _executing(data: dict[str, Any]) -> Event | None:
@@ -158,3 +170,29 @@ def parse_frame(frame: str | bytes) -> Event | None:
     if not isinstance(message, dict) or not isinstance(message.get("data"), dict):
         return None
     return event_from(str(message.get("type")), message["data"])
+
+
+PREVIEW_IMAGE = 1
+PREVIEW_IMAGE_WITH_METADATA = 4
+_FORMATS = {1: "image/jpeg", 2: "image/png", 3: "image/webp"}
+
+
+def parse_preview(frame: bytes, executing: tuple[str, str] | None) -> Preview | None:
+    """A binary frame as a preview; `executing` (prompt, node) attributes one that carries no metadata."""
+    if len(frame) < 8:
+        return None
+    kind, second = struct.unpack_from(">II", frame)
+    if kind == PREVIEW_IMAGE_WITH_METADATA:
+        try:
+            metadata = json.loads(frame[8:8 + second])
+        except ValueError:
+            return None
+        if not isinstance(metadata, dict):
+            return None
+        node = metadata.get("display_node_id") or metadata.get("node_id")
+        return Preview(_opt_str(metadata.get("prompt_id")), _opt_str(node), str(metadata.get("image_type", "")),
+                       frame[8 + second:])
+    if kind == PREVIEW_IMAGE:
+        prompt_id, node = executing if executing is not None else (None, None)
+        return Preview(prompt_id, node, _FORMATS.get(second, "application/octet-stream"), frame[8:])
+    return None

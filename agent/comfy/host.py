@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from agent.comfy.client import ComfyClient
-from agent.comfy.follower import Liveness
+from agent.comfy.prompt import Liveness
 from agent.comfy.remote import RemoteComfyUI
 from agent.comfy.supervisor import Supervisor
 from agent.config import Settings

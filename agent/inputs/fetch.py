@@ -14,14 +14,11 @@ import httpx
 
 from agent import __version__
 from agent.inputs.guard import AddressRefused, GuardedBackend
+from agent.inputs.sources import FetchError
 
 MAX_REDIRECTS = 3
 REDIRECTS = {301, 302, 303, 307, 308}
 TIMEOUTS = httpx.Timeout(connect=5.0, read=15.0, write=15.0, pool=5.0)
-
-
-class FetchError(Exception):
-    """The URL could not be turned into bytes; the message says why, in a caller's words."""
 
 
 class _GuardedTransport(httpx.AsyncHTTPTransport):

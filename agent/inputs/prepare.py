@@ -13,15 +13,16 @@ import functools
 import hashlib
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.comfy.client import ComfyClient, ComfyHTTPError, ComfyUnreachable
 from agent.config import Settings
 from agent.errors import ComfyUIUnavailable, InputImageError
-from agent.inputs.fetch import FetchError, UrlFetcher
-from agent.inputs.guard import GuardedBackend
 from agent.inputs.sniff import Kind, sniff
-from agent.inputs.sources import Inline, Source, SourceError, source_of
+from agent.inputs.sources import FetchError, Inline, Source, SourceError, source_of
+
+if TYPE_CHECKING:
+    from agent.inputs.fetch import UrlFetcher
 
 FETCHES_AT_ONCE = 8
 _WITH_ARTICLE = {"image": "an image", "video": "a video", "audio": "an audio"}
@@ -55,16 +56,29 @@ class InputPreparer:
     def __init__(self, settings: Settings, client: ComfyClient) -> None:
         self.client = client
         self.max_bytes = settings.input_max_bytes
-        self.fetcher = UrlFetcher(GuardedBackend(settings.url_allow_private, settings.url_allow_hosts),
-                                  settings.input_max_bytes, settings.input_fetch_timeout)
+        self.settings = settings
+        self._fetcher: UrlFetcher | None = None
         self._loaders: dict[str, tuple[str, tuple[Kind, ...], bool]] = {}
         for node_class, input_name in settings.media_loaders:
             self._loaders[node_class] = (input_name, ("video", "audio", "image"), False)
         for node_class, input_name in settings.image_loaders:
             self._loaders[node_class] = (input_name, ("image",), True)
 
+    @property
+    def fetcher(self) -> UrlFetcher:
+        """Made at the first URL input: httpx and its pools cost megabytes an agent without URL inputs never needs."""
+        if self._fetcher is None:
+            from agent.inputs.fetch import UrlFetcher
+            from agent.inputs.guard import GuardedBackend
+
+            settings = self.settings
+            self._fetcher = UrlFetcher(GuardedBackend(settings.url_allow_private, settings.url_allow_hosts),
+                                       settings.input_max_bytes, settings.input_fetch_timeout)
+        return self._fetcher
+
     async def close(self) -> None:
-        await self.fetcher.close()
+        if self._fetcher is not None:
+            await self._fetcher.close()
 
     def slots(self, prompt: dict[str, Any]) -> list[Slot]:
         """The loader inputs that carry data; raises for data that cannot be read at all."""

@@ -21,6 +21,10 @@ class SourceError(ValueError):
     """The value is meant as data but cannot be read as such; the message says why."""
 
 
+
+class FetchError(Exception):
+    """A URL input could not be turned into bytes; the message says why, in a caller's words."""
+
 @dataclass(frozen=True)
 class Inline:
     data: bytes

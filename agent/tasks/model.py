@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import time
 from enum import StrEnum
@@ -12,6 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from agent.errors import InstanceLost, RequestParamsError
 
 TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def request_hash(prompt: dict[str, Any]) -> str:
+    """Identifies a request, so a retried delivery of it can be told from a new request under the same id."""
+    canonical = json.dumps(prompt, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def check_task_id(task_id: str) -> str:

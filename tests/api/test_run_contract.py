@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 import time
 from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from PIL import Image
 
-from double_helpers import double_info, rgb, save_prompt, wait_double, with_preview
+from double_helpers import double_info, pixel, rgb, save_prompt, wait_double, with_preview
 
 Client = TestClient[web.Request, web.Application]
-
-
-def pixel(body: dict[str, Any], node: str, index: int = 0) -> tuple[int, int, int]:
-    data = base64.b64decode(body[node]["results"][index], validate=True)
-    value = Image.open(io.BytesIO(data)).convert("RGB").getpixel((0, 0))
-    assert isinstance(value, tuple)
-    return value[0], value[1], value[2]
 
 
 async def test_map_has_every_node_and_padded_base64_of_every_image(agent: Client) -> None:
@@ -133,9 +123,10 @@ async def test_comfyui_validation_error_keeps_its_error_and_node_errors(agent: C
 async def test_timeout_is_504_and_the_prompt_is_stopped_in_comfyui(agent: Client, double: str) -> None:
     response = await agent.post("/api/run", json={"prompt": save_prompt(3, delay=30), "options": {"timeout": 0.5}})
     assert response.status == 504
-    assert (await response.json())["message"] == "Timeout"
-    await wait_double(double, lambda info: info["running"] is None and not info["pending"],
-                      "the timed-out prompt stopped", timeout=2.5)
+    body = await response.json()
+    assert body["message"] == "Timeout" and body["comfyui_released"] is True
+    info = await double_info(double)  # at once: the reply came only once ComfyUI had let go of the prompt
+    assert info["running"] is None and not info["pending"], info
 
 
 async def test_fc_async_invocation_header_changes_nothing(agent: Client) -> None:

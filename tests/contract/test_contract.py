@@ -16,11 +16,12 @@ from pydantic import BaseModel, ValidationError
 
 from agent.api import proxy, replies
 from agent.api.contract import contract
+from agent.api.errors import STATUS_BY_KIND
 from agent.api.requests import TASK_ID_SOURCES, OptionsModel, RunRequest
 from agent.api.security import ALLOWED_HEADERS, EXPOSED_HEADERS
 from agent.app import create_app
 from agent.config import SETTINGS, Settings
-from agent.errors import STATUS_BY_KIND
+from agent.errors import kinds
 from agent.tasks.model import FileRef, ImageRef, NodeOutput, NodeProgress
 from agent_harness import running_agent
 from sync_docs import README, readme_with_tables, settings_entries
@@ -110,6 +111,7 @@ def test_each_body_model_has_the_fields_of_its_schema(name: str) -> None:
 def test_every_error_kind_has_one_status_on_both_sides() -> None:
     documented = {kind: entry["status"] for kind, entry in SPEC["x-error-kinds"].items()}
     assert documented == STATUS_BY_KIND
+    assert set(STATUS_BY_KIND) == kinds() | {"Unauthorized", "NotFound", "MethodNotAllowed", "RequestTooLarge"}
     assert set(SPEC["components"]["schemas"]["ErrorKind"]["enum"]) == set(STATUS_BY_KIND)
 
 

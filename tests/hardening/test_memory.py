@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
+from agent.app import COMFYUI_CONNECTIONS
 from agent_process import AgentProcess
 from double_helpers import double_info, save_prompt, with_preview
 from hardening.conftest import record
@@ -46,14 +47,14 @@ def open_connections(port: int) -> int:
 
 async def wound_down(agent: AgentProcess, connections: int) -> None:
     """Until the load is over on the agent's side too: the clients' connections closed by it (back to the
-    `connections` it had idle), and every run's event socket to ComfyUI closed (those close in the background)."""
+    `connections` it had idle), and nothing but the agent's one event connection left open on ComfyUI."""
     assert agent.comfyui_url is not None
     comfyui = agent.comfyui_url
 
     async def quiet() -> bool:
-        return open_connections(agent.port) <= connections and not (await double_info(comfyui))["sockets"]
+        return open_connections(agent.port) <= connections and len((await double_info(comfyui))["sockets"]) <= 1
 
-    await until(quiet, 10, "the agent to close its connections and event sockets")
+    await until(quiet, 10, "the agent to close its connections to its callers")
 
 
 async def run_many(url: str, start: int, count: int) -> None:
@@ -90,4 +91,4 @@ async def test_five_thousand_runs_leak_nothing(agent_factory: Callable[..., Agen
            seconds=round(time.monotonic() - started, 1))
     assert final - warm < 20, (warm, final)
     assert final_files <= warm_files + 5, (warm_files, final_files)
-    assert comfyui_connections <= CONCURRENCY + 1, comfyui_connections  # the pool's keep-alive, the event socket
+    assert comfyui_connections <= COMFYUI_CONNECTIONS + 1, comfyui_connections  # the pool's, and the event socket

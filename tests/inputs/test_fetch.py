@@ -8,8 +8,9 @@ from urllib.parse import quote
 
 import pytest
 
-from agent.inputs.fetch import FetchError, UrlFetcher
+from agent.inputs.fetch import UrlFetcher
 from agent.inputs.guard import GuardedBackend
+from agent.inputs.sources import FetchError
 from agent_harness import serving
 from files_server import FilesServer, png
 

@@ -19,7 +19,7 @@ from agent_harness import serving
 from agent_process import AgentProcess, free_port
 from double_helpers import save_prompt
 from round_robin import RoundRobin
-from tasks.conftest import REDIS_URL, clean_redis
+from stores.conftest import REDIS_URL, clean_redis
 from waiting import until
 
 DOUBLE_DIR = Path(__file__).resolve().parent.parent / "comfy_double"

@@ -51,7 +51,8 @@ def test_gpu_container_on_the_agents_port(props: dict[str, Any]) -> None:
     assert props["runtime"] == "custom-container"
     assert props["gpuConfig"]["gpuType"] == "fc.gpu.ampere.1"
     assert props["customContainerConfig"]["port"] == 9000
-    assert props["customContainerConfig"]["healthCheckConfig"]["httpGetUrl"] == "/readyz"
+    # /livez fails only when ComfyUI does: FC restarts an instance that fails its check, and a busy one must not go
+    assert props["customContainerConfig"]["healthCheckConfig"]["httpGetUrl"] == "/livez"
 
 
 def test_timeout_is_explicit_and_covers_a_whole_run(props: dict[str, Any]) -> None:

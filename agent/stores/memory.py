@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
+from agent.stores.base import TaskStore
 from agent.tasks.model import Results, Task, check_task_id
-from agent.tasks.store import TaskStore
 
 
 class MemoryStore(TaskStore):
@@ -50,8 +52,8 @@ class MemoryStore(TaskStore):
     async def request_cancel(self, task_id: str) -> None:
         self._cancels.add(check_task_id(task_id))
 
-    async def cancel_requested(self, task_id: str) -> bool:
-        return task_id in self._cancels
+    async def cancels_requested(self, task_ids: Collection[str]) -> set[str]:
+        return self._cancels.intersection(task_ids)
 
     async def sweep(self) -> int:
         expired = [task_id for task_id in list(self._tasks) if await self.load(task_id) is None]

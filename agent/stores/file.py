@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import TypeVar
 
@@ -26,8 +27,8 @@ from pydantic import ValidationError
 
 from agent.errors import StoreUnavailable
 from agent.logs import log_event
+from agent.stores.base import TaskStore
 from agent.tasks.model import TASK_ID_PATTERN, Results, Task, check_task_id
-from agent.tasks.store import TaskStore
 
 logger = logging.getLogger("agent.tasks")
 
@@ -59,12 +60,23 @@ def on_local_disk(directory: str, mounts: str = "/proc/mounts") -> bool:
     return fs_type in LOCAL_FILE_SYSTEMS
 
 
+_TEMP_PREFIX = uuid.uuid4().hex[:12]  # this process's temporary names: unique across instances on one NAS
+_temp_serial = itertools.count()
+
+
 def _write(path: str, data: bytes) -> None:
+    """A temporary file, then renamed over `path`. Plain `os` calls: a buffered file object costs several system
+    calls more per write, and writes are what the store does most."""
     directory, name = os.path.split(path)
-    temp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}{TEMP_SUFFIX}")
+    temp = os.path.join(directory, f".{name}.{_TEMP_PREFIX}-{next(_temp_serial)}{TEMP_SUFFIX}")
     try:
-        with open(temp, "wb") as handle:
-            handle.write(data)
+        handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(handle, data[written:] if written else data)
+        finally:
+            os.close(handle)
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -89,8 +101,8 @@ class FileStore(TaskStore):
     def __init__(self, directory: str | Path, ttl: float, stale_after: float) -> None:
         super().__init__(ttl, stale_after)
         self.directory = str(directory)
-        os.makedirs(self.directory, exist_ok=True)
-        self.in_threads = not on_local_disk(self.directory)
+        self.in_threads: bool | None = None  # decided at the first use: where the folder lives
+        self._made = False
 
     def _path(self, task_id: str, suffix: str = TASK_SUFFIX) -> str:
         return os.path.join(self.directory, check_task_id(task_id) + suffix)
@@ -99,6 +111,11 @@ class FileStore(TaskStore):
         """File work, off the event loop on a network file system; a full, read-only or missing folder is
         StoreUnavailable."""
         try:
+            if not self._made:
+                os.makedirs(self.directory, exist_ok=True)
+                self._made = True
+            if self.in_threads is None:
+                self.in_threads = not on_local_disk(self.directory)
             return await asyncio.to_thread(work, *args) if self.in_threads else work(*args)
         except OSError as exc:
             raise StoreUnavailable(f"the task folder cannot be used: {exc.strerror or exc}") from exc
@@ -155,8 +172,9 @@ class FileStore(TaskStore):
     async def request_cancel(self, task_id: str) -> None:
         await self._io(_write, self._path(task_id, CANCEL_SUFFIX), b"")
 
-    async def cancel_requested(self, task_id: str) -> bool:
-        return await self._io(os.path.exists, self._path(task_id, CANCEL_SUFFIX))
+    async def cancels_requested(self, task_ids: Collection[str]) -> set[str]:
+        paths = {task_id: self._path(task_id, CANCEL_SUFFIX) for task_id in task_ids}
+        return await self._io(lambda: {task_id for task_id, path in paths.items() if os.path.exists(path)})
 
     async def sweep(self) -> int:
         return await self._io(self._sweep)

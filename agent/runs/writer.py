@@ -1,9 +1,10 @@
-"""Save a running task's progress without letting the store set the pace of the run.
+"""The store's writer: every run's state goes to the shared task store, without the store setting the pace.
 
-Changes are folded together and written at most every `interval` seconds, one write at a time: a poller
+Changes are folded together and written at most every `interval` seconds per task, one write at a time: a poller
 gains nothing from more, and a run shorter than the interval costs no progress write at all (its claim and its
-final state are written anyway). The final state is written after any write still in flight, so an older
-snapshot can never land over it.
+end are written anyway). The end is written after any write still in flight, so an older snapshot can never
+land over it, and it keeps trying for a while when the store is out. A running task is written at least every
+`heartbeat` seconds, so readers on every instance know its owner lives; one timer does that for all of them.
 """
 
 from __future__ import annotations
@@ -15,16 +16,20 @@ import time
 
 from agent.errors import AgentError
 from agent.logs import log_event
+from agent.runs.events import RunEnded, RunEvent, RunProgressed, RunQueued, RunStarted, RunSubmitted
+from agent.stores.base import TaskStore
 from agent.tasks.model import Results, Task
-from agent.tasks.store import TaskStore
 
 logger = logging.getLogger("agent.tasks")
 
 PROGRESS_INTERVAL = 0.25
-FINAL_WRITE_PATIENCE = 15.0  # seconds the final write of a run keeps trying while the store is out
+FINAL_WRITE_PATIENCE = 15.0  # seconds the end of a run keeps trying while the store is out
+HEARTBEAT_TICK = 1.0
 
 
 class TaskSaver:
+    """One task's writes."""
+
     def __init__(self, store: TaskStore, task: Task, interval: float = PROGRESS_INTERVAL) -> None:
         self.store = store
         self.task = task
@@ -88,3 +93,41 @@ class TaskSaver:
                     raise
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+class StoreWriter:
+    """The subscriber that keeps the store current for every run of this instance."""
+
+    def __init__(self, store: TaskStore, heartbeat: float, interval: float = PROGRESS_INTERVAL) -> None:
+        self.store = store
+        self.heartbeat = heartbeat
+        self.interval = interval
+        self._savers: dict[str, TaskSaver] = {}
+        self._beat: asyncio.Task[None] | None = None
+
+    def notify(self, event: RunEvent) -> None:
+        task_id = event.task.task_id
+        if isinstance(event, RunQueued):  # the claim wrote it
+            self._savers[task_id] = TaskSaver(self.store, event.task, self.interval)
+            if self._beat is None or self._beat.done():
+                self._beat = asyncio.ensure_future(self._heartbeats())
+        elif isinstance(event, RunSubmitted | RunStarted | RunProgressed) and task_id in self._savers:
+            self._savers[task_id].changed()  # previews and raw outputs are not the task's record
+
+    async def settle(self, ended: RunEnded) -> None:
+        saver = self._savers.pop(ended.task.task_id, None) or TaskSaver(self.store, ended.task, self.interval)
+        await saver.flush(ended.results)
+
+    async def _heartbeats(self) -> None:
+        while self._savers:
+            await asyncio.sleep(min(HEARTBEAT_TICK, self.heartbeat))
+            now = time.time()
+            for saver in list(self._savers.values()):
+                if now - saver.last_write_at >= self.heartbeat:
+                    saver.changed()
+
+    async def close(self) -> None:
+        if self._beat is not None:
+            self._beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beat

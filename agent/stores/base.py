@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from urllib.parse import urlsplit
 
 from agent.errors import TaskConflict, TaskNotFound
@@ -47,7 +48,8 @@ class TaskStore(ABC):
         """Leave word for the task's owner, wherever it runs, to stop it."""
 
     @abstractmethod
-    async def cancel_requested(self, task_id: str) -> bool: ...
+    async def cancels_requested(self, task_ids: Collection[str]) -> set[str]:
+        """Of these tasks, the ones with a cancel request: one round trip for every run an instance holds."""
 
     async def sweep(self) -> int:
         """Remove expired tasks the store would not drop by itself; returns how many went."""
@@ -88,9 +90,9 @@ class TaskStore(ABC):
 
 
 def open_store(url: str, ttl: float, stale_after: float) -> TaskStore:
-    from agent.tasks.file import FileStore
-    from agent.tasks.memory import MemoryStore
-    from agent.tasks.redis_store import RedisStore
+    from agent.stores.file import FileStore
+    from agent.stores.memory import MemoryStore
+    from agent.stores.redis_store import RedisStore
 
     parts = urlsplit(url)
     if parts.scheme == "memory":

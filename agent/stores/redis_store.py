@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import TypeVar
 
 from pydantic import ValidationError
@@ -20,8 +20,8 @@ from redis.exceptions import RedisError, WatchError
 from redis.retry import Retry
 
 from agent.errors import StoreUnavailable
+from agent.stores.base import TaskStore
 from agent.tasks.model import Results, Task, check_task_id
-from agent.tasks.store import TaskStore
 
 PREFIX = "comfyui-agent"
 CLAIM_ATTEMPTS = 10
@@ -116,9 +116,16 @@ class RedisStore(TaskStore):
         key = self._key("cancel", task_id)
         await self._call(lambda: self.redis.set(key, b"1", ex=self._expiry))
 
-    async def cancel_requested(self, task_id: str) -> bool:
-        key = self._key("cancel", task_id)
-        return bool(await self._call(lambda: self.redis.exists(key)))
+    async def cancels_requested(self, task_ids: Collection[str]) -> set[str]:
+        ordered = list(task_ids)
+
+        async def ask() -> list[int]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for task_id in ordered:
+                    pipe.exists(self._key("cancel", task_id))
+                return list(await pipe.execute())
+
+        return {task_id for task_id, found in zip(ordered, await self._call(ask), strict=True) if found}
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -8,9 +8,9 @@ import time
 import pytest
 
 from agent.errors import RequestParamsError, TaskConflict
+from agent.stores.base import TaskStore
 from agent.tasks.model import NodeOutput, NodeProgress, Task, TaskStatus
-from agent.tasks.store import TaskStore
-from tasks.conftest import STALE_AFTER, TTL
+from stores.conftest import STALE_AFTER, TTL
 
 
 def task(task_id: str = "t-1", request: str = "r1", **fields: object) -> Task:
@@ -73,7 +73,7 @@ async def test_failed_or_canceled_id_is_free_and_its_leftovers_go(store: TaskSto
     loaded = await store.get("t-1")
     assert loaded is not None and loaded.status is TaskStatus.QUEUED and loaded.request_hash == "r2"
     assert await store.get_results("t-1") is None
-    assert not await store.cancel_requested("t-1")
+    assert await store.cancels_requested(["t-1"]) == set()
 
 
 async def test_silent_owner_reads_as_failed_and_frees_the_id(store: TaskStore) -> None:
@@ -93,9 +93,9 @@ async def test_live_owner_keeps_its_task_running(store: TaskStore) -> None:
 
 async def test_cancel_requests_reach_any_reader(store: TaskStore) -> None:
     await store.claim(task())
-    assert not await store.cancel_requested("t-1")
+    assert await store.cancels_requested(["t-1"]) == set()
     await store.request_cancel("t-1")
-    assert await store.cancel_requested("t-1")
+    assert await store.cancels_requested(["t-1", "t-2", "never"]) == {"t-1"}
 
 
 async def test_expired_tasks_are_gone(store: TaskStore) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio
 
-from agent.tasks.file import FileStore
-from agent.tasks.store import TaskStore, open_store
+from agent.stores.base import TaskStore, open_store
+from agent.stores.file import FileStore
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TTL = 3600.0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.errors import RequestParamsError, StoreUnavailable
-from agent.tasks.file import FileStore, on_local_disk
+from agent.stores.file import FileStore, on_local_disk
 from agent.tasks.model import NodeProgress, Task, TaskStatus
 
 
@@ -81,8 +81,7 @@ async def test_sweep_removes_expired_tasks_and_orphaned_temp_files(tmp_path: Pat
 
 
 async def test_an_unusable_folder_is_store_unavailable(tmp_path: Path) -> None:
-    store = store_at(tmp_path / "tasks")
-    (tmp_path / "tasks").rmdir()
+    store = store_at(tmp_path / "tasks")  # nothing is made before the first use
     (tmp_path / "tasks").write_text("not a folder")
     with pytest.raises(StoreUnavailable, match="task folder"):
         await store.save(Task(task_id="x"))

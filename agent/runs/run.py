@@ -1,0 +1,233 @@
+"""One run, from its claimed task to its end: inputs, ComfyUI, results; every change published as an event.
+
+A run fails with one of a small set of domain outcomes (agent/errors.py); which HTTP status each becomes is
+agent/api's business. A run's record (`task`) is its own, changed only here; subscribers read it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from agent.comfy.client import ComfyClient, ComfyHTTPError, ComfyUnreachable, PromptRejected
+from agent.comfy.connection import ConnectionUnavailable, EventConnection
+from agent.comfy.events import Event, ExecutionStarted, NodeExecuted, Preview
+from agent.comfy.host import ComfyHost
+from agent.comfy.prompt import ComfyGone, Ending, Liveness, Prompt
+from agent.errors import (
+    AgentError,
+    Canceled,
+    ComfyUICrashed,
+    ComfyUIUnavailable,
+    ExecutionError,
+    PromptValidationError,
+    RunTimeout,
+)
+from agent.inputs.prepare import InputPreparer
+from agent.logs import log_event
+from agent.runs.events import (
+    RunEnded,
+    RunEvents,
+    RunOutput,
+    RunPreview,
+    RunProgressed,
+    RunStarted,
+    RunSubmitted,
+)
+from agent.runs.results import read_results
+from agent.tasks.model import NodeOutput, Results, Task, TaskStatus, request_hash
+from agent.tasks.progress import ProgressTracker
+
+logger = logging.getLogger("agent.run")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    results: bool = True
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Comfy:
+    """What a run reaches ComfyUI through."""
+
+    host: ComfyHost
+    client: ComfyClient
+    connection: EventConnection
+    inputs: InputPreparer
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """`store_error`: the end could not be written to the store; the caller still gets the run's outcome."""
+
+    task: Task
+    results: Results | None
+    store_error: str | None = None
+
+
+def failure_of(ending: Ending, prompt_id: str) -> AgentError:
+    details = ending.details
+    where = {key: details.get(key) for key in ("node_id", "node_type")}
+    if ending.outcome == "interrupted":
+        return Canceled("the run was interrupted in ComfyUI", **where)
+    if ending.outcome == "deleted":
+        return Canceled("the prompt left ComfyUI's queue without running (deleted from the queue)",
+                        prompt_id=prompt_id)
+    if ending.outcome == "canceled":
+        return Canceled("the run was canceled", prompt_id=prompt_id, comfyui_released=ending.released)
+    if ending.outcome == "timeout":
+        return RunTimeout("the run exceeded its timeout", prompt_id=prompt_id, comfyui_released=ending.released)
+    return ExecutionError(
+        str(details.get("exception_message", "")).strip() or "the run failed in ComfyUI", **where,
+        exception_type=details.get("exception_type"), exception_message=details.get("exception_message"),
+        traceback=details.get("traceback"),
+    )
+
+
+def _refused(exc: Exception, process: Liveness) -> AgentError:
+    """Why ComfyUI did not take the prompt, in the agent's words."""
+    if isinstance(exc, PromptRejected):
+        return PromptValidationError(exc.body.get("error"), node_errors=exc.body.get("node_errors", {}))
+    if isinstance(exc, ComfyHTTPError):
+        return PromptValidationError({"type": "comfyui_error", "message": exc.text[:2000]}, node_errors={})
+    if process.exited:
+        return ComfyUICrashed("ComfyUI exited before it took the prompt")
+    return ComfyUIUnavailable(f"ComfyUI did not take the prompt: {exc}")
+
+
+class Run:
+    def __init__(self, task_id: str, prompt: dict[str, Any], options: RunOptions, *, owner: str,
+                 timeout: float, events: RunEvents) -> None:
+        self.prompt = prompt
+        self.options = options
+        self.timeout = min(options.timeout or timeout, timeout)
+        self.events = events
+        self.tracker = ProgressTracker(prompt)
+        self.task = Task(task_id=task_id, progress=self.tracker.nodes, owner=owner, request_hash=request_hash(prompt))
+        self._comfy_prompt: Prompt | None = None
+        self._preparing: asyncio.Future[dict[str, Any]] | None = None
+        self._canceled = False
+        self._ended: asyncio.Future[RunOutcome] = asyncio.get_running_loop().create_future()
+
+    @property
+    def task_id(self) -> str:
+        return self.task.task_id
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.done()
+
+    async def outcome(self) -> RunOutcome:
+        """The end, once every subscriber has settled it (the store has it)."""
+        return await asyncio.shield(self._ended)
+
+    def cancel(self) -> None:
+        """Stop the run wherever it is: its inputs' download, or its prompt in ComfyUI."""
+        self._canceled = True
+        if self._comfy_prompt is not None:
+            self._comfy_prompt.stop("canceled")
+        elif self._preparing is not None:
+            self._preparing.cancel()
+
+    async def execute(self, comfy: Comfy) -> RunOutcome:
+        started = time.monotonic()
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        results: Results | None = None
+        log_event(logger, "run.start", self.task_id, nodes=len(self.prompt), owner=self.task.owner)
+        try:
+            graph = await self._prepare(comfy.inputs)
+            ending = await self._in_comfyui(comfy, graph, deadline)
+            if ending.outcome != "success":
+                raise failure_of(ending, self.task.prompt_id or "")
+            results = await read_results(comfy.client, self.tracker.nodes, self._process(comfy))
+            self._keep_outputs()
+            self.task.finish(TaskStatus.SUCCEEDED)
+        except AgentError as exc:
+            self._fail(exc)
+        except ComfyGone as exc:
+            self._fail(ComfyUICrashed(str(exc), prompt_id=self.task.prompt_id))
+        except asyncio.CancelledError:
+            self._fail(ComfyUICrashed("the agent stopped during the run"))
+            await asyncio.shield(self._settle(None))
+            raise
+        finally:
+            if self._comfy_prompt is not None:
+                self._comfy_prompt.close()
+        outcome = await self._settle(results)
+        log_event(logger, "run.end", self.task_id, status=self.task.status.value, prompt_id=self.task.prompt_id,
+                  seconds=round(time.monotonic() - started, 3), error=(self.task.error or {}).get("message"),
+                  store_error=outcome.store_error)
+        return outcome
+
+    async def abandon(self, error: AgentError) -> RunOutcome:
+        """End a run that never began (canceled while it waited, the agent stopping)."""
+        self._fail(error)
+        return await self._settle(None)
+
+    def replayed(self, task: Task, results: Results | None) -> RunOutcome:
+        """A retried delivery of a task that succeeded: its stored end, nothing run."""
+        outcome = RunOutcome(task, results)
+        self._ended.set_result(outcome)
+        return outcome
+
+    def _process(self, comfy: Comfy) -> Liveness:
+        return self._comfy_prompt.process if self._comfy_prompt is not None else comfy.host.current
+
+    async def _prepare(self, inputs: InputPreparer) -> dict[str, Any]:
+        self._preparing = asyncio.ensure_future(inputs.prepare(self.prompt))
+        try:
+            return await self._preparing
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._canceled and current is not None and not current.cancelling():  # our cancel, not shutdown
+                raise Canceled("the run was canceled before ComfyUI got it", comfyui_released=True) from None
+            raise
+
+    async def _in_comfyui(self, comfy: Comfy, graph: dict[str, Any], deadline: float) -> Ending:
+        if self._canceled:
+            raise Canceled("the run was canceled before ComfyUI got it", comfyui_released=True)
+        prompt = Prompt(comfy.client, comfy.connection, comfy.host.current, self._on_comfy, self.task_id)
+        try:
+            submitted = await prompt.submit(graph)
+        except (PromptRejected, ComfyHTTPError, ComfyUnreachable, ConnectionUnavailable) as exc:
+            raise _refused(exc, prompt.process) from exc
+        self._comfy_prompt = prompt
+        self.task.prompt_id, self.task.node_errors = submitted.prompt_id, submitted.node_errors
+        self.events.publish(RunSubmitted(task=self.task))
+        if self._canceled:
+            prompt.stop("canceled")
+        timer = asyncio.get_running_loop().call_at(deadline, prompt.stop, "timeout")
+        try:
+            return await prompt.follow()
+        finally:
+            timer.cancel()
+
+    def _on_comfy(self, event: Event) -> None:
+        if isinstance(event, Preview):
+            self.events.publish(RunPreview(task=self.task, node=event.node, mime=event.mime, data=event.data))
+            return
+        if isinstance(event, ExecutionStarted) and self.task.status is TaskStatus.QUEUED:
+            self.task.status, self.task.started_at = TaskStatus.RUNNING, time.time()
+            self.events.publish(RunStarted(task=self.task))
+        if self.tracker.apply(event):
+            self.events.publish(RunProgressed(task=self.task))
+        if isinstance(event, NodeExecuted):
+            self.events.publish(RunOutput(task=self.task, node=event.node, output=event.output))
+
+    def _keep_outputs(self) -> None:
+        self.task.outputs = {node: NodeOutput.model_validate(output) for node, output in self.tracker.outputs.items()}
+
+    def _fail(self, error: AgentError) -> None:
+        self._keep_outputs()
+        self.task.finish(TaskStatus.CANCELED if isinstance(error, Canceled) else TaskStatus.FAILED, error.body())
+
+    async def _settle(self, results: Results | None) -> RunOutcome:
+        store_error = await self.events.settle(RunEnded(task=self.task, results=results))
+        outcome = RunOutcome(self.task, results, store_error)
+        if not self._ended.done():
+            self._ended.set_result(outcome)
+        return outcome
