@@ -28,7 +28,7 @@ from agent.runs.events import RunEvents
 from agent.runs.run import Comfy
 from agent.runs.service import RunService
 from agent.runs.writer import StoreWriter
-from agent.stores.base import TaskStore, open_store
+from agent.stores import TaskStore, open_store
 
 logger = logging.getLogger("agent")
 

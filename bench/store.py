@@ -27,7 +27,7 @@ from common import REPO, start_agent, wait_http
 
 sys.path.insert(0, str(REPO / "tests"))
 
-from agent.stores.base import open_store
+from agent.stores import open_store
 from agent.tasks.model import NodeProgress, Task, TaskStatus
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")

@@ -12,10 +12,12 @@ from agent.api.requests import new_task_id, parse_run_body, task_id_of, wants_as
 
 
 async def run(request: web.Request) -> web.Response:
+    runs = request.app[RUNS]
     task_id = task_id_of(request) or new_task_id()
-    prompt, options = parse_run_body(await request.read(), request)
     in_background = wants_async(request)  # every part of the request is checked before the run starts
-    started = await request.app[RUNS].submit(task_id, prompt, options, background=in_background)
+    runs.check_room(in_background)  # a full instance says so before it reads the body
+    prompt, options = parse_run_body(await request.read(), request)
+    started = await runs.submit(task_id, prompt, options, background=in_background)
     if in_background:
         status_url = f"/api/tasks/{task_id}"
         return web.json_response(Accepted(task_id=task_id, status_url=status_url).model_dump(), status=202, headers={

@@ -66,11 +66,7 @@ class RunService:
     async def submit(self, task_id: str, prompt: dict[str, Any], options: RunOptions, *,
                      background: bool = False) -> Run:
         """The run, started or waiting its turn; a retried delivery of a task that succeeded comes back ended."""
-        self._admissible()
-        starts_now = not self.full
-        if not starts_now and (not background or len(self._waiting) + self._reserved_waiting >= self.max_waiting):
-            raise Overloaded(f"this instance has {self._active} runs in flight, as many as it takes "
-                             f"(MAX_ACTIVE_RUNS={self.max_active}); try again shortly", retry_after=RETRY_AFTER_FULL)
+        starts_now = self.check_room(background)
         run = Run(task_id, prompt, options, owner=self.instance_id, timeout=self.run_timeout, events=self.events)
         self._reserve(starts_now, +1)
         try:
@@ -95,13 +91,21 @@ class RunService:
         self._watch_cancels()
         return run
 
-    def _admissible(self) -> None:
+    def check_room(self, background: bool) -> bool:
+        """Whether a run would start now (True) or wait (False); raises when it would be refused. Cheap, so the
+        API asks before it even reads a request's body."""
         if self.draining:
             raise ComfyUIUnavailable("this instance is stopping; send the run to another one",
                                      retry_after=RETRY_AFTER_STOPPING)
         if not self.comfy.host.ready:
             raise ComfyUIUnavailable("ComfyUI is starting or restarting; try again shortly",
                                      retry_after=RETRY_AFTER_STARTING)
+        if not self.full:
+            return True
+        if background and len(self._waiting) + self._reserved_waiting < self.max_waiting:
+            return False
+        raise Overloaded(f"this instance has {self._active} runs in flight, as many as it takes "
+                         f"(MAX_ACTIVE_RUNS={self.max_active}); try again shortly", retry_after=RETRY_AFTER_FULL)
 
     def _reserve(self, starts_now: bool, count: int) -> None:
         if starts_now:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Collection
-from urllib.parse import urlsplit
 
 from agent.errors import TaskConflict, TaskNotFound
 from agent.tasks.model import Results, Task, TaskStatus
@@ -87,18 +86,3 @@ class TaskStore(ABC):
 
     def expired(self, task: Task) -> bool:
         return task.expired(time.time(), self.ttl)
-
-
-def open_store(url: str, ttl: float, stale_after: float) -> TaskStore:
-    from agent.stores.file import FileStore
-    from agent.stores.memory import MemoryStore
-    from agent.stores.redis_store import RedisStore
-
-    parts = urlsplit(url)
-    if parts.scheme == "memory":
-        return MemoryStore(ttl, stale_after)
-    if parts.scheme == "file":
-        return FileStore(parts.netloc + parts.path, ttl, stale_after)
-    if parts.scheme in ("redis", "rediss", "unix"):
-        return RedisStore(url, ttl, stale_after)
-    raise ValueError(f"unsupported task store {url!r}")

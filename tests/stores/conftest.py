@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio
 
-from agent.stores.base import TaskStore, open_store
+from agent.stores import TaskStore, open_store
 from agent.stores.file import FileStore
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
