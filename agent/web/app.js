@@ -295,8 +295,11 @@ function renderHistory() {
 async function watchReadiness() {
   const reply = await api.readiness().catch(() => ({ status: 0 }));
   const pill = $("readiness");
+  // /readyz says why it takes no work now: ComfyUI starting, the instance stopping, or every place taken.
+  const why = { full: "agent busy", stopping: "agent stopping", starting: "ComfyUI starting" }[reply.data?.status];
   pill.dataset.state = reply.status === 200 ? "ready" : "down";
-  pill.textContent = reply.status === 200 ? "ComfyUI ready" : reply.status === 401 ? "token needed" : "ComfyUI not ready";
+  pill.textContent = reply.status === 200 ? "ComfyUI ready" : reply.status === 401 ? "token needed"
+    : why || "ComfyUI not ready";
   setTimeout(watchReadiness, 5000);
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -10,11 +11,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 from PIL import Image
 from playwright.async_api import Page, expect
 
 from agent_harness import running_agent
 from comfy_double.harness import start_double
+from waiting import until
 
 EXAMPLE_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
 TOKEN = "page-token"
@@ -143,3 +147,19 @@ async def test_token_protected_agent(page: Page, comfy: str) -> None:
         await expect(page.locator("#readiness")).to_have_text("ComfyUI ready")
         await page.click("#run")
         await expect(page.locator("#runs .run[data-status='succeeded']")).to_have_count(1, timeout=15_000)
+
+
+async def test_a_full_agent_says_it_is_busy_not_that_comfyui_is_down(page: Page, comfy: str) -> None:
+    async with running_agent(comfyui_url=comfy, max_active_runs=1) as agent:
+        slow = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 1},
+                      "_meta": {"double": {"delay": 5.0}}},
+                "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "busy"}}}
+        held = asyncio.ensure_future(agent.post("/api/run", json=slow))
+        await until(lambda: readiness_is(agent, 503), 10, "the agent to be full")
+        await page.goto(str(agent.make_url("/app/")))
+        await expect(page.locator("#readiness")).to_have_text("agent busy")
+        assert (await held).status == 200
+
+
+async def readiness_is(agent: TestClient[web.Request, web.Application], status: int) -> bool:
+    return (await agent.get("/readyz")).status == status
