@@ -112,6 +112,8 @@ class RunService:
             self._active += count
         else:
             self._reserved_waiting += count
+        if count < 0:
+            self._start_waiting()  # the place held for a claim that came to nothing
 
     async def _execute(self, run: Run) -> RunOutcome:
         try:
