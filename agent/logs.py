@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 MAX_VALUE_CHARS = 300
-_FIELDS = "agent_fields"  # the LogRecord attribute that carries an event's fields to the JSON formatter
 
 
 def _utc(record: logging.LogRecord) -> str:
@@ -34,9 +33,8 @@ class _JSONFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {"time": _utc(record), "level": record.levelname, "logger": record.name}
-        fields = getattr(record, _FIELDS, None)
-        if isinstance(fields, dict):
-            line.update(fields)
+        if isinstance(record.msg, _Line) and not record.args:
+            line.update(record.msg.structured())
         else:
             line["message"] = one_line(record.getMessage())
         if record.exc_info:
@@ -76,18 +74,28 @@ def clean(value: Any) -> str:
     return f'"{text}"' if (" " in text or not text) else text
 
 
-def _json_value(value: Any) -> Any:
-    return value if isinstance(value, bool | int | float) else short(value)
+class _Line:
+    """An event's text line, written only if a text formatter asks for it (`str`); the JSON formatter reads the
+    fields instead, so each event is prepared once, whichever format is on."""
+
+    __slots__ = ("event", "fields", "task")
+
+    def __init__(self, event: str, task: str | None, fields: dict[str, Any]) -> None:
+        self.event, self.task, self.fields = event, task, fields
+
+    def __str__(self) -> str:
+        parts = [f"task={self.task}"] if self.task else []
+        parts.append(self.event)
+        parts.extend(f"{key}={clean(value)}" for key, value in self.fields.items())
+        return " ".join(parts)
+
+    def structured(self) -> dict[str, Any]:
+        return {"event": self.event, **({"task": self.task} if self.task else {}),
+                **{key: value if isinstance(value, bool | int | float) else short(value)
+                   for key, value in self.fields.items()}}
 
 
 def log_event(logger: logging.Logger, event: str, task: str | None = None, level: int = logging.INFO,
               **fields: Any) -> None:
-    if not logger.isEnabledFor(level):
-        return
-    present = {key: value for key, value in fields.items() if value is not None}
-    parts = [f"task={task}"] if task else []
-    parts.append(event)
-    parts.extend(f"{key}={clean(value)}" for key, value in present.items())
-    structured = {"event": event, **({"task": task} if task else {}),
-                  **{key: _json_value(value) for key, value in present.items()}}
-    logger.log(level, " ".join(parts), extra={_FIELDS: structured})
+    if logger.isEnabledFor(level):
+        logger.log(level, _Line(event, task, {key: value for key, value in fields.items() if value is not None}))

@@ -10,8 +10,9 @@ from agent.api.errors import retry_headers
 from agent.api.keys import HOST, RUNS
 from agent.api.replies import Alive, Live, NotReady, Ready
 from agent.errors import ComfyUIUnavailable
+from agent.runs.service import RETRY_AFTER_FULL, RETRY_AFTER_STARTING, RETRY_AFTER_STOPPING
 
-RETRY_AFTER_NOT_READY = {"starting": 5, "stopping": 5, "full": 1}
+RETRY_AFTER_NOT_READY = {"starting": RETRY_AFTER_STARTING, "stopping": RETRY_AFTER_STOPPING, "full": RETRY_AFTER_FULL}
 
 
 async def healthz(request: web.Request) -> web.Response:

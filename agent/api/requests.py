@@ -37,6 +37,9 @@ class RunRequest(BaseModel):
     extra_data: dict[str, Any] | None = None
 
 
+ENVELOPE_KEYS = frozenset(RunRequest.model_fields)
+
+
 def query_flag(request: web.Request, name: str, default: bool) -> bool:
     """A yes/no query value; anything but the contract's words is refused rather than guessed."""
     raw = request.query.get(name)
@@ -79,7 +82,7 @@ def _node_problem(node_id: str, node: Any) -> str | None:
 
 def _looks_like_envelope(body: dict[str, Any]) -> bool:
     prompt = body.get("prompt")
-    return isinstance(prompt, dict) and "class_type" not in prompt and set(body) <= set(RunRequest.model_fields)
+    return isinstance(prompt, dict) and "class_type" not in prompt and body.keys() <= ENVELOPE_KEYS
 
 
 def check_prompt(prompt: Any) -> dict[str, Any]:

@@ -99,11 +99,14 @@ def _refused(exc: Exception, process: Liveness) -> AgentError:
     return ComfyUIUnavailable(f"ComfyUI did not take the prompt: {exc}")
 
 
+def _canceled_early() -> Canceled:
+    return Canceled("the run was canceled before ComfyUI got it", comfyui_released=True)
+
+
 class Run:
     def __init__(self, task_id: str, prompt: dict[str, Any], options: RunOptions, *, owner: str,
                  timeout: float, events: RunEvents) -> None:
         self.prompt = prompt
-        self.options = options
         self.timeout = min(options.timeout or timeout, timeout)
         self.events = events
         self.tracker = ProgressTracker(prompt)
@@ -184,12 +187,12 @@ class Run:
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if self._canceled and current is not None and not current.cancelling():  # our cancel, not shutdown
-                raise Canceled("the run was canceled before ComfyUI got it", comfyui_released=True) from None
+                raise _canceled_early() from None
             raise
 
     async def _in_comfyui(self, comfy: Comfy, graph: dict[str, Any], deadline: float) -> Ending:
         if self._canceled:
-            raise Canceled("the run was canceled before ComfyUI got it", comfyui_released=True)
+            raise _canceled_early()
         prompt = Prompt(comfy.client, comfy.connection, comfy.host.current, self._on_comfy, self.task_id)
         try:
             submitted = await prompt.submit(graph)
