@@ -20,6 +20,7 @@ from agent.api.security import cors, require_token
 from agent.comfy.client import ComfyClient, connection_pool
 from agent.comfy.connection import EventConnection
 from agent.comfy.host import make_host
+from agent.comfy.outputs import OutputFiles
 from agent.config import Settings
 from agent.errors import AgentError
 from agent.inputs.prepare import InputPreparer
@@ -66,7 +67,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     store = open_store(settings.store_url, settings.task_ttl, settings.stale_after)
     inputs = InputPreparer(settings, client)
     writer = StoreWriter(store, settings.task_heartbeat)
-    runs = RunService(Comfy(host, client, connection, inputs), store, RunEvents([writer]),
+    comfy = Comfy(host, client, connection, inputs, OutputFiles(client, settings.comfyui_folders))
+    runs = RunService(comfy, store, RunEvents([writer]),
                       instance_id=instance_id(), run_timeout=settings.run_timeout,
                       max_active=settings.max_active_runs, max_waiting=settings.max_waiting_runs)
     app[HOST], app[STORE], app[RUNS], app[PROXY_SESSION] = host, store, runs, proxy_session

@@ -185,7 +185,14 @@ class Settings(BaseModel):
     comfyui_url: Annotated[str | None, env("COMFYUI_URL", parse=_http_url,
                                            help="attach to a running ComfyUI instead of launching one")] = None
     nas_dir: Annotated[Path | None, env("NAS_DIR", parse=Path, help=(
-        "shared folder: ComfyUI's `input/`, `output/`, `temp/` and the task store live under it"))] = None
+        "shared folder: ComfyUI's `input/` and `output/` and the task store live under it"))] = None
+    comfyui_output_dir: Annotated[Path | None, env("COMFYUI_OUTPUT_DIR", parse=Path, shown=(
+        "`$NAS_DIR/output`, else ComfyUI's own `output/`"), help=(
+        "ComfyUI's output folder (its `--output-directory`); the agent reads outputs there rather than through "
+        "`/view`. With `COMFYUI_URL`, set it only when that ComfyUI writes to a folder this machine sees"))] = None
+    comfyui_temp_dir: Annotated[Path | None, env("COMFYUI_TEMP_DIR", parse=Path, shown="ComfyUI's own", help=(
+        "ComfyUI's `--temp-directory` (previews go to its `temp/`, which ComfyUI empties at each start: never a "
+        "folder that instances share)"))] = None
     task_store: Annotated[str, env("TASK_STORE", parse=_store_url, shown="`file://$NAS_DIR/tasks`, else "
                                    "`file://./data/tasks`", help=(
         "`file://DIR`, `redis://HOST:PORT/DB` (or `rediss://`), `memory://` (one instance only)"))] = ""
@@ -279,6 +286,19 @@ class Settings(BaseModel):
         return self.task_heartbeat * 6
 
     @property
+    def comfyui_folders(self) -> dict[str, Path]:
+        """ComfyUI's folder for each output type, as far as the agent knows (all of them when it launches
+        ComfyUI: its defaults follow `--base-directory`, as ComfyUI's do)."""
+        base = _flag_value(self.comfyui_args, "--base-directory")
+        own = Path(base) if base else self.comfyui_dir
+        output = self.comfyui_output_dir or (self.nas_dir / "output" if self.nas_dir else None)
+        temp = self.comfyui_temp_dir
+        if self.launches_comfyui:
+            output, temp = output or own / "output", temp or own
+        folders = {"output": output, "temp": None if temp is None else temp / "temp"}
+        return {kind: folder for kind, folder in folders.items() if folder is not None}
+
+    @property
     def store_url(self) -> str:
         if self.task_store:
             return self.task_store
@@ -361,8 +381,27 @@ def load_settings(argv: Sequence[str] = (), environ: Mapping[str, str] | None = 
         except ValueError as exc:
             raise ConfigError(f"invalid setting {source}={raw!r}: {exc}") from None
     settings = Settings(**values)
+    _check_folders(settings)
     _check_launchable(settings)
     return settings
+
+
+def _flag_value(args: Sequence[str], flag: str) -> str | None:
+    """The value of `--flag VALUE` or `--flag=VALUE` in a command line (the last one wins, as in argparse)."""
+    value = None
+    for index, arg in enumerate(args):
+        if arg == flag and index + 1 < len(args):
+            value = args[index + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def _check_folders(settings: Settings) -> None:
+    """The agent reads (and later removes) ComfyUI's files, so it must be the one that says where they go."""
+    for flag, name in (("--output-directory", "COMFYUI_OUTPUT_DIR"), ("--temp-directory", "COMFYUI_TEMP_DIR")):
+        if _flag_value(settings.comfyui_args, flag) is not None:
+            raise ConfigError(f"invalid setting COMFYUI_ARGS: set {name} instead of {flag}")
 
 
 def _check_launchable(settings: Settings) -> None:

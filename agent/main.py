@@ -19,12 +19,16 @@ from agent.logs import log_event, setup_logging
 
 logger = logging.getLogger("agent")
 
+# Connections the kernel holds for the agent to accept: a burst beyond the default 128 would have its SYNs
+# dropped, and each caller would wait a second for TCP to try again before even a refusal could reach it.
+LISTEN_BACKLOG = 4096
+
 
 async def serve(settings: Settings) -> None:
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, backlog=LISTEN_BACKLOG)
     await site.start()
     log_event(logger, "agent.listening", version=__version__, host=settings.host, port=settings.port,
               comfyui=settings.comfyui_base_url, store=settings.store_url.split("://")[0])

@@ -28,11 +28,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_agent(store: str, comfy: str, cpu: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """The agent as its own process attached to `comfy`, optionally pinned to one CPU; returns it and its URL."""
+def start_agent(store: str, comfy: str, cpu: int | None = None,
+                outputs: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """The agent as its own process attached to `comfy`, optionally pinned to one CPU; returns it and its URL.
+    `outputs`: ComfyUI's output folder, which the agent then reads as it does beside the ComfyUI it launches
+    (`COMFYUI_OUTPUT_DIR` in the environment names it for a ComfyUI started elsewhere)."""
     port = free_port()
     env = {**os.environ, "AGENT_HOST": "127.0.0.1", "AGENT_PORT": str(port), "TASK_STORE": store,
            "LOG_LEVEL": "warning", "COMFYUI_URL": comfy}
+    if outputs is not None:
+        env["COMFYUI_OUTPUT_DIR"] = str(outputs)
     command = [sys.executable, "-m", "agent"]
     if cpu is not None:
         command = ["taskset", "-c", str(cpu), *command]
@@ -139,11 +144,13 @@ def comfy_and_agent(comfyui_url: str | None) -> Iterator[tuple[str, subprocess.P
     with tempfile.TemporaryDirectory() as temp:
         workdir = Path(temp)
         procs = []
-        comfy = comfyui_url
+        comfy, outputs = comfyui_url, None
         if comfy is None:
             double, comfy = start_double(workdir)
             procs.append(double)
-        agent_proc, agent = start_agent(os.environ.get("BENCH_TASK_STORE") or f"file://{workdir / 'tasks'}", comfy)
+            outputs = workdir / "output"
+        store = os.environ.get("BENCH_TASK_STORE") or f"file://{workdir / 'tasks'}"
+        agent_proc, agent = start_agent(store, comfy, outputs=outputs)
         procs.append(agent_proc)
         try:
             yield comfy, agent_proc, agent

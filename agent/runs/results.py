@@ -1,4 +1,4 @@
-"""A succeeded run's images, read back from ComfyUI as padded base64, in the map's order."""
+"""A succeeded run's images, read back from ComfyUI's folders (or `/view`) as padded base64, in the map's order."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import asyncio
 import base64
 import time
 
-from agent.comfy.client import ComfyClient, ComfyHTTPError, ComfyUnreachable
+from agent.comfy.client import ComfyHTTPError, ComfyUnreachable
+from agent.comfy.outputs import OutputFiles
 from agent.comfy.prompt import Liveness
 from agent.errors import ComfyUICrashed, OutputUnavailable
 from agent.tasks.model import ImageRef, Progress, Results
@@ -22,13 +23,13 @@ async def _exits_soon(process: Liveness, within: float = 3.0) -> bool:
     return process.exited
 
 
-async def read_results(client: ComfyClient, progress: Progress, process: Liveness) -> Results:
+async def read_results(files: OutputFiles, progress: Progress, process: Liveness) -> Results:
     gate = asyncio.Semaphore(RESULT_FETCHES)
 
     async def fetch(image: ImageRef) -> str:
         async with gate:
             try:
-                data = await client.view(image.model_dump())
+                data = await files.read(image.model_dump())
             except (ComfyHTTPError, ComfyUnreachable) as exc:
                 if isinstance(exc, ComfyUnreachable) and await _exits_soon(process):
                     raise ComfyUICrashed("ComfyUI exited before the run's outputs could be read") from exc

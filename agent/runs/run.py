@@ -16,6 +16,7 @@ from agent.comfy.client import ComfyClient, ComfyHTTPError, ComfyUnreachable, Pr
 from agent.comfy.connection import ConnectionUnavailable, EventConnection
 from agent.comfy.events import Event, ExecutionStarted, NodeExecuted, Preview
 from agent.comfy.host import ComfyHost
+from agent.comfy.outputs import OutputFiles
 from agent.comfy.prompt import ComfyGone, Ending, Liveness, Prompt
 from agent.errors import (
     AgentError,
@@ -58,6 +59,7 @@ class Comfy:
     client: ComfyClient
     connection: EventConnection
     inputs: InputPreparer
+    outputs: OutputFiles
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,7 @@ class Run:
             ending = await self._in_comfyui(comfy, graph, deadline)
             if ending.outcome != "success":
                 raise failure_of(ending, self.task.prompt_id or "")
-            results = await read_results(comfy.client, self.tracker.nodes, self._process(comfy))
+            results = await read_results(comfy.outputs, self.tracker.nodes, self._process(comfy))
             self._keep_outputs()
             self.task.finish(TaskStatus.SUCCEEDED)
         except AgentError as exc:

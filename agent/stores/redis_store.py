@@ -2,7 +2,8 @@
 
 Every key carries what is left of its task's life, refreshed on each write (a running task's heartbeat restarts
 it), so a task whose instance vanished expires on its own, and a finished one `ttl` seconds after it finished, as
-in every store. A claim is atomic (WATCH/MULTI): of two instances claiming one id, exactly one wins.
+in every store. A claim is atomic: of two instances claiming one id, exactly one wins. A new id, the usual case,
+is claimed by one script in one round trip (`SET NX`); an id that exists is decided under WATCH/MULTI.
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ from agent.tasks.model import Results, Task, check_task_id
 
 PREFIX = "comfyui-agent"
 CLAIM_ATTEMPTS = 10
+_CLAIM_NEW = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
+  redis.call('DEL', KEYS[2], KEYS[3])
+  return 1
+end
+return 0
+"""
 T = TypeVar("T")
 
 
@@ -34,6 +42,7 @@ class RedisStore(TaskStore):
         self.redis = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30,
                                     retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
                                     retry_on_error=[ConnectionError, TimeoutError])
+        self._claim_new = self.redis.register_script(_CLAIM_NEW)  # its digest only: loaded at the first call
 
     @staticmethod
     def _key(kind: str, task_id: str) -> str:
@@ -64,6 +73,10 @@ class RedisStore(TaskStore):
 
     async def claim(self, task: Task) -> Task | None:
         key = self._key("task", task.task_id)
+        others = [self._key("results", task.task_id), self._key("cancel", task.task_id)]
+        if await self._call(lambda: self._claim_new(keys=[key, *others], args=[task.model_dump_json(),
+                                                                               self._expiry])):
+            return None
 
         async def attempt() -> Task | None:
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -76,7 +89,7 @@ class RedisStore(TaskStore):
                             return replay
                         pipe.multi()  # type: ignore[no-untyped-call]
                         pipe.set(key, task.model_dump_json(), ex=self._expiry)
-                        pipe.delete(self._key("results", task.task_id), self._key("cancel", task.task_id))
+                        pipe.delete(*others)
                         await pipe.execute()
                         return None
                     except WatchError:

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from agent.errors import RequestParamsError, StoreUnavailable
-from agent.stores.file import FileStore, on_local_disk
+from agent.filesystems import on_local_disk
+from agent.stores.file import SPARE_FILES, FileStore
 from agent.tasks.model import NodeProgress, Task, TaskStatus
+from waiting import until
 
 
 def store_at(path: Path, ttl: float = 3600) -> FileStore:
@@ -25,7 +27,7 @@ async def test_nothing_is_written_outside_the_folder(tmp_path: Path, bad: str) -
         await store.save(Task(task_id=bad))
     with pytest.raises(RequestParamsError):
         await store.request_cancel(bad)
-    assert [path.name for path in tmp_path.rglob("*")] == ["tasks"]
+    assert not [path for path in tmp_path.rglob("*") if not path.is_dir()]
 
 
 @pytest.mark.parametrize("in_threads", [False, True], ids=["local-disk", "nas"])
@@ -50,14 +52,42 @@ async def test_readers_never_see_half_a_file(tmp_path: Path, in_threads: bool) -
 
     results = await asyncio.gather(reader(), writer(), reader())
     assert results[0] == results[2] == 200
+    await store.close()
     assert not [path for path in tmp_path.iterdir() if path.name.endswith(".tmp")]
 
 
-async def test_results_are_a_file_of_their_own(tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_threads", [False, True], ids=["local-disk", "nas"])
+async def test_writes_fill_files_made_ahead_and_survive_their_sweep(tmp_path: Path, in_threads: bool) -> None:
+    store = store_at(tmp_path)
+    store.in_threads = in_threads
+    await store.save(Task(task_id="first"))
+
+    async def all_spares() -> set[str] | None:
+        names = {path.name for path in tmp_path.glob(".spare-*.tmp")}
+        return names if len(names) == SPARE_FILES else None
+
+    spares = await until(all_spares, 10, "the files made ahead")
+    await store.save(Task(task_id="second"))
+    assert len(spares - {path.name for path in tmp_path.glob(".spare-*.tmp")}) == 1  # one was filled and renamed
+    for path in tmp_path.glob(".spare-*.tmp"):
+        path.unlink()  # what another instance's sweep does to files it takes for orphans
+    third = Task(task_id="third")
+    await store.save(third)
+    assert await store.get("third") == third
+    await store.close()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["first.json", "second.json", "third.json"]
+
+
+async def test_the_end_is_one_file_and_a_poll_reads_its_record_only(tmp_path: Path) -> None:
     store = store_at(tmp_path)
     await store.save(Task(task_id="r"), {"9": ["iVBORw0KGgo="]})
-    assert "iVBOR" not in (tmp_path / "r.json").read_text()
-    assert "iVBOR" in (tmp_path / "r.results.json").read_text()
+    assert [path.name for path in tmp_path.iterdir()] == ["r.json"]
+    record, results = (tmp_path / "r.json").read_bytes().split(b"\n")
+    assert b"iVBOR" not in record and b"iVBOR" in results
+    (tmp_path / "r.json").write_bytes(record + b"\nnot JSON: a poll that read it would fail")
+    assert await store.get("r") == Task.model_validate_json(record)
+    await store.save(Task(task_id="r", request_hash="again"))  # a save without results keeps none
+    assert await store.get_results("r") is None
 
 
 async def test_sweep_removes_expired_tasks_and_orphaned_temp_files(tmp_path: Path) -> None:

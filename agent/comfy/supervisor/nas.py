@@ -11,7 +11,7 @@ logger = logging.getLogger("agent.supervisor")
 
 MODEL_KINDS = ("checkpoints", "loras", "vae", "controlnet", "upscale_models", "embeddings", "clip", "clip_vision",
                "text_encoders", "diffusion_models", "unet")  # the kinds comfyui/extra_model_paths.yaml maps
-FOLDERS = ("input", "output", "temp", "tasks", "custom_nodes", *(f"models/{kind}" for kind in MODEL_KINDS))
+FOLDERS = ("input", "output", "tasks", "custom_nodes", *(f"models/{kind}" for kind in MODEL_KINDS))
 
 
 def prepare_nas(nas_dir: Path) -> None:

@@ -46,8 +46,10 @@ def on_cpu(settings: Settings, device: Device) -> bool:
 def comfyui_args(settings: Settings, device: Device) -> list[str]:
     args = ["--listen", "127.0.0.1", "--port", str(settings.comfyui_port)]
     if settings.nas_dir is not None:
-        for kind in ("input", "output", "temp"):
-            args += [f"--{kind}-directory", str(settings.nas_dir / kind)]
+        args += ["--input-directory", str(settings.nas_dir / "input")]
+    args += ["--output-directory", str(settings.comfyui_folders["output"])]
+    if settings.comfyui_temp_dir is not None:
+        args += ["--temp-directory", str(settings.comfyui_temp_dir)]
     if on_cpu(settings, device):
         args.append("--cpu")
     return args + list(settings.comfyui_args)

@@ -1,0 +1,45 @@
+"""Where ComfyUI writes, as the agent knows it: it reads outputs there, so it is the one that says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.comfy.device import Device
+from agent.comfy.supervisor.supervisor import comfyui_args
+from agent.config import ConfigError, Settings, load_settings
+
+REMOTE = {"COMFYUI_URL": "http://127.0.0.1:8188"}
+
+
+def test_a_launched_comfyui_has_its_own_folders_or_the_nas_output() -> None:
+    own = Settings(comfyui_dir=Path("/c"))
+    assert own.comfyui_folders == {"output": Path("/c/output"), "temp": Path("/c/temp")}
+    on_nas = Settings(comfyui_dir=Path("/c"), nas_dir=Path("/mnt/nas"))
+    assert on_nas.comfyui_folders == {"output": Path("/mnt/nas/output"), "temp": Path("/c/temp")}
+    moved = Settings(comfyui_dir=Path("/c"), comfyui_args=("--base-directory=/b",))
+    assert moved.comfyui_folders == {"output": Path("/b/output"), "temp": Path("/b/temp")}
+    told = Settings(comfyui_output_dir=Path("/o"), comfyui_temp_dir=Path("/t"), nas_dir=Path("/mnt/nas"))
+    assert told.comfyui_folders == {"output": Path("/o"), "temp": Path("/t/temp")}  # ComfyUI adds temp/ itself
+
+
+def test_an_attached_comfyui_is_read_from_disk_only_where_a_setting_says() -> None:
+    assert load_settings([], REMOTE).comfyui_folders == {}
+    told = load_settings([], {**REMOTE, "COMFYUI_OUTPUT_DIR": "/shared/out"})
+    assert told.comfyui_folders == {"output": Path("/shared/out")}
+
+
+def test_the_launched_comfyui_is_told_the_folders_the_agent_reads() -> None:
+    args = comfyui_args(Settings(comfyui_dir=Path("/c"), nas_dir=Path("/mnt/nas")), Device.NVIDIA)
+    assert args[args.index("--output-directory") + 1] == "/mnt/nas/output"
+    assert args[args.index("--input-directory") + 1] == "/mnt/nas/input"
+    assert "--temp-directory" not in args  # ComfyUI empties it at start: never on the shared NAS
+    args = comfyui_args(Settings(comfyui_temp_dir=Path("/scratch")), Device.NVIDIA)
+    assert args[args.index("--temp-directory") + 1] == "/scratch"
+
+
+@pytest.mark.parametrize("args", ["--output-directory /x", "--cpu --temp-directory=/y"])
+def test_comfyui_args_cannot_move_the_folders_behind_the_agents_back(args: str) -> None:
+    with pytest.raises(ConfigError, match=r"COMFYUI_ARGS: set COMFYUI_(OUTPUT|TEMP)_DIR instead"):
+        load_settings([], {**REMOTE, "COMFYUI_ARGS": args})
