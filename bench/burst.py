@@ -41,7 +41,8 @@ def sent_at() -> aiohttp.TraceConfig:
     trace = aiohttp.TraceConfig()
 
     async def stamp(session: aiohttp.ClientSession, context: SimpleNamespace, params: object) -> None:
-        context.trace_request_ctx.at = time.perf_counter()
+        if context.trace_request_ctx is not None:  # a request that asked to be timed
+            context.trace_request_ctx.at = time.perf_counter()
 
     trace.on_request_headers_sent.append(stamp)
     return trace

@@ -71,6 +71,9 @@ class _Spares:
         except IndexError:
             return None
 
+    def put_back(self, path: str) -> None:
+        self._ready.appendleft(path)
+
     def top_up(self) -> None:
         """Make more in the background when half are used (on the event loop, after a write)."""
         if len(self._ready) <= SPARE_FILES // 2 and (self._filling is None or self._filling.done()):
@@ -165,8 +168,9 @@ class FileStore(TaskStore):
     def _path(self, task_id: str, suffix: str = TASK_SUFFIX) -> str:
         return os.path.join(self.directory, check_task_id(task_id) + suffix)
 
-    async def _io(self, work: Callable[..., T], *args: object) -> T:
-        """File work, off the event loop on a network file system; a full, read-only or missing folder is
+    async def _io(self, work: Callable[..., T], *args: object, creates: bool = False) -> T:
+        """File work, off the event loop on a network file system or when it `creates` a file (no spare was
+        left: a burst must not wait behind creations on the loop); a full, read-only or missing folder is
         StoreUnavailable."""
         try:
             if not self._made:
@@ -174,7 +178,7 @@ class FileStore(TaskStore):
                 self._made = True
             if self.in_threads is None:
                 self.in_threads = not on_local_disk(self.directory)
-            return await asyncio.to_thread(work, *args) if self.in_threads else work(*args)
+            return await asyncio.to_thread(work, *args) if self.in_threads or creates else work(*args)
         except OSError as exc:
             raise StoreUnavailable(f"the task folder cannot be used: {exc.strerror or exc}") from exc
 
@@ -197,22 +201,30 @@ class FileStore(TaskStore):
         for suffix in (TASK_SUFFIX, CANCEL_SUFFIX):
             _unlink(self._path(task_id, suffix))
 
-    def _claim(self, task: Task, data: bytes) -> Task | None:
+    def _claim(self, task: Task, data: bytes, spare: str | None) -> Task | None:
         existing = self._load(task.task_id)
         replay = self.decide_claim(existing, task)
         if replay is None:
             _unlink(self._path(task.task_id, CANCEL_SUFFIX))
-            _write(self._path(task.task_id), data, self._spares.pop())  # a failed run's results go with it
+            _write(self._path(task.task_id), data, spare)  # a failed run's results go with its old file
         return replay
 
     async def claim(self, task: Task) -> Task | None:
-        replay = await self._io(self._claim, task, task.model_dump_json().encode())
-        self._spares.top_up()
+        spare = self._spares.pop()
+        try:
+            replay = await self._io(self._claim, task, task.model_dump_json().encode(), spare, creates=spare is None)
+        finally:
+            self._spares.top_up()
+        if replay is not None and spare is not None:
+            self._spares.put_back(spare)
         return replay
 
     async def _replace(self, path: str, data: bytes) -> None:
-        await self._io(_write, path, data, self._spares.pop())
-        self._spares.top_up()
+        spare = self._spares.pop()
+        try:
+            await self._io(_write, path, data, spare, creates=spare is None)
+        finally:
+            self._spares.top_up()
 
     async def save(self, task: Task, results: Results | None = None) -> None:
         data = task.model_dump_json().encode()  # serialised now: the task may change while the write waits

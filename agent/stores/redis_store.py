@@ -33,6 +33,10 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
 end
 return 0
 """
+_SAVE = """
+if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[2]) end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+"""
 T = TypeVar("T")
 
 
@@ -42,7 +46,8 @@ class RedisStore(TaskStore):
         self.redis = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30,
                                     retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
                                     retry_on_error=[ConnectionError, TimeoutError])
-        self._claim_new = self.redis.register_script(_CLAIM_NEW)  # its digest only: loaded at the first call
+        self._claim_new = self.redis.register_script(_CLAIM_NEW)  # their digests only: loaded at the first call
+        self._save = self.redis.register_script(_SAVE)  # one command, where MULTI/EXEC is four
 
     @staticmethod
     def _key(kind: str, task_id: str) -> str:
@@ -103,17 +108,11 @@ class RedisStore(TaskStore):
         task_key, results_key = self._key("task", task.task_id), self._key("results", task.task_id)
         life = self._life_left(task)
 
-        async def write() -> None:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                if not life:
-                    pipe.delete(task_key, results_key)
-                elif results is not None:
-                    pipe.set(results_key, json.dumps(results, separators=(",", ":")), ex=life)
-                if life:
-                    pipe.set(task_key, data, ex=life)
-                await pipe.execute()
-
-        await self._call(write)
+        if not life:
+            await self._call(lambda: self.redis.delete(task_key, results_key))
+            return
+        encoded = "" if results is None else json.dumps(results, separators=(",", ":"))
+        await self._call(lambda: self._save(keys=[task_key, results_key], args=[data, life, encoded]))
 
     async def load(self, task_id: str) -> Task | None:
         key = self._key("task", task_id)

@@ -106,6 +106,7 @@ async def test_sweep_removes_expired_tasks_and_orphaned_temp_files(tmp_path: Pat
     (tmp_path / "read me.json").write_text("{}")  # not a task id: someone else's file in a shared folder
     (tmp_path / "broken.json").write_text("{")  # unreadable: kept for a person to look at, not counted
     assert await store.sweep() == 1
+    await store.close()  # its spare files go with it
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         ".fresh.json.live.tmp", "broken.json", "fresh.json", "read me.json"]
 
