@@ -38,6 +38,7 @@ from agent.runs.events import (
     RunStarted,
     RunSubmitted,
 )
+from agent.runs.naming import with_task_names
 from agent.runs.results import read_results
 from agent.tasks.model import NodeOutput, Results, Task, TaskStatus, request_hash
 from agent.tasks.progress import ProgressTracker
@@ -197,7 +198,7 @@ class Run:
             raise _canceled_early()
         prompt = Prompt(comfy.client, comfy.connection, comfy.host.current, self._on_comfy, self.task_id)
         try:
-            submitted = await prompt.submit(graph)
+            submitted = await prompt.submit(with_task_names(graph, self.task_id))
         except (PromptRejected, ComfyHTTPError, ComfyUnreachable, ConnectionUnavailable) as exc:
             raise _refused(exc, prompt.process) from exc
         self._comfy_prompt = prompt

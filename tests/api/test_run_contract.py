@@ -52,15 +52,16 @@ async def test_64_concurrent_runs_each_get_their_own_images(agent: Client) -> No
     assert len(filenames) == 64
 
 
-async def test_fully_cached_rerun_returns_the_earlier_images_at_once(agent: Client) -> None:
+async def test_a_rerun_takes_comfyuis_cache_and_saves_files_of_its_own(agent: Client) -> None:
     prompt = save_prompt(0xABCDEF, "cached", delay=2.0)
-    first = await (await agent.post("/api/run", json=prompt)).json()
+    first = await (await agent.post("/api/run", json=prompt, headers={"task-id": "first"})).json()
     started = time.monotonic()
-    response = await agent.post("/api/run", json=prompt)
+    response = await agent.post("/api/run", json=prompt, headers={"task-id": "second"})
     second = await response.json()
     assert response.status == 200
     assert time.monotonic() - started < 2.0, "a cached run must not execute the 2 s node again"
-    assert second["2"]["images"] == first["2"]["images"]
+    assert [image["filename"] for image in first["2"]["images"]] == ["first_cached_00001_.png"]
+    assert [image["filename"] for image in second["2"]["images"]] == ["second_cached_00001_.png"]
     assert second["1"]["max"] == second["1"]["value"] == 1
     assert pixel(second, "2") == rgb(0xABCDEF)
 

@@ -67,19 +67,18 @@ async def test_a_run_beside_its_comfyui_returns_the_file_in_comfyui_output_dir(t
     """What lies in COMFYUI_OUTPUT_DIR under the reported name is what the caller gets: the agent read it there."""
     planted = tmp_path / "told"
     planted.mkdir()
-    (planted / "beside_00001_.png").write_bytes(b"read from the folder, not from /view")
+    (planted / "t1_beside_00001_.png").write_bytes(b"read from the folder, not from /view")
     prompt: dict[str, Any] = {
         "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 7}},
         "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "beside"}}}
     async with running_agent(comfyui_url=double, comfyui_output_dir=planted) as agent:
-        reply = await agent.post("/api/run", json=prompt)
+        reply = await agent.post("/api/run", json=prompt, headers={"task-id": "t1"})
         assert reply.status == 200, await reply.text()
         body = await reply.json()
-    assert body["2"]["images"][0]["filename"] == "beside_00001_.png"
+    assert body["2"]["images"][0]["filename"] == "t1_beside_00001_.png"
     assert base64.b64decode(body["2"]["results"][0]) == b"read from the folder, not from /view"
-    saved = tmp_path / "comfyui" / "output" / "beside_00001_.png"  # where the double really wrote it
+    saved = tmp_path / "comfyui" / "output" / "t1_beside_00001_.png"  # where the double really wrote it
     async with running_agent(comfyui_url=double, comfyui_output_dir=saved.parent) as agent:
-        prompt["1"]["inputs"]["color"] = 8
-        body = await (await agent.post("/api/run", json=prompt)).json()
+        body = await (await agent.post("/api/run", json=prompt, headers={"task-id": "t2"})).json()
     image = body["2"]["images"][0]
     assert base64.b64decode(body["2"]["results"][0]) == (saved.parent / image["filename"]).read_bytes()

@@ -6,6 +6,7 @@ ends in an unhandled error. The lifecycle hooks change what the agent accepts, s
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -99,6 +100,7 @@ def test_the_contract_s_examples_run_and_their_replies_conform(agent: AgentProce
     response = case.call(base_url=agent.url, timeout=30)
     assert response.status_code == 200, response.text
     progress = response.json()
-    assert set(progress) == {"1", "2"} and progress["2"]["images"][0]["filename"].startswith("agent")
+    assert set(progress) == {"1", "2"}
+    assert re.fullmatch(r"[0-9a-f]{32}_agent_00001_\.png", progress["2"]["images"][0]["filename"])  # task-named
     assert ("results" in progress["2"]) is (name == "prompt")
     case.validate_response(response, excluded_checks=[not_a_server_error, positive_data_acceptance])

@@ -101,4 +101,4 @@ async def test_two_runs_at_once_each_get_only_their_own_events(previewing: tuple
         mine = [event for event in collector.events if event.task.task_id == task_id]
         assert type(mine[-1]) is RunEnded
         names = [event.output["images"][0]["filename"] for event in mine if isinstance(event, RunOutput)]
-        assert len(names) == 1 and names[0].startswith(prefix)
+        assert len(names) == 1 and names[0].startswith(f"{task_id}_{prefix}_")
