@@ -25,6 +25,7 @@ from agent.config import Settings
 from agent.errors import AgentError
 from agent.inputs.prepare import InputPreparer
 from agent.logs import log_event
+from agent.outputs.delivery import Outputs
 from agent.runs.events import RunEvents
 from agent.runs.run import Comfy
 from agent.runs.service import RunService
@@ -55,6 +56,25 @@ async def _sweep_forever(store: TaskStore) -> None:
             log_event(logger, "store.swept", removed=removed)
 
 
+def open_outputs(settings: Settings) -> Outputs | None:
+    """The output store, when one is configured (its client is loaded only then)."""
+    if settings.output_store is None:
+        return None
+    from agent.outputs.credentials import Credential, Credentials
+    from agent.outputs.location import oss_endpoint, parse_location
+    from agent.outputs.store import ObjectStore
+
+    location = parse_location(settings.output_store)
+    region = settings.output_store_region or "us-east-1"
+    endpoint = settings.output_store_endpoint or (oss_endpoint(region) if location.cloud == "oss" else None)
+    secret = settings.output_store_key_secret
+    explicit = (Credential(settings.output_store_key_id, secret.get_secret_value())
+                if settings.output_store_key_id and secret else None)
+    credentials = Credentials(location.cloud, explicit, os.environ)
+    store = ObjectStore(location, endpoint, region, credentials, settings.output_url_ttl)
+    return Outputs(store, settings.keep_local_outputs)
+
+
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     """Start ComfyUI without waiting for it: the agent's port opens at once and /readyz tells the rest."""
     settings = app[SETTINGS]
@@ -68,9 +88,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     inputs = InputPreparer(settings, client)
     writer = StoreWriter(store, settings.task_heartbeat)
     comfy = Comfy(host, client, connection, inputs, OutputFiles(client, settings.comfyui_folders))
+    outputs = open_outputs(settings)
     runs = RunService(comfy, store, RunEvents([writer]),
                       instance_id=instance_id(), run_timeout=settings.run_timeout,
-                      max_active=settings.max_active_runs, max_waiting=settings.max_waiting_runs)
+                      max_active=settings.max_active_runs, max_waiting=settings.max_waiting_runs, outputs=outputs)
     app[HOST], app[STORE], app[RUNS], app[PROXY_SESSION] = host, store, runs, proxy_session
     await host.start()
     sweeper = asyncio.ensure_future(_sweep_forever(store))

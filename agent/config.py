@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from agent.outputs.location import parse_location
+
 MiB = 1024 * 1024
 
 
@@ -74,6 +76,11 @@ def _store_url(raw: str) -> str:
     if parts.scheme in ("redis", "rediss") and parts.hostname:
         return raw
     raise ValueError("must be file://DIR, redis://HOST:PORT/DB, rediss://... or memory://")
+
+
+def _output_store(raw: str) -> str:
+    parse_location(raw)
+    return raw.strip()
 
 
 def _loaders(raw: str) -> tuple[tuple[str, str], ...]:
@@ -193,6 +200,25 @@ class Settings(BaseModel):
     comfyui_temp_dir: Annotated[Path | None, env("COMFYUI_TEMP_DIR", parse=Path, shown="ComfyUI's own", help=(
         "ComfyUI's `--temp-directory` (previews go to its `temp/`, which ComfyUI empties at each start: never a "
         "folder that instances share)"))] = None
+    output_store: Annotated[str | None, env("OUTPUT_STORE", parse=_output_store, help=(
+        "`s3://BUCKET/PREFIX` (AWS S3, R2, MinIO, any S3 API) or `oss://BUCKET/PREFIX` (Alibaba Cloud OSS): "
+        "outputs are uploaded there and answered as signed URLs"))] = None
+    output_store_endpoint: Annotated[str | None, env("OUTPUT_STORE_ENDPOINT", parse=_http_url, shown=(
+        "AWS's for `s3://`; for `oss://`, the region's internal one "
+        "(`https://s3.oss-REGION-internal.aliyuncs.com`)"), help=(
+        "the object store's endpoint"))] = None
+    output_store_region: Annotated[str | None, env("OUTPUT_STORE_REGION", "FC_REGION", help=(
+        "the object store's region (FC sets FC_REGION)"), shown="FC's region, else `us-east-1`")] = None
+    output_store_key_id: Annotated[str | None, env("OUTPUT_STORE_ACCESS_KEY_ID", shown=(
+        "`AWS_ACCESS_KEY_ID` / `ALIBABA_CLOUD_ACCESS_KEY_ID`, else FC's role"), help=(
+        "the object store's access key id"))] = None
+    output_store_key_secret: Annotated[SecretStr | None, env("OUTPUT_STORE_ACCESS_KEY_SECRET", parse=SecretStr,
+                                                             shown="as the key id", help=(
+        "the object store's secret key"))] = None
+    output_url_ttl: Annotated[int, env("OUTPUT_URL_TTL", parse=_int_in(1, 7 * 86400), help=(
+        "seconds a signed output URL stays valid (at most a week, SigV4's limit)"))] = 86400
+    keep_local_outputs: Annotated[bool, env("KEEP_LOCAL_OUTPUTS", parse=_bool, help=(
+        "keep ComfyUI's own copy of an output once it is in the output store"))] = False
     task_store: Annotated[str, env("TASK_STORE", parse=_store_url, shown="`file://$NAS_DIR/tasks`, else "
                                    "`file://./data/tasks`", help=(
         "`file://DIR`, `redis://HOST:PORT/DB` (or `rediss://`), `memory://` (one instance only)"))] = ""

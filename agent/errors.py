@@ -78,6 +78,12 @@ class InstanceLost(AgentError):
     kind = "InstanceLost"
 
 
+class OutputUploadFailed(AgentError):
+    """An output could not be put in the output store (`key`, and the store's own words in `store_message`)."""
+
+    kind = "OutputUploadFailed"
+
+
 class OutputUnavailable(AgentError):
     """ComfyUI reported an output file that it then could not serve."""
 

@@ -126,7 +126,8 @@ class DirectClient:
             elif event["type"] == "executing" and data.get("node") is None and prompt_id in self._ends:
                 self._ends.pop(prompt_id).set_result(self._images.pop(prompt_id, []))
 
-    async def run(self, prompt: dict[str, Any]) -> None:
+    async def run(self, prompt: dict[str, Any], encode: bool = True) -> None:
+        """`encode`: base64 each image read back, as a reply that carries it must (else the raw bytes only)."""
         prompt_id = str(uuid.uuid4())
         end = self._ends[prompt_id] = asyncio.get_running_loop().create_future()
         payload = {"prompt": prompt, "client_id": self.client_id, "prompt_id": prompt_id}
@@ -134,7 +135,9 @@ class DirectClient:
             await reply.read()
         for image in await end:
             async with self.session.get(f"{self.comfy}/view", params=image) as reply:
-                base64.b64encode(await reply.read())
+                data = await reply.read()
+            if encode:
+                base64.b64encode(data)
 
 
 @contextlib.contextmanager

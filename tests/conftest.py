@@ -12,6 +12,7 @@ import pytest
 
 from comfy_double.harness import start_double
 from recordings import PROTOCOL_DIR
+from s3_server import s3, s3_endpoint  # noqa: F401 - fixtures for every folder
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ STATUS_BY_KIND: dict[str, int] = {
     "Unauthorized": 401, "NotFound": 404, "TaskNotFound": 404, "MethodNotAllowed": 405,
     "TaskConflict": 409, "Canceled": 409, "RequestTooLarge": 413, "Overloaded": 429,
     "InternalError": 500, "ExecutionError": 500, "WarmupFailed": 500,
-    "ComfyUICrashed": 502, "InstanceLost": 502, "OutputUnavailable": 502,
+    "ComfyUICrashed": 502, "InstanceLost": 502, "OutputUnavailable": 502, "OutputUploadFailed": 502,
     "ComfyUIUnavailable": 503, "StoreUnavailable": 503, "Timeout": 504,
 }
 RETRY_AFTER_DEFAULT = 5  # a stored 503 or 429 (a task's error read back) says no more

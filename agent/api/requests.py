@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agent.errors import RequestParamsError
 from agent.runs.run import RunOptions
@@ -17,6 +17,22 @@ TASK_ID_SOURCES = ("task-id", "x-fc-async-task-id")
 _FLAG_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
+class OutputModel(BaseModel):
+    """`OutputOptions` of the contract: how the run's files reach the caller."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    delivery: Literal["url", "base64", "none"] | None = None
+    prefix: str = Field(default="", max_length=256, pattern=r"^[A-Za-z0-9_.=/-]*$")
+
+    @field_validator("prefix")
+    @classmethod
+    def _no_climbing(cls, prefix: str) -> str:
+        if ".." in prefix.split("/"):
+            raise ValueError("must not hold a '..' part")
+        return prefix
+
+
 class OptionsModel(BaseModel):
     """`RunOptions` of the contract."""
 
@@ -24,6 +40,7 @@ class OptionsModel(BaseModel):
 
     results: bool = True
     timeout: float | None = Field(default=None, gt=0)
+    output: OutputModel | None = None
 
 
 class RunRequest(BaseModel):
@@ -110,7 +127,9 @@ def _options(raw: dict[str, Any] | None, request: web.Request) -> RunOptions:
         parsed = OptionsModel.model_validate({**from_query, **(raw or {})})
     except ValidationError as exc:
         raise _first_problem(exc, "option") from None
-    return RunOptions(results=parsed.results, timeout=parsed.timeout)
+    output = parsed.output or OutputModel()
+    return RunOptions(results=parsed.results, timeout=parsed.timeout, delivery=output.delivery,
+                      prefix=output.prefix)
 
 
 def parse_run_body(raw: bytes, request: web.Request) -> tuple[dict[str, Any], RunOptions]:

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.comfy.client import ComfyClient, ComfyHTTPError, ComfyUnreachable, PromptRejected
 from agent.comfy.connection import ConnectionUnavailable, EventConnection
@@ -41,15 +41,23 @@ from agent.runs.events import (
 from agent.runs.naming import with_task_names
 from agent.runs.results import read_results
 from agent.tasks.model import NodeOutput, Results, Task, TaskStatus, request_hash
-from agent.tasks.progress import ProgressTracker
+from agent.tasks.progress import ProgressTracker, images_in
+
+if TYPE_CHECKING:  # the store's client is loaded only where an output store is configured
+    from agent.outputs.delivery import Delivery, Outputs
 
 logger = logging.getLogger("agent.run")
 
 
 @dataclass(frozen=True)
 class RunOptions:
+    """`delivery`: `url`, `base64` or `none`; None for the default (`url` with an output store, else `base64`).
+    `prefix`: a key prefix under the output store's own."""
+
     results: bool = True
     timeout: float | None = None
+    delivery: str | None = None
+    prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,10 +119,12 @@ class Run:
                  timeout: float, events: RunEvents) -> None:
         self.prompt = prompt
         self.timeout = min(options.timeout or timeout, timeout)
+        self.options = options
         self.events = events
         self.tracker = ProgressTracker(prompt)
         self.task = Task(task_id=task_id, progress=self.tracker.nodes, owner=owner, request_hash=request_hash(prompt))
         self._comfy_prompt: Prompt | None = None
+        self._delivery: Delivery | None = None
         self._preparing: asyncio.Future[dict[str, Any]] | None = None
         self._canceled = False
         self._ended: asyncio.Future[RunOutcome] = asyncio.get_running_loop().create_future()
@@ -139,8 +149,12 @@ class Run:
         elif self._preparing is not None:
             self._preparing.cancel()
 
-    async def execute(self, comfy: Comfy) -> RunOutcome:
+    async def execute(self, comfy: Comfy, outputs: Outputs | None = None) -> RunOutcome:
+        """`outputs`: the output store, where files go unless the run asked for base64 or nothing."""
         started = time.monotonic()
+        delivery = self.options.delivery or ("url" if outputs is not None else "base64")
+        if delivery == "url" and outputs is not None:
+            self._delivery = outputs.delivery(comfy.outputs, self.task_id, self.options.prefix)
         deadline = asyncio.get_running_loop().time() + self.timeout
         results: Results | None = None
         log_event(logger, "run.start", self.task_id, nodes=len(self.prompt), owner=self.task.owner)
@@ -149,7 +163,10 @@ class Run:
             ending = await self._in_comfyui(comfy, graph, deadline)
             if ending.outcome != "success":
                 raise failure_of(ending, self.task.prompt_id or "")
-            results = await read_results(comfy.outputs, self.tracker.nodes, self._process(comfy))
+            if self._delivery is not None:
+                self.tracker.stored(await self._delivery.finished())
+            if delivery == "base64":
+                results = await read_results(comfy.outputs, self.tracker.nodes, self._process(comfy))
             self._keep_outputs()
             self.task.finish(TaskStatus.SUCCEEDED)
         except AgentError as exc:
@@ -163,6 +180,8 @@ class Run:
         finally:
             if self._comfy_prompt is not None:
                 self._comfy_prompt.close()
+            if self._delivery is not None:
+                self._delivery.cancel()  # what is still uploading after a failure
         outcome = await self._settle(results)
         log_event(logger, "run.end", self.task_id, status=self.task.status.value, prompt_id=self.task.prompt_id,
                   seconds=round(time.monotonic() - started, 3), error=(self.task.error or {}).get("message"),
@@ -222,6 +241,8 @@ class Run:
         if self.tracker.apply(event):
             self.events.publish(RunProgressed(task=self.task))
         if isinstance(event, NodeExecuted):
+            if self._delivery is not None:
+                self._delivery.start(event.node, images_in(event.output))
             self.events.publish(RunOutput(task=self.task, node=event.node, output=event.output))
 
     def _keep_outputs(self) -> None:

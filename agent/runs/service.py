@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import AgentError, Canceled, ComfyUICrashed, ComfyUIUnavailable, Overloaded
 from agent.logs import log_event
@@ -23,6 +23,9 @@ from agent.runs.events import RunEvents, RunQueued
 from agent.runs.run import Comfy, Run, RunOptions, RunOutcome
 from agent.stores.base import TaskStore
 from agent.tasks.model import Task
+
+if TYPE_CHECKING:
+    from agent.outputs.delivery import Outputs
 
 logger = logging.getLogger("agent.run")
 
@@ -36,8 +39,9 @@ WATCH_TICK = 1.0  # how often cancel requests left in the store by other instanc
 
 class RunService:
     def __init__(self, comfy: Comfy, store: TaskStore, events: RunEvents, *, instance_id: str, run_timeout: float,
-                 max_active: int, max_waiting: int) -> None:
+                 max_active: int, max_waiting: int, outputs: Outputs | None = None) -> None:
         self.comfy = comfy
+        self.outputs = outputs
         self.store = store
         self.events = events
         self.instance_id = instance_id
@@ -117,7 +121,7 @@ class RunService:
 
     async def _execute(self, run: Run) -> RunOutcome:
         try:
-            return await run.execute(self.comfy)
+            return await run.execute(self.comfy, self.outputs)
         finally:
             self._active -= 1
             self._release(run)

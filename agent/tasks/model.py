@@ -41,14 +41,23 @@ class TaskStatus(StrEnum):
         return self in (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELED)
 
 
+def _unset(value: object) -> bool:
+    return value is None
+
+
 class ImageRef(BaseModel):
-    """Where ComfyUI keeps an output image (`/view` parameters)."""
+    """Where ComfyUI keeps an output image (`/view` parameters) and, once it went to the output store, where it
+    is now (the store's fields are left out until then: a reply without a store keeps the seed's shape)."""
 
     model_config = ConfigDict(extra="ignore")
 
     filename: str
     subfolder: str = ""
     type: str = "output"
+    url: str | None = Field(default=None, exclude_if=_unset)
+    key: str | None = Field(default=None, exclude_if=_unset)
+    content_type: str | None = Field(default=None, exclude_if=_unset)
+    bytes: int | None = Field(default=None, exclude_if=_unset)
 
 
 class FileRef(ImageRef):

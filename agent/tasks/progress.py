@@ -7,7 +7,7 @@ one is idempotent: a finished node stays finished and an output replaces, never 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from agent.comfy.events import (
@@ -29,7 +29,7 @@ def _links(inputs: Any) -> Iterable[str]:
             yield str(value[0])
 
 
-def _images(output: dict[str, Any]) -> list[ImageRef]:
+def images_in(output: dict[str, Any]) -> list[ImageRef]:
     images = output.get("images")
     return [ImageRef(**image) for image in images or () if isinstance(image, dict) and "filename" in image]
 
@@ -108,6 +108,11 @@ class ProgressTracker:
         state.last_updated = self._now()
         return True
 
+    def stored(self, places: Mapping[tuple[str, str, str], ImageRef]) -> None:
+        """Images as the output store now has them, in place of where ComfyUI kept them."""
+        for state in self.nodes.values():
+            state.images = [places.get((image.type, image.subfolder, image.filename), image) for image in state.images]
+
     def _on_executed(self, event: NodeExecuted) -> bool:
         self.outputs[event.node] = event.output
         node = self._node(event.node, event.display_node)
@@ -116,7 +121,7 @@ class ProgressTracker:
         if node != event.node:
             self._shown_as[event.node] = node
         images = [image for real, output in self.outputs.items()
-                  if self._node(real) == node for image in _images(output)]
+                  if self._node(real) == node for image in images_in(output)]
         changed = images != self.nodes[node].images
         self.nodes[node].images = images
         return self._finish(node) or changed

@@ -164,9 +164,10 @@ function updateOverall() {
   $("overall-text").textContent = runs.length ? `${finished} of ${runs.length} done` : "";
 }
 
+// An image in the output store has its signed URL; otherwise its base64 came with the task.
 function figureFor(image, base64) {
   const extension = image.filename.split(".").pop().toLowerCase();
-  const url = `data:${MIME[extension] || "application/octet-stream"};base64,${base64}`;
+  const url = image.url || `data:${MIME[extension] || "application/octet-stream"};base64,${base64}`;
   const link = element("a", { href: url, download: image.filename, textContent: `Download ${image.filename}` });
   return element("figure", {}, element("img", { src: url, alt: image.filename }), element("figcaption", {}, link));
 }
@@ -175,7 +176,8 @@ function imagesOf(task) {
   const figures = [];
   for (const node of Object.values(task.progress || {})) {
     (node.images || []).forEach((image, index) => {
-      if (node.results && node.results[index]) figures.push(figureFor(image, node.results[index]));
+      const base64 = node.results && node.results[index];
+      if (image.url || base64) figures.push(figureFor(image, base64));
     });
   }
   return figures;

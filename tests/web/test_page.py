@@ -18,6 +18,7 @@ from playwright.async_api import Page, expect
 
 from agent_harness import running_agent
 from comfy_double.harness import start_double
+from s3_server import S3
 from waiting import until
 
 EXAMPLE_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
@@ -163,3 +164,20 @@ async def test_a_full_agent_says_it_is_busy_not_that_comfyui_is_down(page: Page,
 
 async def readiness_is(agent: TestClient[web.Request, web.Application], status: int) -> bool:
     return (await agent.get("/readyz")).status == status
+
+
+async def test_images_in_the_output_store_show_from_their_signed_urls(page: Page, comfy: str, s3: S3,
+                                                                      tmp_path: Path) -> None:
+    settings: dict[str, Any] = {"output_store": f"s3://{s3.bucket}/page", "output_store_endpoint": s3.endpoint,
+                "output_store_key_id": "k", "output_store_key_secret": "s",
+                "comfyui_output_dir": tmp_path / "comfyui" / "output"}
+    async with running_agent(comfyui_url=comfy, **settings) as agent:
+        await page.goto(str(agent.make_url("/app/")))
+        await paste(page, {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1,
+                                                                         "color": 255}},
+                           "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "p"}}})
+        await page.click("#run")
+        image = page.locator("#gallery img")
+        await expect(image).to_have_count(1, timeout=30_000)
+        assert (await image.get_attribute("src") or "").startswith(f"{s3.endpoint}/{s3.bucket}/page/")
+        await expect(image).to_have_js_property("naturalWidth", 8)  # the browser fetched it from the store
