@@ -23,6 +23,8 @@ class OutputModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     delivery: Literal["url", "base64", "none"] | None = None
+    format: Literal["original", "png", "webp", "jpeg"] = "original"
+    quality: int | None = Field(default=None, ge=1, le=100)
     prefix: str = Field(default="", max_length=256, pattern=r"^[A-Za-z0-9_.=/-]*$")
 
     @field_validator("prefix")
@@ -129,7 +131,7 @@ def _options(raw: dict[str, Any] | None, request: web.Request) -> RunOptions:
         raise _first_problem(exc, "option") from None
     output = parsed.output or OutputModel()
     return RunOptions(results=parsed.results, timeout=parsed.timeout, delivery=output.delivery,
-                      prefix=output.prefix)
+                      prefix=output.prefix, format=output.format, quality=output.quality)
 
 
 def parse_run_body(raw: bytes, request: web.Request) -> tuple[dict[str, Any], RunOptions]:

@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING
 from agent.comfy.client import ComfyHTTPError, ComfyUnreachable
 from agent.comfy.outputs import OutputFiles
 from agent.errors import OutputUnavailable, OutputUploadFailed
+from agent.outputs.convert import convert
 from agent.tasks.model import ImageRef
 
 if TYPE_CHECKING:
     from agent.outputs.store import ObjectStore
+    from agent.runs.run import RunOptions
 
 UPLOADS_AT_ONCE = 4  # per run: enough to keep a link busy, few enough to leave ComfyUI's disk to ComfyUI
 
@@ -39,8 +41,8 @@ class Outputs:
         """A request's headers, which on FC carry the function role's current credentials."""
         self.store.credentials.offer(headers)
 
-    def delivery(self, files: OutputFiles, task_id: str, prefix: str) -> Delivery:
-        return Delivery(self.store, files, task_id, prefix, self.keep_local)
+    def delivery(self, files: OutputFiles, task_id: str, options: RunOptions) -> Delivery:
+        return Delivery(self.store, files, task_id, options, self.keep_local)
 
 
 def _on_disk(path: str | None) -> tuple[Path | None, int]:
@@ -56,11 +58,12 @@ def _place(image: ImageRef) -> tuple[str, str, str]:
 
 
 class Delivery:
-    def __init__(self, store: ObjectStore, files: OutputFiles, task_id: str, prefix: str, keep_local: bool) -> None:
+    def __init__(self, store: ObjectStore, files: OutputFiles, task_id: str, options: RunOptions,
+                 keep_local: bool) -> None:
         self.store = store
         self.files = files
         self.task_id = task_id
-        self.prefix = prefix
+        self.options = options
         self.keep_local = keep_local
         self._gate = asyncio.Semaphore(UPLOADS_AT_ONCE)
         self._uploads: dict[tuple[str, str, str], asyncio.Future[ImageRef]] = {}
@@ -87,16 +90,24 @@ class Delivery:
             upload.add_done_callback(lambda done: done.cancelled() or done.exception())
 
     async def _upload(self, node: str, image: ImageRef) -> ImageRef:
-        key = self.store.location.key(self.prefix, self.task_id, node, os.path.basename(image.filename))
-        content_type = mimetypes.guess_type(image.filename)[0] or "application/octet-stream"
+        name = os.path.basename(image.filename)
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         async with self._gate:
             local, size = _on_disk(self.files.path_of(image.model_dump()))
             source: Path | bytes
-            if local is not None:
+            if self.options.format != "original" and content_type.startswith("image/"):
+                data = await asyncio.to_thread(local.read_bytes) if local is not None else await self._read(image)
+                converted = await asyncio.to_thread(convert, data, self.options.format, self.options.quality)
+                if converted is not None:
+                    name = f"{os.path.splitext(name)[0]}.{converted.extension}"
+                    data, content_type = converted.data, converted.content_type
+                source, size = data, len(data)
+            elif local is not None:
                 source = local
             else:
                 source = await self._read(image)
                 size = len(source)
+            key = self.store.location.key(self.options.prefix, self.task_id, node, name)
             try:
                 await self.store.put(key, source, content_type)
                 url = await self.store.signed_url(key)

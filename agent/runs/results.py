@@ -10,6 +10,7 @@ from agent.comfy.client import ComfyHTTPError, ComfyUnreachable
 from agent.comfy.outputs import OutputFiles
 from agent.comfy.prompt import Liveness
 from agent.errors import ComfyUICrashed, OutputUnavailable
+from agent.outputs.convert import convert
 from agent.tasks.model import ImageRef, Progress, Results
 
 RESULT_FETCHES = 8  # images fetched from ComfyUI at once for one run
@@ -23,7 +24,8 @@ async def _exits_soon(process: Liveness, within: float = 3.0) -> bool:
     return process.exited
 
 
-async def read_results(files: OutputFiles, progress: Progress, process: Liveness) -> Results:
+async def read_results(files: OutputFiles, progress: Progress, process: Liveness, image_format: str = "original",
+                       quality: int | None = None) -> Results:
     gate = asyncio.Semaphore(RESULT_FETCHES)
 
     async def fetch(image: ImageRef) -> str:
@@ -35,6 +37,9 @@ async def read_results(files: OutputFiles, progress: Progress, process: Liveness
                     raise ComfyUICrashed("ComfyUI exited before the run's outputs could be read") from exc
                 raise OutputUnavailable(f"ComfyUI could not serve output {image.filename}: {exc}",
                                         image=image.model_dump()) from exc
+        if image_format != "original":
+            converted = await asyncio.to_thread(convert, data, image_format, quality)
+            data = data if converted is None else converted.data
         return base64.b64encode(data).decode("ascii")
 
     nodes = [(node, state.images) for node, state in progress.items() if state.images]

@@ -52,12 +52,15 @@ logger = logging.getLogger("agent.run")
 @dataclass(frozen=True)
 class RunOptions:
     """`delivery`: `url`, `base64` or `none`; None for the default (`url` with an output store, else `base64`).
-    `prefix`: a key prefix under the output store's own."""
+    `prefix`: a key prefix under the output store's own; `format` (`original`, `png`, `webp`, `jpeg`) and
+    `quality`: how images are re-encoded for the caller."""
 
     results: bool = True
     timeout: float | None = None
     delivery: str | None = None
     prefix: str = ""
+    format: str = "original"
+    quality: int | None = None
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,7 @@ class Run:
         started = time.monotonic()
         delivery = self.options.delivery or ("url" if outputs is not None else "base64")
         if delivery == "url" and outputs is not None:
-            self._delivery = outputs.delivery(comfy.outputs, self.task_id, self.options.prefix)
+            self._delivery = outputs.delivery(comfy.outputs, self.task_id, self.options)
         deadline = asyncio.get_running_loop().time() + self.timeout
         results: Results | None = None
         log_event(logger, "run.start", self.task_id, nodes=len(self.prompt), owner=self.task.owner)
@@ -166,7 +169,8 @@ class Run:
             if self._delivery is not None:
                 self.tracker.stored(await self._delivery.finished())
             if delivery == "base64":
-                results = await read_results(comfy.outputs, self.tracker.nodes, self._process(comfy))
+                results = await read_results(comfy.outputs, self.tracker.nodes, self._process(comfy),
+                                             self.options.format, self.options.quality)
             self._keep_outputs()
             self.task.finish(TaskStatus.SUCCEEDED)
         except AgentError as exc:

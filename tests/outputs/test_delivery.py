@@ -3,6 +3,7 @@ and names that carry the task id, nothing left behind in ComfyUI's folder, and e
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -74,7 +75,7 @@ async def test_a_prefix_of_the_request_goes_under_the_stores_own(agent: Client, 
 
 
 @pytest.mark.parametrize("output", [{"prefix": "../escape"}, {"prefix": "a b"}, {"delivery": "ftp"},
-                                    {"format": "gif"}])
+                                    {"format": "gif"}, {"quality": 0}, {"quality": 101}, {"size": 1}])
 async def test_bad_output_options_are_refused_before_anything_runs(agent: Client, output: dict[str, Any]) -> None:
     reply = await agent.post("/api/run", json={"prompt": save_prompt(4), "options": {"output": output}})
     assert reply.status == 400
@@ -107,3 +108,21 @@ async def test_keep_local_outputs_keeps_comfyuis_copy(double: str, s3: S3, outpu
         reply = await agent.post("/api/run", json=save_prompt(7, "kept"), headers={"task-id": "job-4"})
         assert reply.status == 200, await reply.text()
     assert (output_dir / "job-4_kept_00001_.png").is_file() and len(s3.keys()) == 1
+
+
+async def test_webp_asked_is_webp_in_the_store_under_its_own_name(agent: Client, s3: S3) -> None:
+    reply = await agent.post("/api/run", json={"prompt": save_prompt(0x102030, "w"), "options": {
+        "output": {"format": "webp", "quality": 80}}}, headers={"task-id": "job-5"})
+    assert reply.status == 200, await reply.text()
+    [image] = (await reply.json())["2"]["images"]
+    assert image["key"] == "runs/job-5/2/job-5_w_00001_.webp" and image["content_type"] == "image/webp"
+    got = s3.get(image["url"]).content
+    assert got[:4] == b"RIFF" and got[8:12] == b"WEBP" and len(got) == image["bytes"]
+    assert Image.open(io.BytesIO(got)).format == "WEBP"
+
+
+async def test_jpeg_in_base64_results_too(agent: Client) -> None:
+    reply = await agent.post("/api/run", json={"prompt": save_prompt(0x405060), "options": {
+        "output": {"delivery": "base64", "format": "jpeg"}}})
+    data = base64.b64decode((await reply.json())["2"]["results"][0])
+    assert data[:3] == b"\xff\xd8\xff" and Image.open(io.BytesIO(data)).format == "JPEG"
