@@ -94,7 +94,7 @@ def _node_problem(node_id: str, node: Any) -> str | None:
     """Only the shape the agent itself relies on; what a node means is ComfyUI's to judge (and to report)."""
     if not isinstance(node, dict):
         return f"node {node_id!r} must be an object with class_type and inputs"
-    if not isinstance(node.get("class_type"), str):
+    if not isinstance(node.get("class_type", ""), str):  # a missing one is ComfyUI's to report, as it does
         return f"node {node_id!r}: class_type must be a string (the node's type)"
     if not isinstance(node.get("inputs", {}), dict):
         return f"node {node_id!r}: inputs must be an object"

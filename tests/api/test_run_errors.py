@@ -24,7 +24,6 @@ Client = TestClient[web.Request, web.Application]
     (b'{"1": 5}', "node '1'"),
     (b'{"1": {"class_type": "EmptyImage", "inputs": [1]}}', "inputs must be an object"),
     (b'{"1": {"class_type": true, "inputs": {}}}', "class_type must be a string"),  # found by schemathesis
-    (b'{"1": {"inputs": {}}}', "class_type must be a string"),
     (b'{"1": {"class_type": "X", "_meta": []}}', "_meta must be an object"),
     (b'{"prompt": {"1": {"class_type": "X", "inputs": {}}}, "options": {"timeout": -1}}', "option timeout"),
     (b'{"prompt": {"1": {"class_type": "X", "inputs": {}}}, "options": {"results": "maybe"}}', "option results"),
