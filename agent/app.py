@@ -7,16 +7,20 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
 from agent.api import contract, health, lifecycle, page, proxy, run, status, tasks
 from agent.api.errors import json_errors
-from agent.api.keys import HOST, PROXY_SESSION, RUNS, SETTINGS, STORE
+from agent.api.keys import BUCKETS, HOST, PROXY_SESSION, RUNS, SETTINGS, STORE
 from agent.api.security import cors, require_token
+from agent.buckets.clients import Buckets
+from agent.buckets.location import parse_location
 from agent.comfy.client import ComfyClient, connection_pool
 from agent.comfy.connection import EventConnection
 from agent.comfy.host import make_host
@@ -26,6 +30,7 @@ from agent.errors import AgentError
 from agent.inputs.prepare import InputPreparer
 from agent.logs import log_event
 from agent.outputs.delivery import Outputs
+from agent.outputs.sweep import sweep_outputs
 from agent.runs.events import RunEvents
 from agent.runs.run import Comfy
 from agent.runs.service import RunService
@@ -56,23 +61,24 @@ async def _sweep_forever(store: TaskStore) -> None:
             log_event(logger, "store.swept", removed=removed)
 
 
-def open_outputs(settings: Settings) -> Outputs | None:
-    """The output store, when one is configured (its client is loaded only then)."""
+async def _sweep_outputs_forever(folders: list[Path], older_than: float) -> None:
+    """From the start: an instance that lives only minutes at a time (FC) must sweep too."""
+    while True:
+        try:
+            removed = await asyncio.to_thread(sweep_outputs, folders, older_than, time.time())
+        except OSError as exc:
+            log_event(logger, "outputs.sweep_failed", level=logging.WARNING, error=exc)
+        else:
+            log_event(logger, "outputs.swept", removed=removed)
+        await asyncio.sleep(SWEEP_SECONDS)
+
+
+def open_outputs(settings: Settings, buckets: Buckets) -> Outputs | None:
+    """The output store, when one is configured."""
     if settings.output_store is None:
         return None
-    from agent.outputs.credentials import Credential, Credentials
-    from agent.outputs.location import oss_endpoint, parse_location
-    from agent.outputs.store import ObjectStore
-
     location = parse_location(settings.output_store)
-    region = settings.output_store_region or "us-east-1"
-    endpoint = settings.output_store_endpoint or (oss_endpoint(region) if location.cloud == "oss" else None)
-    secret = settings.output_store_key_secret
-    explicit = (Credential(settings.output_store_key_id, secret.get_secret_value())
-                if settings.output_store_key_id and secret else None)
-    credentials = Credentials(location.cloud, explicit, os.environ)
-    store = ObjectStore(location, endpoint, region, credentials, settings.output_url_ttl)
-    return Outputs(store, settings.keep_local_outputs)
+    return Outputs(buckets.bucket(location.cloud, location.bucket), location, settings.keep_local_outputs)
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -85,20 +91,25 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     host = make_host(settings, client)
     connection = EventConnection(settings.comfyui_base_url, settings.ws_stall_timeout)
     store = open_store(settings.store_url, settings.task_ttl, settings.stale_after)
-    inputs = InputPreparer(settings, client)
+    buckets = Buckets.from_settings(settings)
+    inputs = InputPreparer(settings, client, buckets)
     writer = StoreWriter(store, settings.task_heartbeat)
     comfy = Comfy(host, client, connection, inputs, OutputFiles(client, settings.comfyui_folders))
-    outputs = open_outputs(settings)
+    outputs = open_outputs(settings, buckets)
     runs = RunService(comfy, store, RunEvents([writer]),
                       instance_id=instance_id(), run_timeout=settings.run_timeout,
                       max_active=settings.max_active_runs, max_waiting=settings.max_waiting_runs, outputs=outputs)
-    app[HOST], app[STORE], app[RUNS], app[PROXY_SESSION] = host, store, runs, proxy_session
+    app[HOST], app[STORE], app[RUNS], app[PROXY_SESSION], app[BUCKETS] = host, store, runs, proxy_session, buckets
     await host.start()
-    sweeper = asyncio.ensure_future(_sweep_forever(store))
+    sweepers = [asyncio.ensure_future(_sweep_forever(store))]
+    if not settings.keep_local_outputs:
+        folders = list(settings.comfyui_folders.values())
+        sweepers.append(asyncio.ensure_future(_sweep_outputs_forever(folders, settings.task_ttl)))
     try:
         yield
     finally:
-        sweeper.cancel()
+        for sweeper in sweepers:
+            sweeper.cancel()
         await host.stop()
         await runs.close()
         await writer.close()

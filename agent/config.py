@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from agent.outputs.location import parse_location
+from agent.buckets.location import parse_location
 
 MiB = 1024 * 1024
 
@@ -206,7 +206,7 @@ class Settings(BaseModel):
     output_store_endpoint: Annotated[str | None, env("OUTPUT_STORE_ENDPOINT", parse=_http_url, shown=(
         "AWS's for `s3://`; for `oss://`, the region's internal one "
         "(`https://s3.oss-REGION-internal.aliyuncs.com`)"), help=(
-        "the object store's endpoint"))] = None
+        "the object store's endpoint, for the output store and `oss://` / `s3://` inputs alike"))] = None
     output_store_region: Annotated[str | None, env("OUTPUT_STORE_REGION", "FC_REGION", help=(
         "the object store's region (FC sets FC_REGION)"), shown="FC's region, else `us-east-1`")] = None
     output_store_key_id: Annotated[str | None, env("OUTPUT_STORE_ACCESS_KEY_ID", shown=(
@@ -218,7 +218,8 @@ class Settings(BaseModel):
     output_url_ttl: Annotated[int, env("OUTPUT_URL_TTL", parse=_int_in(1, 7 * 86400), help=(
         "seconds a signed output URL stays valid (at most a week, SigV4's limit)"))] = 86400
     keep_local_outputs: Annotated[bool, env("KEEP_LOCAL_OUTPUTS", parse=_bool, help=(
-        "keep ComfyUI's own copy of an output once it is in the output store"))] = False
+        "keep ComfyUI's own copy of an output once it is in the output store, and keep ComfyUI's output and "
+        "temp folders unswept (otherwise images, videos and audio there older than `TASK_TTL` are removed)"))] = False
     task_store: Annotated[str, env("TASK_STORE", parse=_store_url, shown="`file://$NAS_DIR/tasks`, else "
                                    "`file://./data/tasks`", help=(
         "`file://DIR`, `redis://HOST:PORT/DB` (or `rediss://`), `memory://` (one instance only)"))] = ""
@@ -245,10 +246,12 @@ class Settings(BaseModel):
     input_fetch_timeout: Annotated[float, env("INPUT_FETCH_TIMEOUT", parse=_positive_float, help=(
         "seconds one input URL may take to download, redirects included"))] = 60.0
     image_loaders: Annotated[tuple[tuple[str, str], ...], env("IMAGE_LOADERS", parse=_loaders, help=(
-        "`Class:input` pairs whose input may hold an image as base64, a data URL or an http(s) URL"))] = (
+        "`Class:input` pairs whose input may hold an image as base64, a data URL, an http(s) URL or an "
+        "`oss://` / `s3://` object"))] = (
         ("LoadImage", "image"), ("LoadImageMask", "image"))
     media_loaders: Annotated[tuple[tuple[str, str], ...], env("MEDIA_LOADERS", parse=_loaders, help=(
-        "`Class:input` pairs whose input may hold a video or audio file as a data URL or an http(s) URL"))] = (
+        "`Class:input` pairs whose input may hold a video or audio file as a data URL, an http(s) URL or an "
+        "`oss://` / `s3://` object"))] = (
         ("LoadVideo", "file"), ("VHS_LoadVideo", "video"), ("LoadAudio", "audio"), ("VHS_LoadAudioUpload", "audio"))
     agent_token: Annotated[SecretStr | None, env("AGENT_TOKEN", parse=SecretStr, help=(
         "bearer token required on every route but `/healthz`, `/app/` and the contract"))] = None

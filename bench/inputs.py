@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import aiohttp  # noqa: E402
 
+from agent.buckets.clients import Buckets  # noqa: E402
 from agent.comfy.client import ComfyClient  # noqa: E402
 from agent.config import Settings  # noqa: E402
 from agent.inputs.prepare import InputPreparer  # noqa: E402
@@ -47,7 +48,8 @@ async def main() -> None:
         try:
             async with serving(files.app()) as url, aiohttp.ClientSession() as session:
                 settings = Settings(comfyui_url=comfy, url_allow_hosts=frozenset({"127.0.0.1"}))
-                preparer = InputPreparer(settings, ComfyClient(comfy, session, connections=64))
+                preparer = InputPreparer(settings, ComfyClient(comfy, session, connections=64),
+                                         Buckets.from_settings(settings))
                 timings: dict[int, list[float]] = {1: [], 4: []}
                 for round_ in range(args.repeat):
                     for count in (1, 4):

@@ -9,7 +9,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,23 @@ def launch_with_double(workdir: Path, **env: str) -> AgentProcess:
     return AgentProcess(workdir, {"COMFYUI_DIR": str(DOUBLE_DIR), "COMFYUI_PYTHON": sys.executable,
                                   "COMFYUI_PORT": str(free_port()), "NAS_DIR": str(workdir / "nas"),
                                   "LOG_LEVEL": "warning", **env})
+
+
+@contextmanager
+def real_comfyui_agent(workdir: Path, **env: str) -> Iterator[AgentProcess]:
+    """An agent launching the real ComfyUI of COMFYUI_DIR / COMFYUI_PYTHON, its NAS under `workdir`, ready."""
+    (workdir / "nas" / "input").mkdir(parents=True)
+    settings = {
+        "COMFYUI_DIR": os.environ.get("COMFYUI_DIR", ""),
+        "COMFYUI_PYTHON": os.environ.get("COMFYUI_PYTHON", ""),
+        "COMFYUI_PORT": str(free_port()),
+        "COMFYUI_ARGS": os.environ.get("COMFYUI_TEST_ARGS", "--cpu"),
+        "NAS_DIR": str(workdir / "nas"),
+        **env,
+    }
+    process = AgentProcess(workdir, {key: value for key, value in settings.items() if value})
+    try:
+        process.wait_ready(120)
+        yield process
+    finally:
+        process.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import wave
 from collections import Counter
 from typing import Any
 
@@ -14,6 +15,17 @@ from PIL import Image
 def png(color: tuple[int, int, int], size: tuple[int, int] = (8, 8)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def wav(frames: int = 800, sample: bytes = b"\0\0") -> bytes:
+    """A short mono 16-bit WAV: audio a sniffer recognises."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(sample * frames)
     return buffer.getvalue()
 
 

@@ -9,6 +9,8 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -25,9 +27,19 @@ class S3:
     def get(self, url: str) -> httpx.Response:
         return httpx.get(url, timeout=10)
 
+    def put(self, key: str, data: bytes) -> None:
+        httpx.put(f"{self.endpoint}/{self.bucket}/{key}", content=data, timeout=10).raise_for_status()
+
     def keys(self) -> list[str]:
         listing = httpx.get(f"{self.endpoint}/{self.bucket}", params={"list-type": "2"}, timeout=10).text
         return sorted(part.split("</Key>")[0] for part in listing.split("<Key>")[1:])
+
+
+def store_settings(s3: S3, output_dir: Path, **more: Any) -> dict[str, Any]:
+    """An agent's settings for delivering to this bucket under `runs/`, ComfyUI writing to `output_dir`."""
+    return {"output_store": f"s3://{s3.bucket}/runs", "output_store_endpoint": s3.endpoint,
+            "output_store_key_id": "test-key", "output_store_key_secret": "test-secret",
+            "comfyui_output_dir": output_dir, **more}
 
 
 def _answers(port: int) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
+from agent.buckets.clients import Buckets
 from agent.comfy.host import ComfyHost
 from agent.config import Settings
 from agent.runs.service import RunService
@@ -15,3 +16,4 @@ HOST = web.AppKey("host", ComfyHost)
 STORE = web.AppKey("store", TaskStore)
 RUNS = web.AppKey("runs", RunService)
 PROXY_SESSION = web.AppKey("proxy_session", aiohttp.ClientSession)
+BUCKETS = web.AppKey("buckets", Buckets)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from agent.api.keys import RUNS
+from agent.api.keys import BUCKETS, RUNS
 from agent.api.render import run_response
 from agent.api.replies import Accepted
 from agent.api.requests import new_task_id, parse_run_body, task_id_of, wants_async
@@ -18,9 +18,8 @@ async def run(request: web.Request) -> web.Response:
     in_background = wants_async(request)  # every part of the request is checked before the run starts
     runs.check_room(in_background)  # a full instance says so before it reads the body
     prompt, options = parse_run_body(await request.read(), request)
-    if runs.outputs is not None:
-        runs.outputs.offer(request.headers)
-    elif options.delivery == "url":
+    request.app[BUCKETS].offer(request.headers)
+    if runs.outputs is None and options.delivery == "url":
         raise RequestParamsError("option output.delivery: `url` needs an output store (OUTPUT_STORE)")
     started = await runs.submit(task_id, prompt, options, background=in_background)
     if in_background:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ import aiohttp
 
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5)
 FILE_TIMEOUT = aiohttp.ClientTimeout(total=600, sock_connect=5, sock_read=60)
+STREAMED_TIMEOUT = aiohttp.ClientTimeout(sock_connect=5, sock_read=60)  # a video takes as long as it takes
+CHUNK_BYTES = 1 << 20
 
 
 class ComfyUnreachable(Exception):
@@ -116,12 +119,26 @@ class ComfyClient:
         await self._request("POST", "/queue", json={"delete": [prompt_id]})
 
     async def view(self, image: dict[str, Any]) -> bytes:
-        params = {key: str(image.get(key) or "") for key in ("filename", "subfolder", "type")}
+        params = _view_params(image)
         async with self._files:
             status, body = await self._request("GET", "/view", params=params, timeout=FILE_TIMEOUT)
         if status != 200:
             raise ComfyHTTPError("GET", f"/view?filename={params['filename']}", status, "")
         return body
+
+    async def view_chunks(self, image: dict[str, Any]) -> AsyncGenerator[bytes, None]:
+        """The file in pieces as ComfyUI sends it, so a video is never held whole; close it when done early."""
+        params = _view_params(image)
+        async with self._files:
+            try:
+                async with self._session.get(self.base_url + "/view", params=params,
+                                             timeout=STREAMED_TIMEOUT) as resp:
+                    if resp.status != 200:
+                        raise ComfyHTTPError("GET", f"/view?filename={params['filename']}", resp.status, "")
+                    async for chunk in resp.content.iter_chunked(CHUNK_BYTES):
+                        yield chunk
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                raise ComfyUnreachable(f"GET /view: {exc.__class__.__name__}: {exc}") from exc
 
     async def upload(self, data: bytes, filename: str, content_type: str) -> str:
         """Put a file in ComfyUI's input folder; returns the name a loader node refers to it by."""
@@ -141,6 +158,10 @@ class ComfyClient:
         except (ComfyUnreachable, ComfyHTTPError, ValueError):
             return False
         return isinstance(stats, dict) and isinstance(stats.get("system"), dict)
+
+
+def _view_params(image: dict[str, Any]) -> dict[str, str]:
+    return {key: str(image.get(key) or "") for key in ("filename", "subfolder", "type")}
 
 
 def _json_object(text: str) -> dict[str, Any] | None:

@@ -15,9 +15,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from agent.buckets.clients import Buckets
 from agent.comfy.client import ComfyClient, ComfyHTTPError, ComfyUnreachable
 from agent.config import Settings
 from agent.errors import ComfyUIUnavailable, InputImageError
+from agent.inputs.objects import read_object
 from agent.inputs.sniff import Kind, sniff
 from agent.inputs.sources import FetchError, Inline, Source, SourceError, source_of
 
@@ -53,8 +55,9 @@ class File:
 
 
 class InputPreparer:
-    def __init__(self, settings: Settings, client: ComfyClient) -> None:
+    def __init__(self, settings: Settings, client: ComfyClient, buckets: Buckets) -> None:
         self.client = client
+        self.buckets = buckets
         self.max_bytes = settings.input_max_bytes
         self.settings = settings
         self._fetcher: UrlFetcher | None = None
@@ -132,6 +135,8 @@ class InputPreparer:
 
             async def download() -> bytes:
                 async with gate:
+                    if url.split("://", 1)[0].lower() in ("oss", "s3"):
+                        return await read_object(self.buckets, url, self.max_bytes, self.settings.input_fetch_timeout)
                     return await self.fetcher.fetch(url)
 
             try:

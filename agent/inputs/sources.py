@@ -74,8 +74,8 @@ def source_of(value: object, bare_base64: bool) -> Source | None:
     if value[:5].lower() == "data:":
         return _data_url(value)
     if _SCHEME.match(value):
-        if value.split("://", 1)[0].lower() not in ("http", "https"):
-            raise SourceError("only http and https URLs are accepted")
+        if value.split("://", 1)[0].lower() not in ("http", "https", "oss", "s3"):
+            raise SourceError("only http, https, oss and s3 URLs are accepted")
         return Remote(value)
     if bare_base64 and _looks_like_bare_base64(value):
         return Inline(_decode(value))

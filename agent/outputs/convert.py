@@ -1,7 +1,8 @@
 """Images re-encoded as the caller asked (`options.output.format`), in a thread: decoding and encoding a
 4-megapixel image takes a CPU for a good part of a second, which the event loop must not spend. Pillow does
 the work (loaded at the first conversion: an agent that never converts does not carry it); a file Pillow cannot
-read as an image (a video, audio) passes unchanged."""
+read as an image (a video, audio) passes unchanged, and so does an animation (an animated WebP or PNG, a GIF):
+re-encoding it would keep its first frame only."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class Converted:
 
 
 def convert(data: bytes, target: str, quality: int | None) -> Converted | None:
-    """The image in `target` (`png`, `webp`, `jpeg`), or None when `data` is not an image Pillow reads."""
+    """The image in `target` (`png`, `webp`, `jpeg`), or None when `data` is not a still image Pillow reads."""
     from PIL import Image as Images
     from PIL import UnidentifiedImageError
 
@@ -31,6 +32,8 @@ def convert(data: bytes, target: str, quality: int | None) -> Converted | None:
         image: Image = Images.open(io.BytesIO(data))
         image.load()
     except (UnidentifiedImageError, OSError):
+        return None
+    if getattr(image, "is_animated", False):
         return None
     name, content_type = FORMATS[target]
     if name == "JPEG" and image.mode not in ("RGB", "L"):

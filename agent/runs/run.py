@@ -41,7 +41,7 @@ from agent.runs.events import (
 from agent.runs.naming import with_task_names
 from agent.runs.results import read_results
 from agent.tasks.model import NodeOutput, Results, Task, TaskStatus, request_hash
-from agent.tasks.progress import ProgressTracker, images_in
+from agent.tasks.progress import ProgressTracker, files_in
 
 if TYPE_CHECKING:  # the store's client is loaded only where an output store is configured
     from agent.outputs.delivery import Delivery, Outputs
@@ -184,7 +184,7 @@ class Run:
         finally:
             if self._comfy_prompt is not None:
                 self._comfy_prompt.close()
-            if self._delivery is not None:
+            if self._delivery is not None and self.task.status is not TaskStatus.SUCCEEDED:
                 self._delivery.cancel()  # what is still uploading after a failure
         outcome = await self._settle(results)
         log_event(logger, "run.end", self.task_id, status=self.task.status.value, prompt_id=self.task.prompt_id,
@@ -246,7 +246,7 @@ class Run:
             self.events.publish(RunProgressed(task=self.task))
         if isinstance(event, NodeExecuted):
             if self._delivery is not None:
-                self._delivery.start(event.node, images_in(event.output))
+                self._delivery.start(event.node, files_in(event.output))
             self.events.publish(RunOutput(task=self.task, node=event.node, output=event.output))
 
     def _keep_outputs(self) -> None:

@@ -103,15 +103,21 @@ class NodeOutput(BaseModel):
         return [image for image in self.images if image.type == "temp"]
 
 
+def _empty(value: list[Any]) -> bool:
+    return not value
+
+
 class NodeProgress(BaseModel):
     """`TProgressNode`: max/value 0/0 before the node runs, 1/0 while it runs, 1/1 when done or cached, unless
-    the node reports its own steps; times are Unix seconds."""
+    the node reports its own steps; times are Unix seconds. `files`: what the node reported outside `images`
+    (audio, 3D models, a custom node's own lists), left out when there is none (the seed's shape)."""
 
     max: int = 0
     value: int = 0
     start: int = 0
     last_updated: int = 0
     images: list[ImageRef] = Field(default_factory=list)
+    files: list[FileRef] = Field(default_factory=list, exclude_if=_empty)
 
 
 Progress = dict[str, NodeProgress]

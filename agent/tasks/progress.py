@@ -6,9 +6,12 @@ one is idempotent: a finished node stays finished and an output replaces, never 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+from pydantic import ValidationError
 
 from agent.comfy.events import (
     Event,
@@ -20,7 +23,7 @@ from agent.comfy.events import (
     NodesCached,
     ProgressReported,
 )
-from agent.tasks.model import ImageRef, NodeProgress, Progress
+from agent.tasks.model import FileRef, ImageRef, NodeProgress, Progress
 
 
 def _links(inputs: Any) -> Iterable[str]:
@@ -29,9 +32,45 @@ def _links(inputs: Any) -> Iterable[str]:
             yield str(value[0])
 
 
+def _refs(entries: Any) -> list[FileRef]:
+    """The entries that name a file (an entry of another shape is no file, and no reason to fail a run)."""
+    refs = []
+    for entry in entries if isinstance(entries, list) else ():
+        if isinstance(entry, dict) and isinstance(entry.get("filename"), str):
+            with contextlib.suppress(ValidationError):
+                refs.append(FileRef.model_validate(entry))
+    return refs
+
+
 def images_in(output: dict[str, Any]) -> list[ImageRef]:
-    images = output.get("images")
-    return [ImageRef(**image) for image in images or () if isinstance(image, dict) and "filename" in image]
+    """The node's `images` (ComfyUI's SaveVideo and SaveAnimatedWEBP report there too)."""
+    return [ImageRef.model_validate(ref.model_dump()) for ref in _refs(output.get("images"))]
+
+
+def other_files_in(output: dict[str, Any]) -> list[FileRef]:
+    """The files the node reported outside `images`: `gifs`, `audio`, `3d`, a custom node's own lists."""
+    return [ref for name, entries in output.items() if name != "images" for ref in _refs(entries)]
+
+
+def files_in(output: dict[str, Any]) -> list[ImageRef]:
+    """Every file the node reported, in whatever list."""
+    return [*images_in(output), *other_files_in(output)]
+
+
+def place_of(file: ImageRef) -> tuple[str, str, str]:
+    return file.type, file.subfolder, file.filename
+
+
+def _with_stored(entries: Any, places: Mapping[tuple[str, str, str], ImageRef]) -> Any:
+    if not isinstance(entries, list):
+        return entries
+    stored = []
+    for entry in entries:
+        ref = _refs([entry])
+        place = places.get(place_of(ref[0])) if ref else None
+        stored.append({**entry, **place.model_dump(include={"url", "key", "content_type", "bytes"})}
+                      if place is not None else entry)
+    return stored
 
 
 class ProgressTracker:
@@ -109,9 +148,12 @@ class ProgressTracker:
         return True
 
     def stored(self, places: Mapping[tuple[str, str, str], ImageRef]) -> None:
-        """Images as the output store now has them, in place of where ComfyUI kept them."""
+        """Files as the output store now has them (URL, key, type, size), beside where ComfyUI kept them."""
         for state in self.nodes.values():
-            state.images = [places.get((image.type, image.subfolder, image.filename), image) for image in state.images]
+            state.images = [places.get(place_of(image), image) for image in state.images]
+            state.files = [FileRef.model_validate(_with_stored([file.model_dump()], places)[0]) for file in state.files]
+        for node, output in self.outputs.items():
+            self.outputs[node] = {name: _with_stored(entries, places) for name, entries in output.items()}
 
     def _on_executed(self, event: NodeExecuted) -> bool:
         self.outputs[event.node] = event.output
@@ -120,10 +162,11 @@ class ProgressTracker:
             return False
         if node != event.node:
             self._shown_as[event.node] = node
-        images = [image for real, output in self.outputs.items()
-                  if self._node(real) == node for image in images_in(output)]
-        changed = images != self.nodes[node].images
-        self.nodes[node].images = images
+        shown = [output for real, output in self.outputs.items() if self._node(real) == node]
+        images = [image for output in shown for image in images_in(output)]
+        files = [file for output in shown for file in other_files_in(output)]
+        changed = (images, files) != (self.nodes[node].images, self.nodes[node].files)
+        self.nodes[node].images, self.nodes[node].files = images, files
         return self._finish(node) or changed
 
     def _on_succeeded(self, event: ExecutionSucceeded) -> bool:

@@ -215,6 +215,26 @@ class PreviewImage(SaveImage):
         return str(self.config.temp_dir)
 
 
+class SaveAnimatedWEBP(Node):
+    """comfy_extras/nodes_images.py: every frame in one animated WebP; `animated` tells the page it moves."""
+
+    methods = {"default": 4, "fastest": 0, "slowest": 6}
+
+    def run(
+        self, images: ImageBatch, filename_prefix: str, fps: float, lossless: bool, quality: int, method: str,
+        prompt: dict[str, Any] | None = None, extra_pnginfo: dict[str, Any] | None = None,
+    ) -> NodeResult:
+        width, height = images.images[0].size
+        folder, filename, counter, subfolder = get_save_image_path(filename_prefix, str(self.config.output_dir),
+                                                                   width, height)
+        file = f"{filename}_{counter:05}_.webp"
+        first, *rest = images.images
+        first.save(os.path.join(folder, file), save_all=True, duration=int(1000.0 / fps), append_images=rest,
+                   lossless=lossless, quality=quality, method=self.methods[method])
+        return NodeResult(ui={"images": [{"filename": file, "subfolder": subfolder, "type": "output"}],
+                              "animated": [len(images.images) != 1]})
+
+
 class SaveImageWebsocket(Node):
     """custom_nodes/websocket_image_save.py: progress 0..n-1 of n, each with the image as a PNG preview."""
 
@@ -312,6 +332,6 @@ NODE_CLASSES: dict[str, type[Node]] = {
     for cls in (
         KSampler, CheckpointLoaderSimple, CLIPTextEncode, VAEDecode, VAEEncode, EmptyLatentImage, SaveImage,
         PreviewImage, LoadImage, LoadImageMask, ImageScale, ImageInvert, EmptyImage, LoraLoader, MaskToImage,
-        SaveImageWebsocket,
+        SaveImageWebsocket, SaveAnimatedWEBP,
     )
 }

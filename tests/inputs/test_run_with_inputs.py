@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from PIL import Image
 
 from agent_harness import running_agent, serving
 from double_helpers import double_info
-from files_server import FilesServer, png
+from files_server import FilesServer, png, wav
 
 Client = TestClient[web.Request, web.Application]
 LIMIT = 200_000
@@ -50,16 +49,6 @@ def loading(*values: str, node_class: str = "LoadImage") -> dict[str, Any]:
     return prompt
 
 
-def wav_bytes() -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        out.writeframes(b"\0\0" * 800)
-    return buffer.getvalue()
-
-
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
@@ -70,7 +59,7 @@ BAD_INPUTS: list[tuple[str, str, str]] = [
     ("empty data URL", "data:image/png;base64,", "empty file"),
     ("bare base64 of text", b64(b"just some text, not a picture at all " * 4), "not an image file"),
     ("data URL of HTML", f"data:text/html;base64,{b64(b'<html><body>hi</body></html>')}", "not an image file"),
-    ("a sound given to LoadImage", f"data:audio/wav;base64,{b64(wav_bytes())}", "(it is audio/wav)"),
+    ("a sound given to LoadImage", f"data:audio/wav;base64,{b64(wav())}", "(it is audio/wav)"),
     ("inline data over the limit", f"data:image/png;base64,{b64(png((1, 1, 1)) + bytes(LIMIT))}", "-byte limit"),
     ("URL answering 404", "{files}/missing", "HTTP 404"),
     ("URL of HTML served as image/png", "{files}/html", "not an image file"),
@@ -83,8 +72,8 @@ BAD_INPUTS: list[tuple[str, str, str]] = [
      "loopback"),
     ("URL on a private network", "http://10.1.2.3/a.png", "private"),
     ("URL with too many redirects", "{files}/hop/9", "redirects"),
-    ("ftp URL", "ftp://example.com/a.png", "only http and https"),
-    ("file URL", "file:///etc/passwd", "only http and https"),
+    ("ftp URL", "ftp://example.com/a.png", "only http, https, oss and s3"),
+    ("file URL", "file:///etc/passwd", "only http, https, oss and s3"),
     ("URL with credentials", "http://user:secret@127.0.0.1:{port}/png/1/2/3", "credentials"),
 ]
 

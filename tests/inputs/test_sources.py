@@ -41,8 +41,8 @@ def test_urls() -> None:
 
 
 @pytest.mark.parametrize(("value", "reason"), [
-    ("file:///etc/passwd", "only http and https"),
-    ("ftp://example.com/a.png", "only http and https"),
+    ("file:///etc/passwd", "only http, https, oss and s3"),
+    ("ftp://example.com/a.png", "only http, https, oss and s3"),
     ("data:image/png,rawbytes", "only base64 data URLs"),
     ("data:image/png;base64", "comma"),
     ("data:image/png;base64,@@@@", "invalid base64"),

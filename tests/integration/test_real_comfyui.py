@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from agent_process import AgentProcess, free_port
+from agent_process import AgentProcess, real_comfyui_agent
 from procs import alive, state
 
 pytestmark = pytest.mark.integration
@@ -24,22 +24,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
-    workdir = tmp_path_factory.mktemp("real")
-    (workdir / "nas" / "input").mkdir(parents=True)
-    env = {
-        "COMFYUI_DIR": os.environ.get("COMFYUI_DIR", ""),
-        "COMFYUI_PYTHON": os.environ.get("COMFYUI_PYTHON", ""),
-        "COMFYUI_PORT": str(free_port()),
-        "COMFYUI_ARGS": os.environ.get("COMFYUI_TEST_ARGS", "--cpu"),
-        "NAS_DIR": str(workdir / "nas"),
-        "URL_ALLOW_HOSTS": "127.0.0.1",
-    }
-    process = AgentProcess(workdir, {key: value for key, value in env.items() if value})
-    try:
-        process.wait_ready(120)
+    with real_comfyui_agent(tmp_path_factory.mktemp("real"), URL_ALLOW_HOSTS="127.0.0.1") as process:
         yield process
-    finally:
-        process.stop()
 
 
 def empty_image(color: int, prefix: str, width: int = 64, height: int = 48) -> dict[str, Any]:

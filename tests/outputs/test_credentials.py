@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from agent.buckets.credentials import Credential, Credentials
+from agent.buckets.location import Location, oss_endpoint, parse_location, parse_object_url
 from agent.config import ConfigError, load_settings
-from agent.outputs.credentials import Credential, Credentials
-from agent.outputs.location import Location, oss_endpoint, parse_location
 
 FC = {"x-fc-access-key-id": "STS.role", "x-fc-access-key-secret": "role-secret", "x-fc-security-token": "tok"}
 
@@ -38,12 +38,20 @@ def test_fcs_role_credentials_are_the_newest_seen_and_asked_for_again_soon() -> 
 
 def test_locations_and_the_oss_endpoint() -> None:
     assert parse_location("oss://media/outputs/") == Location("oss", "media", "outputs")
-    assert parse_location("s3://b").key("", "t1", "9", "a.png") == "t1/9/a.png"
+    assert parse_location("s3://bkt").key("", "t1", "9", "a.png") == "t1/9/a.png"
     assert Location("s3", "b", "p/q").key("team", "t1", "9", "a.png") == "p/q/team/t1/9/a.png"
     assert oss_endpoint("cn-hangzhou") == "https://s3.oss-cn-hangzhou-internal.aliyuncs.com"
+    assert parse_object_url("oss://media/in/a%20b.png") == Location("oss", "media", "in/a b.png")
 
 
-@pytest.mark.parametrize("raw", ["http://bucket/x", "s3://", "gs://b", "s3://b/x?y=1"])
+@pytest.mark.parametrize("raw", ["oss://media", "oss://media/", "s3://Upper/x.png", "s3://a_b/x.png",
+                                 "s3://x/y.png", "s3://evil.example.com:80/x.png"])
+def test_an_object_url_needs_a_bucket_name_and_a_key(raw: str) -> None:
+    with pytest.raises(ValueError):
+        parse_object_url(raw)
+
+
+@pytest.mark.parametrize("raw", ["http://bucket/x", "s3://", "gs://bkt", "s3://bkt/x?y=1", "s3://b/x"])
 def test_a_bad_output_store_is_named_at_startup(raw: str) -> None:
     with pytest.raises(ConfigError, match="OUTPUT_STORE"):
         load_settings([], {"COMFYUI_URL": "http://127.0.0.1:8188", "OUTPUT_STORE": raw})

@@ -17,7 +17,7 @@ from PIL import Image
 from agent_harness import running_agent
 from agent_process import free_port
 from double_helpers import rgb, save_prompt
-from s3_server import S3
+from s3_server import S3, store_settings
 
 Client = TestClient[web.Request, web.Application]
 
@@ -25,12 +25,6 @@ Client = TestClient[web.Request, web.Application]
 @pytest.fixture
 def output_dir(tmp_path: Path) -> Path:
     return tmp_path / "comfyui" / "output"  # where the `double` fixture's ComfyUI writes
-
-
-def store_settings(s3: S3, output_dir: Path, **more: Any) -> dict[str, Any]:
-    return {"output_store": f"s3://{s3.bucket}/runs", "output_store_endpoint": s3.endpoint,
-            "output_store_key_id": "test-key", "output_store_key_secret": "test-secret",
-            "comfyui_output_dir": output_dir, **more}
 
 
 @pytest.fixture

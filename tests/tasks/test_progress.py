@@ -12,7 +12,7 @@ from agent.comfy.events import (
     NodesCached,
     ProgressReported,
 )
-from agent.tasks.progress import ProgressTracker
+from agent.tasks.progress import ProgressTracker, files_in
 
 PID = "p"
 PROMPT: dict[str, Any] = {
@@ -114,3 +114,19 @@ def test_images_of_odd_shape_are_left_out_of_the_map_but_kept_in_outputs() -> No
     tracked.apply(NodeExecuted(PID, "9", "9", {"images": ["not-a-dict", IMAGE], "gifs": [{"filename": "x.mp4"}]}))
     assert [image.filename for image in tracked.nodes["9"].images] == ["a_00001_.png"]
     assert tracked.outputs["9"]["gifs"] == [{"filename": "x.mp4"}]
+
+
+def test_files_outside_images_show_in_files_and_gain_their_url_once_stored() -> None:
+    tracked = tracker()
+    audio = {"filename": "s_00001_.flac", "subfolder": "audio", "type": "output"}
+    tracked.apply(NodeExecuted(PID, "9", "9", {"images": [IMAGE], "audio": [audio, {"subfolder": "no name"}],
+                                               "text": ["hi"]}))
+    assert [file.filename for file in tracked.nodes["9"].files] == ["s_00001_.flac"]
+    assert "files" not in tracked.nodes["10"].model_dump()  # the seed's shape where a node has none
+    stored = {"url": "https://bucket/k", "key": "k", "content_type": "audio/flac", "bytes": 9}
+    place = ("output", "audio", "s_00001_.flac")
+    [ref] = [file for file in files_in(tracked.outputs["9"]) if file.filename == "s_00001_.flac"]
+    tracked.stored({place: ref.model_copy(update=stored)})
+    assert tracked.nodes["9"].files[0].model_dump() == {**audio, **stored}
+    assert tracked.outputs["9"]["audio"][0] == {**audio, **stored}
+    assert tracked.nodes["9"].images[0].url is None  # not stored: left as it was

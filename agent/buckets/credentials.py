@@ -1,4 +1,4 @@
-"""Credentials for the output store, in this order: the settings; the cloud's standard environment (`AWS_*`
+"""Credentials for object storage, in this order: the settings; the cloud's standard environment (`AWS_*`
 for s3://, `ALIBABA_CLOUD_*` for oss://); and on FC the temporary credentials of the function's role, which
 FC passes on every request (`x-fc-access-key-id`, `x-fc-access-key-secret`, `x-fc-security-token`) and
 renews before they expire: the newest ones seen are used, and the client asks again every few minutes.
@@ -34,7 +34,7 @@ def _found(key_id: str | None, secret: str | None, token: str | None) -> Credent
 
 
 class Credentials:
-    """The output store's credential provider (obstore calls it whenever the last answer expired)."""
+    """A cloud's credential provider (obstore calls it whenever the last answer expired)."""
 
     def __init__(self, cloud: str, explicit: Credential | None, environ: Mapping[str, str]) -> None:
         self.fixed = explicit or _found(*(environ.get(name) for name in ENVIRONMENT[cloud]))
@@ -53,7 +53,7 @@ class Credentials:
     def __call__(self) -> S3Credential:
         credential = self.fixed or self._from_fc
         if credential is None:
-            raise RuntimeError("no credentials for the output store (settings, environment or FC's role)")
+            raise RuntimeError("no credentials for object storage (settings, environment or FC's role)")
         expires = None if self.fixed else datetime.datetime.now(datetime.UTC) + RENEWED_AFTER
         return {"access_key_id": credential.key_id, "secret_access_key": credential.secret,
                 "token": credential.token, "expires_at": expires}
