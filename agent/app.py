@@ -15,9 +15,10 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from agent.api import contract, health, lifecycle, page, proxy, run, status, tasks
+from agent.api import contract, events, health, lifecycle, page, proxy, run, status, tasks
+from agent.api import metrics as metrics_route
 from agent.api.errors import json_errors
-from agent.api.keys import BUCKETS, HOST, PROXY_SESSION, RUNS, SETTINGS, STORE
+from agent.api.keys import BUCKETS, HOST, METRICS, PROXY_SESSION, RUNS, SETTINGS, STORE, STREAM_SLOTS
 from agent.api.security import cors, require_token
 from agent.buckets.clients import Buckets
 from agent.buckets.location import parse_location
@@ -29,6 +30,9 @@ from agent.config import Settings
 from agent.errors import AgentError
 from agent.inputs.prepare import InputPreparer
 from agent.logs import log_event
+from agent.metrics import Metrics
+from agent.metrics.runs import RunMetrics
+from agent.metrics.store import MeteredStore
 from agent.outputs.delivery import Outputs
 from agent.outputs.sweep import sweep_outputs
 from agent.runs.events import RunEvents
@@ -36,6 +40,9 @@ from agent.runs.run import Comfy
 from agent.runs.service import RunService
 from agent.runs.writer import StoreWriter
 from agent.stores import TaskStore, open_store
+from agent.streams.publisher import EventPublisher
+from agent.streams.slots import StreamSlots
+from agent.webhooks.sender import WebhookSender
 
 logger = logging.getLogger("agent")
 
@@ -90,16 +97,20 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     client = ComfyClient(settings.comfyui_base_url, session, COMFYUI_CONNECTIONS)
     host = make_host(settings, client)
     connection = EventConnection(settings.comfyui_base_url, settings.ws_stall_timeout)
-    store = open_store(settings.store_url, settings.task_ttl, settings.stale_after)
+    metrics = app[METRICS]
+    store = MeteredStore(open_store(settings.store_url, settings.task_ttl, settings.stale_after), metrics)
     buckets = Buckets.from_settings(settings)
     inputs = InputPreparer(settings, client, buckets)
     writer = StoreWriter(store, settings.task_heartbeat)
+    webhooks = WebhookSender(settings, metrics)
     comfy = Comfy(host, client, connection, inputs, OutputFiles(client, settings.comfyui_folders))
     outputs = open_outputs(settings, buckets)
-    runs = RunService(comfy, store, RunEvents([writer]),
+    runs = RunService(comfy, store, RunEvents([RunMetrics(metrics), EventPublisher(store)], recorder=writer,
+                                         ahead=(webhooks,)),
                       instance_id=instance_id(), run_timeout=settings.run_timeout,
                       max_active=settings.max_active_runs, max_waiting=settings.max_waiting_runs, outputs=outputs)
     app[HOST], app[STORE], app[RUNS], app[PROXY_SESSION], app[BUCKETS] = host, store, runs, proxy_session, buckets
+    metrics.watch(lambda: host.ready, lambda: host.restarts, lambda: runs.active_runs + runs.waiting_runs)
     await host.start()
     sweepers = [asyncio.ensure_future(_sweep_forever(store))]
     if not settings.keep_local_outputs:
@@ -113,6 +124,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await host.stop()
         await runs.close()
         await writer.close()
+        await webhooks.close()
         await connection.close()
         await inputs.close()
         await store.close()
@@ -123,14 +135,18 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[cors, require_token, json_errors])
     app[SETTINGS] = settings
+    app[METRICS] = metrics = Metrics()
+    app[STREAM_SLOTS] = StreamSlots(settings.max_event_streams, metrics.streams)
     app.cleanup_ctx.append(_resources)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/livez", health.livez)
     app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/metrics", metrics_route.metrics)
     app.router.add_post("/api/run", run.run)
     app.router.add_get("/api/status", status.status)
     app.router.add_get("/api/tasks/{task_id}", tasks.get_task)
     app.router.add_post("/api/tasks/{task_id}/cancel", tasks.cancel_task)
+    app.router.add_get("/api/tasks/{task_id}/events", events.task_events)
     app.router.add_post("/initialize", lifecycle.initialize)
     app.router.add_get("/pre-stop", lifecycle.pre_stop)
     page.add_routes(app)

@@ -78,6 +78,27 @@ def _store_url(raw: str) -> str:
     raise ValueError("must be file://DIR, redis://HOST:PORT/DB, rediss://... or memory://")
 
 
+def check_webhook_url(raw: str) -> str:
+    """A webhook's address: plain http(s) to a host, no credentials in it (its address is checked when sent)."""
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry credentials (use WEBHOOK_SECRET to sign instead)")
+    return raw.strip()
+
+
+def _webhook_secret(raw: str) -> SecretStr:
+    """Standard Webhooks' secret: `whsec_` and base64 (the receiver's library reads the same form)."""
+    from standardwebhooks import Webhook
+
+    try:
+        Webhook(raw.strip())
+    except Exception as exc:  # the library raises its own kinds and binascii's for bad base64
+        raise ValueError("must be `whsec_` followed by base64 (Standard Webhooks' form)") from exc
+    return SecretStr(raw.strip())
+
+
 def _output_store(raw: str) -> str:
     parse_location(raw)
     return raw.strip()
@@ -235,6 +256,9 @@ class Settings(BaseModel):
     max_waiting_runs: Annotated[int, env("MAX_WAITING_RUNS", parse=_int_in(0, 1_000_000), help=(
         "background runs (`Prefer: respond-async`) that wait in the agent, holding no connection, while "
         "`MAX_ACTIVE_RUNS` are in flight; beyond it they are refused too"))] = 4096
+    max_event_streams: Annotated[int, env("MAX_EVENT_STREAMS", parse=_int_in(0, 100_000), help=(
+        "event streams (`GET /api/tasks/{id}/events`) one instance serves at once; beyond it they are refused "
+        "with 429 (each polls the store; on Redis each holds a connection)"))] = 64
     max_body_bytes: Annotated[int, env("MAX_BODY_BYTES", parse=_int_in(1024, 1 << 40), shown="`33554432` (32 MiB)",
                                        help="request body cap in bytes (FC's cap on a synchronous call)")] = 32 * MiB
     input_max_bytes: Annotated[int, env("INPUT_MAX_BYTES", parse=_int_in(1, 1 << 40), shown="`20971520` (20 MiB)",
@@ -255,6 +279,15 @@ class Settings(BaseModel):
         ("LoadVideo", "file"), ("VHS_LoadVideo", "video"), ("LoadAudio", "audio"), ("VHS_LoadAudioUpload", "audio"))
     agent_token: Annotated[SecretStr | None, env("AGENT_TOKEN", parse=SecretStr, help=(
         "bearer token required on every route but `/healthz`, `/app/` and the contract"))] = None
+    webhook_url: Annotated[str | None, env("WEBHOOK_URL", parse=check_webhook_url, help=(
+        "where a run's events go when its request names no `options.webhook`"))] = None
+    webhook_secret: Annotated[SecretStr | None, env("WEBHOOK_SECRET", parse=_webhook_secret, help=(
+        "signs every webhook (Standard Webhooks: `whsec_` and base64); unset, webhooks go unsigned"))] = None
+    webhook_timeout: Annotated[float, env("WEBHOOK_TIMEOUT", parse=_positive_float, help=(
+        "seconds a run's final event keeps being retried before its request ends (FC freezes the instance "
+        "once no request is open)"))] = 10.0
+    metrics_public: Annotated[bool, env("METRICS_PUBLIC", parse=_bool, help=(
+        "serve `/metrics` without the token (for a scraper inside the VPC that cannot send one)"))] = False
     cors_origins: Annotated[tuple[str, ...], env("CORS_ORIGINS", parse=_origins, help=(
         "origins whose pages may call the agent: a list (credentials allowed), or `*` (any, without credentials)"
     ))] = ()

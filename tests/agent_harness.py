@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client.parser import text_string_to_metric_families
 
 from agent.api.keys import HOST
 from agent.app import create_app
@@ -38,3 +39,13 @@ async def serving(app: web.Application) -> AsyncIterator[str]:
         yield str(server.make_url("")).rstrip("/")
     finally:
         await server.close()
+
+
+async def scrape(agent: TestClient[web.Request, web.Application],
+                 **headers: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The agent's metrics as prometheus-client's own parser reads them: (name, labels) → value."""
+    response = await agent.get("/metrics", headers=headers)
+    assert response.status == 200, await response.text()
+    assert response.content_type == "text/plain"
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(await response.text()) for sample in family.samples}

@@ -8,8 +8,10 @@ from aiohttp import web
 from agent.buckets.clients import Buckets
 from agent.comfy.host import ComfyHost
 from agent.config import Settings
+from agent.metrics import Metrics
 from agent.runs.service import RunService
 from agent.stores.base import TaskStore
+from agent.streams.slots import StreamSlots
 
 SETTINGS = web.AppKey("settings", Settings)
 HOST = web.AppKey("host", ComfyHost)
@@ -17,3 +19,5 @@ STORE = web.AppKey("store", TaskStore)
 RUNS = web.AppKey("runs", RunService)
 PROXY_SESSION = web.AppKey("proxy_session", aiohttp.ClientSession)
 BUCKETS = web.AppKey("buckets", Buckets)
+METRICS = web.AppKey("metrics", Metrics)
+STREAM_SLOTS = web.AppKey("stream_slots", StreamSlots)

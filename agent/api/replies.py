@@ -3,7 +3,7 @@ compare their fields with it."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -57,18 +57,3 @@ class Stopping(BaseModel):
 
 class WorkflowList(BaseModel):
     workflows: list[str]
-
-
-class TaskView(BaseModel):
-    """`Task` of the contract: a stored task as callers see it (progress with results when asked)."""
-
-    task_id: str
-    status: str
-    prompt_id: str | None
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    progress: dict[str, Any]
-    outputs: dict[str, Any]
-    error: dict[str, Any] | None
-

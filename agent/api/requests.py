@@ -9,9 +9,11 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from agent.api.keys import SETTINGS
+from agent.config import check_webhook_url
 from agent.errors import RequestParamsError
 from agent.runs.run import RunOptions
-from agent.tasks.model import check_task_id
+from agent.tasks.model import DEFAULT_WEBHOOK_EVENTS, Webhook, WebhookEvent, check_task_id
 
 TASK_ID_SOURCES = ("task-id", "x-fc-async-task-id")
 _FLAG_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -35,6 +37,20 @@ class OutputModel(BaseModel):
         return prefix
 
 
+class WebhookModel(BaseModel):
+    """`WebhookOptions` of the contract: where the run's events are sent, and which."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=2048)
+    events: list[WebhookEvent] = Field(default_factory=lambda: list(DEFAULT_WEBHOOK_EVENTS), min_length=1)
+
+    @field_validator("url")
+    @classmethod
+    def _plain_http(cls, url: str) -> str:
+        return check_webhook_url(url)
+
+
 class OptionsModel(BaseModel):
     """`RunOptions` of the contract."""
 
@@ -43,6 +59,7 @@ class OptionsModel(BaseModel):
     results: bool = True
     timeout: float | None = Field(default=None, gt=0)
     output: OutputModel | None = None
+    webhook: WebhookModel | None = None
 
 
 class RunRequest(BaseModel):
@@ -134,8 +151,11 @@ def _options(raw: dict[str, Any] | None, request: web.Request) -> RunOptions:
     except ValidationError as exc:
         raise _first_problem(exc, "option") from None
     output = parsed.output or OutputModel()
+    default_url = request.app[SETTINGS].webhook_url
+    webhook = (Webhook(url=parsed.webhook.url, events=list(dict.fromkeys(parsed.webhook.events))) if parsed.webhook
+               else Webhook(url=default_url) if default_url else None)
     return RunOptions(results=parsed.results, timeout=parsed.timeout, delivery=output.delivery,
-                      prefix=output.prefix, format=output.format, quality=output.quality)
+                      prefix=output.prefix, format=output.format, quality=output.quality, webhook=webhook)
 
 
 def parse_run_body(raw: bytes, request: web.Request) -> tuple[dict[str, Any], RunOptions]:

@@ -1,27 +1,38 @@
 """POST /api/run: hold the request until the run ends (also under FC asynchronous invocation), or, asked
-with `Prefer: respond-async` / `?async=1` (local use, without FC), answer 202 at once and run on."""
+with `Prefer: respond-async` / `?async=1` (local use, without FC), answer 202 at once and run on; asked with
+`Accept: text/event-stream`, stream the run's events as it goes (agent/api/events.py)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from agent.api.keys import BUCKETS, RUNS
+from agent.api.events import stream_events
+from agent.api.keys import BUCKETS, RUNS, STREAM_SLOTS
 from agent.api.render import run_response
 from agent.api.replies import Accepted
 from agent.api.requests import new_task_id, parse_run_body, task_id_of, wants_async
 from agent.errors import RequestParamsError
+from agent.runs.run import Run, RunOptions
 
 
-async def run(request: web.Request) -> web.Response:
+async def _start(request: web.Request, task_id: str, background: bool) -> tuple[Run, RunOptions]:
     runs = request.app[RUNS]
-    task_id = task_id_of(request) or new_task_id()
-    in_background = wants_async(request)  # every part of the request is checked before the run starts
-    runs.check_room(in_background)  # a full instance says so before it reads the body
+    runs.check_room(background)  # a full instance says so before it reads the body
     prompt, options = parse_run_body(await request.read(), request)
     request.app[BUCKETS].offer(request.headers)
     if runs.outputs is None and options.delivery == "url":
         raise RequestParamsError("option output.delivery: `url` needs an output store (OUTPUT_STORE)")
-    started = await runs.submit(task_id, prompt, options, background=in_background)
+    return await runs.submit(task_id, prompt, options, background=background), options
+
+
+async def run(request: web.Request) -> web.StreamResponse:
+    task_id = task_id_of(request) or new_task_id()
+    if "text/event-stream" in request.headers.get("Accept", ""):
+        with request.app[STREAM_SLOTS].taken():  # a full instance refuses before anything runs
+            await _start(request, task_id, background=False)
+            return await stream_events(request, task_id, None)
+    in_background = wants_async(request)  # every part of the request is checked before the run starts
+    started, options = await _start(request, task_id, background=in_background)
     if in_background:
         status_url = f"/api/tasks/{task_id}"
         return web.json_response(Accepted(task_id=task_id, status_url=status_url).model_dump(), status=202, headers={

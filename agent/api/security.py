@@ -19,9 +19,10 @@ TOKEN_COOKIE = "comfyui_agent_token"
 PUBLIC_PATHS = frozenset({"/healthz", "/app", "/openapi.json", "/docs"})
 # The web page, its example workflows and the contract's page hold no data; the page asks for the token itself.
 PUBLIC_PREFIXES = ("/app/", "/docs/")
-ALLOWED_HEADERS = "Authorization, Content-Type, Prefer, task-id, x-fc-async-task-id, X-Fc-Invocation-Type"
+ALLOWED_HEADERS = ("Authorization, Content-Type, Prefer, task-id, x-fc-async-task-id, X-Fc-Invocation-Type, "
+                   "Last-Event-ID")
 EXPOSED_HEADERS = ("X-Task-Id, X-Task-Status, X-Task-Error, X-Task-Store-Error, Location, Retry-After, "
-                   "Preference-Applied, WWW-Authenticate")
+                   "Preference-Applied, WWW-Authenticate, Server-Timing")
 
 
 def _presented(request: web.Request) -> str | None:
@@ -33,6 +34,8 @@ def _presented(request: web.Request) -> str | None:
 
 
 def _is_public(request: web.Request) -> bool:
+    if request.path == "/metrics":
+        return request.app[SETTINGS].metrics_public
     return request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIXES) or request.method == "OPTIONS"
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from agent.api.keys import RUNS, STORE
-from agent.api.render import task_headers, task_view
+from agent.api.render import task_headers
 from agent.api.requests import query_flag
 from agent.tasks.model import Results, Task, check_task_id
+from agent.tasks.view import task_view
 
 
 async def stored_task(request: web.Request, task_id: str, *, results_by_default: bool) -> tuple[Task, Results | None]:

@@ -21,7 +21,7 @@ REDIRECTS = {301, 302, 303, 307, 308}
 TIMEOUTS = httpx.Timeout(connect=5.0, read=15.0, write=15.0, pool=5.0)
 
 
-class _GuardedTransport(httpx.AsyncHTTPTransport):
+class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport over a connection pool whose every connection passes the address guard."""
 
     def __init__(self, backend: GuardedBackend) -> None:
@@ -38,7 +38,7 @@ class UrlFetcher:
     def __init__(self, backend: GuardedBackend, max_bytes: int, timeout: float) -> None:
         self.max_bytes = max_bytes
         self.timeout = timeout
-        self._client = httpx.AsyncClient(transport=_GuardedTransport(backend), timeout=TIMEOUTS, trust_env=False,
+        self._client = httpx.AsyncClient(transport=GuardedTransport(backend), timeout=TIMEOUTS, trust_env=False,
                                          cookies=_no_cookies(), follow_redirects=False,
                                          headers={"User-Agent": f"comfyui-agent/{__version__}", "Accept": "*/*",
                                                   "Accept-Encoding": "identity"})

@@ -54,6 +54,14 @@ class File:
     mime: str
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """The graph as ComfyUI gets it, and how many bytes came from URLs and buckets for it."""
+
+    graph: dict[str, Any]
+    fetched_bytes: int = 0
+
+
 class InputPreparer:
     def __init__(self, settings: Settings, client: ComfyClient, buckets: Buckets) -> None:
         self.client = client
@@ -100,14 +108,14 @@ class InputPreparer:
                 found.append(Slot(node_id, input_name, kinds, source))
         return found
 
-    async def prepare(self, prompt: dict[str, Any]) -> dict[str, Any]:
+    async def prepare(self, prompt: dict[str, Any]) -> Prepared:
         """The prompt with every data-carrying input replaced by its uploaded name (the input is not changed).
 
         Every input is read and checked before the first upload, so a bad one leaves ComfyUI untouched.
         """
         slots = self.slots(prompt)
         if not slots:
-            return prompt
+            return Prepared(prompt)
         gate = asyncio.Semaphore(FETCHES_AT_ONCE)
         downloads: dict[str, asyncio.Future[bytes]] = {}
         files = await _all_or_first_error([self._file(slot, gate, downloads) for slot in slots])
@@ -117,7 +125,8 @@ class InputPreparer:
         rewritten = copy.deepcopy(prompt)
         for slot, name in zip(slots, names, strict=True):
             rewritten[slot.node_id]["inputs"][slot.input_name] = name
-        return rewritten
+        fetched = sum(len(download.result()) for download in downloads.values())
+        return Prepared(rewritten, fetched)
 
     async def _file(self, slot: Slot, gate: asyncio.Semaphore, downloads: dict[str, asyncio.Future[bytes]]) -> File:
         data = await self._bytes(slot, gate, downloads)

@@ -33,6 +33,12 @@ class RunQueued(RunEvent):
     """Claimed under its task id; waiting for a place in this instance or in ComfyUI's queue."""
 
 
+class RunInputsFetched(RunEvent):
+    """Its inputs' URLs and bucket objects were downloaded: `bytes` of them (the seconds are `task.timings`)."""
+
+    bytes: int
+
+
 class RunSubmitted(RunEvent):
     """ComfyUI took the prompt (`task.prompt_id`)."""
 
@@ -74,10 +80,14 @@ class Subscriber(Protocol):
 
 
 class RunEvents:
-    """The subscribers of every run, fixed at wiring; one that fails is logged, never allowed to stop a run."""
+    """The subscribers of every run, fixed at wiring; one that fails is logged, never allowed to stop a run.
+    Those `ahead` of the recorder (the store's writer) settle before it, so what they leave on the task (a
+    webhook's delivery record) is in its final write; the rest settle alongside it."""
 
-    def __init__(self, subscribers: list[Subscriber]) -> None:
-        self.subscribers = subscribers
+    def __init__(self, subscribers: list[Subscriber], recorder: Subscriber | None = None,
+                 ahead: tuple[Subscriber, ...] = ()) -> None:
+        self.subscribers = [*ahead, *subscribers, *([recorder] if recorder is not None else [])]
+        self.ahead = ahead
 
     def publish(self, event: RunEvent) -> None:
         for subscriber in self.subscribers:
@@ -90,8 +100,10 @@ class RunEvents:
     async def settle(self, ended: RunEnded) -> str | None:
         """Publish the end and wait for every subscriber's part of it; returns what went wrong, if anything."""
         self.publish(ended)
-        outcomes = await asyncio.gather(*(subscriber.settle(ended) for subscriber in self.subscribers),
+        outcomes = await asyncio.gather(*(subscriber.settle(ended) for subscriber in self.ahead),
                                         return_exceptions=True)
+        rest = [subscriber for subscriber in self.subscribers if subscriber not in self.ahead]
+        outcomes += await asyncio.gather(*(subscriber.settle(ended) for subscriber in rest), return_exceptions=True)
         problems = [str(outcome) for outcome in outcomes if isinstance(outcome, AgentError)]
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(outcome, AgentError):

@@ -27,11 +27,12 @@ from agent.errors import (
     PromptValidationError,
     RunTimeout,
 )
-from agent.inputs.prepare import InputPreparer
+from agent.inputs.prepare import InputPreparer, Prepared
 from agent.logs import log_event
 from agent.runs.events import (
     RunEnded,
     RunEvents,
+    RunInputsFetched,
     RunOutput,
     RunPreview,
     RunProgressed,
@@ -40,7 +41,7 @@ from agent.runs.events import (
 )
 from agent.runs.naming import with_task_names
 from agent.runs.results import read_results
-from agent.tasks.model import NodeOutput, Results, Task, TaskStatus, request_hash
+from agent.tasks.model import NodeOutput, Results, Task, TaskStatus, Webhook, request_hash
 from agent.tasks.progress import ProgressTracker, files_in
 
 if TYPE_CHECKING:  # the store's client is loaded only where an output store is configured
@@ -61,6 +62,7 @@ class RunOptions:
     prefix: str = ""
     format: str = "original"
     quality: int | None = None
+    webhook: Webhook | None = None
 
 
 @dataclass(frozen=True)
@@ -125,11 +127,13 @@ class Run:
         self.options = options
         self.events = events
         self.tracker = ProgressTracker(prompt)
-        self.task = Task(task_id=task_id, progress=self.tracker.nodes, owner=owner, request_hash=request_hash(prompt))
+        self.task = Task(task_id=task_id, progress=self.tracker.nodes, owner=owner, request_hash=request_hash(prompt),
+                         webhook=options.webhook and options.webhook.model_copy(deep=True))
         self._comfy_prompt: Prompt | None = None
         self._delivery: Delivery | None = None
-        self._preparing: asyncio.Future[dict[str, Any]] | None = None
+        self._preparing: asyncio.Future[Prepared] | None = None
         self._canceled = False
+        self._stage_began = time.monotonic()
         self._ended: asyncio.Future[RunOutcome] = asyncio.get_running_loop().create_future()
 
     @property
@@ -164,6 +168,7 @@ class Run:
         try:
             graph = await self._prepare(comfy.inputs)
             ending = await self._in_comfyui(comfy, graph, deadline)
+            self._stage_ended("execution" if self.task.started_at else "queue")
             if ending.outcome != "success":
                 raise failure_of(ending, self.task.prompt_id or "")
             if self._delivery is not None:
@@ -171,6 +176,7 @@ class Run:
             if delivery == "base64":
                 results = await read_results(comfy.outputs, self.tracker.nodes, self._process(comfy),
                                              self.options.format, self.options.quality)
+            self._stage_ended("delivery")
             self._keep_outputs()
             self.task.finish(TaskStatus.SUCCEEDED)
         except AgentError as exc:
@@ -206,10 +212,21 @@ class Run:
     def _process(self, comfy: Comfy) -> Liveness:
         return self._comfy_prompt.process if self._comfy_prompt is not None else comfy.host.current
 
+    def _stage_ended(self, stage: str) -> None:
+        """The stage that began when the last one ended (or the run began) is over: its seconds go on the task."""
+        now = time.monotonic()
+        setattr(self.task.timings, stage, round(now - self._stage_began, 4))
+        self._stage_began = now
+
     async def _prepare(self, inputs: InputPreparer) -> dict[str, Any]:
+        self._stage_began = time.monotonic()
         self._preparing = asyncio.ensure_future(inputs.prepare(self.prompt))
         try:
-            return await self._preparing
+            prepared = await self._preparing
+            self._stage_ended("inputs")
+            if prepared.fetched_bytes:
+                self.events.publish(RunInputsFetched(task=self.task, bytes=prepared.fetched_bytes))
+            return prepared.graph
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if self._canceled and current is not None and not current.cancelling():  # our cancel, not shutdown
@@ -241,6 +258,7 @@ class Run:
             return
         if isinstance(event, ExecutionStarted) and self.task.status is TaskStatus.QUEUED:
             self.task.status, self.task.started_at = TaskStatus.RUNNING, time.time()
+            self._stage_ended("queue")
             self.events.publish(RunStarted(task=self.task))
         if self.tracker.apply(event):
             self.events.publish(RunProgressed(task=self.task))

@@ -67,17 +67,23 @@ class RunService:
     def active_runs(self) -> int:
         return self._active
 
+    @property
+    def waiting_runs(self) -> int:
+        return len(self._waiting)
+
     async def submit(self, task_id: str, prompt: dict[str, Any], options: RunOptions, *,
                      background: bool = False) -> Run:
         """The run, started or waiting its turn; a retried delivery of a task that succeeded comes back ended."""
         starts_now = self.check_room(background)
         run = Run(task_id, prompt, options, owner=self.instance_id, timeout=self.run_timeout, events=self.events)
         self._reserve(starts_now, +1)
+        began = time.monotonic()
         try:
             replay = await self.store.claim(run.task)
         except BaseException:
             self._reserve(starts_now, -1)
             raise
+        run.task.timings.claim = round(time.monotonic() - began, 4)
         if replay is not None:
             self._reserve(starts_now, -1)
             log_event(logger, "run.replayed", task_id)

@@ -10,6 +10,8 @@ Rules every store follows (tests/tasks/test_store_contract.py checks them on all
 - A task expires `ttl` seconds after it finished (or after its owner was last heard from).
 - Progress is written often and read by pollers; results are large, written once and read on demand, so
   they are kept apart from the task record and a poll never loads them unless it asks.
+- A task has an event log (what its event streams tell, on any instance): only its owner appends to it, a new
+  claim of the id starts it afresh, and it lives as long as the task. Ids are increasing strings.
 """
 
 from __future__ import annotations
@@ -17,9 +19,20 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
 
 from agent.errors import TaskConflict, TaskNotFound
 from agent.tasks.model import Results, Task, TaskStatus
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    """One entry of a task's event log: `id` resumes a stream after it (`Last-Event-ID`)."""
+
+    id: str
+    kind: str
+    data: dict[str, Any]
 
 
 class TaskStore(ABC):
@@ -49,6 +62,15 @@ class TaskStore(ABC):
     @abstractmethod
     async def cancels_requested(self, task_ids: Collection[str]) -> set[str]:
         """Of these tasks, the ones with a cancel request: one round trip for every run an instance holds."""
+
+    @abstractmethod
+    async def append_events(self, task_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Add `(kind, data)` entries to the task's event log, in order."""
+
+    @abstractmethod
+    async def read_events(self, task_id: str, after: str | None, wait: float) -> list[LoggedEvent]:
+        """The log's entries after the one with id `after` (from the start for None, or an id this store never
+        gave), waiting up to `wait` seconds for one when there is none yet."""
 
     async def sweep(self) -> int:
         """Remove expired tasks the store would not drop by itself; returns how many went."""

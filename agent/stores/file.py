@@ -25,20 +25,22 @@ import time
 import uuid
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from agent.errors import StoreUnavailable
 from agent.filesystems import on_local_disk
 from agent.logs import log_event
-from agent.stores.base import TaskStore
+from agent.stores.base import LoggedEvent, TaskStore
 from agent.tasks.model import TASK_ID_PATTERN, Results, Task, check_task_id
 
 logger = logging.getLogger("agent.tasks")
 
 TASK_SUFFIX = ".json"
 CANCEL_SUFFIX = ".cancel"
+EVENTS_SUFFIX = ".events"
+EVENT_POLL_SECONDS = 0.2  # how often a stream looks at a log another instance appends to (a NAS has no inotify)
 TEMP_SUFFIX = ".tmp"
 ORPHAN_TEMP_SECONDS = 3600  # a temporary file this old belongs to a writer that died mid-write
 T = TypeVar("T")
@@ -152,6 +154,30 @@ def _read_results(path: str) -> bytes | None:
         return None
 
 
+def _append(path: str, data: bytes, spare: str | None) -> bool:
+    """`data` at the end of `path`; a missing file is made from `spare` (True: the spare was used)."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND)
+    except FileNotFoundError:
+        _write(path, data, spare)
+        return spare is not None
+    try:
+        os.write(descriptor, data)
+    finally:
+        os.close(descriptor)
+    return False
+
+
+def _read_lines(path: str) -> list[bytes]:
+    """The complete lines of the log (a line still being appended is left for the next look)."""
+    try:
+        with open(path, "rb") as handle:
+            content = handle.read()
+    except FileNotFoundError:
+        return []
+    return content.split(b"\n")[:-1]
+
+
 def _unlink(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
@@ -198,7 +224,7 @@ class FileStore(TaskStore):
         return task
 
     def _remove(self, task_id: str) -> None:
-        for suffix in (TASK_SUFFIX, CANCEL_SUFFIX):
+        for suffix in (TASK_SUFFIX, CANCEL_SUFFIX, EVENTS_SUFFIX):
             _unlink(self._path(task_id, suffix))
 
     def _claim(self, task: Task, data: bytes, spare: str | None) -> Task | None:
@@ -206,6 +232,7 @@ class FileStore(TaskStore):
         replay = self.decide_claim(existing, task)
         if replay is None:
             _unlink(self._path(task.task_id, CANCEL_SUFFIX))
+            _unlink(self._path(task.task_id, EVENTS_SUFFIX))
             _write(self._path(task.task_id), data, spare)  # a failed run's results go with its old file
         return replay
 
@@ -245,6 +272,33 @@ class FileStore(TaskStore):
     async def cancels_requested(self, task_ids: Collection[str]) -> set[str]:
         paths = {task_id: self._path(task_id, CANCEL_SUFFIX) for task_id in task_ids}
         return await self._io(lambda: {task_id for task_id, path in paths.items() if os.path.exists(path)})
+
+    async def append_events(self, task_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """One line per entry; its id is its line number. The first append fills a spare (creating a file is the
+        slow step); the rest append to it. Only the owner writes a task's log, one append at a time."""
+        data = b"".join(json.dumps([kind, body], separators=(",", ":")).encode() + b"\n" for kind, body in events)
+        spare = self._spares.pop()
+        try:
+            used = await self._io(_append, self._path(task_id, EVENTS_SUFFIX), data, spare, creates=spare is None)
+        finally:
+            self._spares.top_up()
+        if spare is not None and not used:
+            self._spares.put_back(spare)
+
+    async def read_events(self, task_id: str, after: str | None, wait: float) -> list[LoggedEvent]:
+        start = int(after) if after is not None and after.isdigit() else 0
+        path = self._path(task_id, EVENTS_SUFFIX)
+        deadline = time.monotonic() + wait
+        while True:
+            lines = await self._io(_read_lines, path)
+            if len(lines) > start or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(min(EVENT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+        logged = []
+        for number, line in enumerate(lines[start:], start=start + 1):
+            kind, body = json.loads(line)
+            logged.append(LoggedEvent(str(number), kind, body))
+        return logged
 
     async def sweep(self) -> int:
         return await self._io(self._sweep)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Collection
+from typing import Any
 
-from agent.stores.base import TaskStore
+from agent.stores.base import LoggedEvent, TaskStore
 from agent.tasks.model import Results, Task, check_task_id
 
 
@@ -16,12 +19,15 @@ class MemoryStore(TaskStore):
         self._tasks: dict[str, str] = {}
         self._results: dict[str, Results] = {}
         self._cancels: set[str] = set()
+        self._events: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        self._appended: dict[str, asyncio.Event] = {}
 
     async def claim(self, task: Task) -> Task | None:
         replay = self.decide_claim(await self.load(task.task_id), task)
         if replay is None:
             self._results.pop(task.task_id, None)
             self._cancels.discard(task.task_id)
+            self._events.pop(task.task_id, None)
             await self.save(task)
         return replay
 
@@ -45,6 +51,7 @@ class MemoryStore(TaskStore):
         self._tasks.pop(task_id, None)
         self._results.pop(task_id, None)
         self._cancels.discard(task_id)
+        self._events.pop(task_id, None)
 
     async def get_results(self, task_id: str) -> Results | None:
         return self._results.get(task_id)
@@ -54,6 +61,20 @@ class MemoryStore(TaskStore):
 
     async def cancels_requested(self, task_ids: Collection[str]) -> set[str]:
         return self._cancels.intersection(task_ids)
+
+    async def append_events(self, task_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
+        self._events.setdefault(check_task_id(task_id), []).extend(events)
+        self._appended.pop(task_id, asyncio.Event()).set()
+
+    async def read_events(self, task_id: str, after: str | None, wait: float) -> list[LoggedEvent]:
+        start = int(after) if after is not None and after.isdigit() else 0
+        if len(self._events.get(task_id, ())) <= start and wait > 0:
+            appended = self._appended.setdefault(check_task_id(task_id), asyncio.Event())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(appended.wait(), wait)
+        logged = self._events.get(task_id, [])
+        return [LoggedEvent(str(number), kind, data)
+                for number, (kind, data) in enumerate(logged[start:], start=start + 1)]
 
     async def sweep(self) -> int:
         expired = [task_id for task_id in list(self._tasks) if await self.load(task_id) is None]

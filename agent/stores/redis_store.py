@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Awaitable, Callable, Collection
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -21,14 +22,17 @@ from redis.exceptions import RedisError, WatchError
 from redis.retry import Retry
 
 from agent.errors import StoreUnavailable
-from agent.stores.base import TaskStore
+from agent.stores.base import LoggedEvent, TaskStore
 from agent.tasks.model import Results, Task, check_task_id
 
 PREFIX = "comfyui-agent"
+STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
+MAX_BLOCK_SECONDS = 4.0  # below the client's socket timeout (5 s): a blocked XREAD must not read as a dead Redis
+EVENTS_PER_READ = 500
 CLAIM_ATTEMPTS = 10
 _CLAIM_NEW = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
-  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
   return 1
 end
 return 0
@@ -38,6 +42,7 @@ if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[2]) end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 """
 T = TypeVar("T")
+StreamReply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None
 
 
 class RedisStore(TaskStore):
@@ -78,7 +83,8 @@ class RedisStore(TaskStore):
 
     async def claim(self, task: Task) -> Task | None:
         key = self._key("task", task.task_id)
-        others = [self._key("results", task.task_id), self._key("cancel", task.task_id)]
+        others = [self._key("results", task.task_id), self._key("cancel", task.task_id),
+                  self._key("events", task.task_id)]
         if await self._call(lambda: self._claim_new(keys=[key, *others], args=[task.model_dump_json(),
                                                                                self._expiry])):
             return None
@@ -138,6 +144,28 @@ class RedisStore(TaskStore):
                 return list(await pipe.execute())
 
         return {task_id for task_id, found in zip(ordered, await self._call(ask), strict=True) if found}
+
+    async def append_events(self, task_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """A Redis stream per task: its entry ids are the events' ids, and XREAD waits for new ones."""
+        key = self._key("events", task_id)
+
+        async def append() -> None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for kind, body in events:
+                    pipe.xadd(key, {"kind": kind, "data": json.dumps(body, separators=(",", ":"))})
+                pipe.expire(key, self._expiry)
+                await pipe.execute()
+
+        await self._call(append)
+
+    async def read_events(self, task_id: str, after: str | None, wait: float) -> list[LoggedEvent]:
+        key = self._key("events", task_id)
+        start = after if after is not None and STREAM_ID.fullmatch(after) else "0-0"
+        block = max(1, int(min(wait, MAX_BLOCK_SECONDS) * 1000)) if wait > 0 else None
+        replies: StreamReply = await self._call(lambda: self.redis.xread(  # type: ignore[arg-type,return-value]
+            {key: start}, count=EVENTS_PER_READ, block=block))
+        return [LoggedEvent(entry_id.decode(), fields[b"kind"].decode(), json.loads(fields[b"data"]))
+                for _, entries in replies or () for entry_id, fields in entries]
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -124,6 +124,39 @@ Progress = dict[str, NodeProgress]
 Results = dict[str, list[str]]
 
 
+class Timings(BaseModel):
+    """Seconds a run spent in each stage, set as each ends: taking its task id in the store, preparing its
+    inputs (downloads and uploads to ComfyUI), waiting in ComfyUI's queue, executing, delivering its outputs."""
+
+    claim: float | None = None
+    inputs: float | None = None
+    queue: float | None = None
+    execution: float | None = None
+    delivery: float | None = None
+
+
+class WebhookEvent(StrEnum):
+    STARTED = "task.started"
+    SUCCEEDED = "task.succeeded"
+    FAILED = "task.failed"
+    CANCELED = "task.canceled"
+    PROGRESS = "task.progress"  # opt-in, at most one a second
+
+
+DEFAULT_WEBHOOK_EVENTS = (WebhookEvent.STARTED, WebhookEvent.SUCCEEDED, WebhookEvent.FAILED, WebhookEvent.CANCELED)
+
+
+class Webhook(BaseModel):
+    """Where a task's events go, and how their delivery went: what a receiver never got is on the task."""
+
+    url: str
+    events: list[WebhookEvent] = Field(default_factory=lambda: list(DEFAULT_WEBHOOK_EVENTS))
+    attempts: int = 0
+    last_status: int | None = None
+    last_error: str | None = None
+    undelivered: list[WebhookEvent] = Field(default_factory=list)
+
+
 class Task(BaseModel):
     task_id: str
     status: TaskStatus = TaskStatus.QUEUED
@@ -138,6 +171,8 @@ class Task(BaseModel):
     owner: str = ""
     heartbeat_at: float = Field(default_factory=time.time)
     request_hash: str = ""
+    timings: Timings = Field(default_factory=Timings)
+    webhook: Webhook | None = None
 
     def finish(self, status: TaskStatus, error: dict[str, Any] | None = None) -> None:
         self.status = status

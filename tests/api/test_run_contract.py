@@ -28,6 +28,9 @@ async def test_map_has_every_node_and_padded_base64_of_every_image(agent: Client
         assert pixel(body, node) == rgb(0x123456)
     assert body["3"]["images"][0]["type"] == "temp"
     assert response.headers["X-Task-Status"] == "succeeded"
+    stages = [entry.split(";dur=") for entry in response.headers["Server-Timing"].split(", ")]
+    assert [stage for stage, _ in stages] == ["claim", "inputs", "queue", "execution", "delivery"]
+    assert all(float(milliseconds) >= 0 for _, milliseconds in stages)
 
 
 async def test_results_can_be_left_out(agent: Client) -> None:

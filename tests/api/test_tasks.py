@@ -44,8 +44,13 @@ async def test_prefer_respond_async_answers_202_and_the_run_goes_on(agent: Clien
     body = await poll(agent, "bg-1", {"succeeded", "failed"}, results="true")
     assert body["status"] == "succeeded"
     assert set(body) == {"task_id", "status", "prompt_id", "created_at", "started_at", "finished_at",
-                         "progress", "outputs", "error"}
+                         "progress", "outputs", "error", "timings", "webhook"}
     assert body["created_at"] <= body["started_at"] <= body["finished_at"]
+    timings = body["timings"]
+    assert set(timings) == {"claim", "inputs", "queue", "execution", "delivery"}
+    assert all(seconds is not None and seconds >= 0 for seconds in timings.values()), timings
+    assert timings["execution"] >= 0.5  # the node's delay
+    assert sum(timings.values()) <= body["finished_at"] - body["created_at"] + 0.01
     assert body["outputs"]["2"]["images"][0]["type"] == "output"
     assert body["outputs"]["3"]["images"][0]["type"] == "temp"
     assert base64.b64decode(body["progress"]["2"]["results"][0]).startswith(b"\x89PNG")

@@ -23,6 +23,7 @@ from agent.app import create_app
 from agent.config import SETTINGS, Settings
 from agent.errors import kinds
 from agent.tasks.model import FileRef, ImageRef, NodeOutput, NodeProgress
+from agent.tasks.view import TaskView
 from agent_harness import running_agent
 from sync_docs import README, readme_with_tables, settings_entries
 
@@ -33,7 +34,7 @@ METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 MODELS: dict[str, type[BaseModel]] = {
     "Accepted": replies.Accepted, "Alive": replies.Alive, "Ready": replies.Ready,
     "Initialized": replies.Initialized, "Stopping": replies.Stopping, "WorkflowList": replies.WorkflowList,
-    "Task": replies.TaskView, "RunOptions": OptionsModel, "RunRequest": RunRequest, "TProgressNode": NodeProgress,
+    "Task": TaskView, "RunOptions": OptionsModel, "RunRequest": RunRequest, "TProgressNode": NodeProgress,
     "ImageRef": ImageRef, "FileRef": FileRef, "NodeOutput": NodeOutput,
 }
 # Fields the rendering adds to a model's dump: a node's `results` (the base64 of its images), only when asked.

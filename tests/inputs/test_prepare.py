@@ -62,7 +62,8 @@ async def test_seed_example_inputs_become_uploads_and_nothing_else_changes(files
     prompt = seed_example(url)
     original = copy.deepcopy(prompt)
     try:
-        rewritten = await inputs.prepare(prompt)
+        prepared = await inputs.prepare(prompt)
+        rewritten = prepared.graph
     finally:
         await inputs.close()
     assert prompt == original
@@ -73,6 +74,7 @@ async def test_seed_example_inputs_become_uploads_and_nothing_else_changes(files
         assert rewritten[node] == original[node]
     assert rewritten["1"]["_meta"] == original["1"]["_meta"]
     assert sorted(server.hits.values()) == [1, 1, 1]
+    assert prepared.fetched_bytes == sum(len(png(color)) for color in ((200, 150, 120), (20, 40, 160), (255, 0, 0)))
     assert sorted(name for name, _, _ in client.uploads) == sorted(set(expected.values()))
     assert all(mime == "image/png" for _, _, mime in client.uploads)
 
@@ -97,6 +99,6 @@ async def test_prompt_without_data_is_returned_as_is() -> None:
     inputs = preparer(client)
     prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}}}
     try:
-        assert await inputs.prepare(prompt) is prompt
+        assert (await inputs.prepare(prompt)).graph is prompt
     finally:
         await inputs.close()

@@ -132,3 +132,32 @@ async def test_concurrent_claims_of_one_new_id_let_one_win(store: TaskStore) -> 
     else:
         assert len(winners) == 1
         assert all(isinstance(outcome, TaskConflict) for outcome in outcomes if outcome is not None)
+
+
+async def test_the_event_log_reads_back_in_order_after_any_id(store: TaskStore) -> None:
+    await store.claim(task())
+    await store.append_events("t-1", [("status", {"status": "queued"}), ("progress", {"nodes": {"1": {"max": 1}}})])
+    await store.append_events("t-1", [("end", {"status": "succeeded"})])
+    logged = await store.read_events("t-1", None, 0)
+    assert [(entry.kind, entry.data) for entry in logged] == [
+        ("status", {"status": "queued"}), ("progress", {"nodes": {"1": {"max": 1}}}), ("end", {"status": "succeeded"})]
+    assert len({entry.id for entry in logged}) == 3
+    assert [entry.kind for entry in await store.read_events("t-1", logged[0].id, 0)] == ["progress", "end"]
+    assert await store.read_events("t-1", logged[-1].id, 0) == []
+    assert await store.read_events("other", None, 0) == []
+
+
+async def test_a_read_waits_for_the_next_entry_and_a_new_claim_starts_afresh(store: TaskStore) -> None:
+    first = task()
+    await store.claim(first)
+    await store.append_events("t-1", [("status", {"status": "queued"})])
+    [queued] = await store.read_events("t-1", None, 0)
+    waiting = asyncio.ensure_future(store.read_events("t-1", queued.id, 3.0))
+    await asyncio.sleep(0)  # the read is waiting before the entry comes
+    await store.append_events("t-1", [("status", {"status": "running"})])
+    [running] = await asyncio.wait_for(waiting, 4)
+    assert running.data == {"status": "running"}
+    first.finish(TaskStatus.FAILED)
+    await store.save(first)
+    await store.claim(task(request="retry"))  # a failed task's id is taken again: its old log goes
+    assert await store.read_events("t-1", None, 0) == []

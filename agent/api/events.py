@@ -1,0 +1,86 @@
+"""GET /api/tasks/{id}/events, and POST /api/run with `Accept: text/event-stream`: a task's events as Server-Sent
+Events, on any instance, read from the task's log in the shared store.
+
+Every entry goes out with its log id, so a client that reconnects with `Last-Event-ID` (browsers do) gets what
+came after, nothing twice. A comment every `HEARTBEAT` seconds keeps proxies from closing a quiet stream. The
+stream ends after `end`. When the log holds no end but the task has ended all the same (its instance was lost,
+or the log expired), the end is told from the task's record. Each instance serves at most `MAX_EVENT_STREAMS`
+at once: beyond, 429 with `Retry-After`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+from aiohttp import web
+
+from agent.api.keys import STORE, STREAM_SLOTS
+from agent.errors import RequestParamsError
+from agent.stores.base import LoggedEvent, TaskStore
+from agent.tasks.model import check_task_id
+from agent.tasks.view import task_view
+
+EVENT_ID = re.compile(r"\d{1,20}(-\d{1,20})?")
+HEARTBEAT = 15.0
+READ_WAIT = 5.0  # one read of the log waits this long for an entry; then the task's record is looked at
+def _frame(event: LoggedEvent | None, kind: str, data: object) -> bytes:
+    lines = [f"id: {event.id}"] if event is not None else []
+    lines += [f"event: {kind}", f"data: {json.dumps(data, separators=(',', ':'))}"]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+async def _ended_without_a_log(store: TaskStore, task_id: str) -> bytes | None:
+    """The end from the task's record, when it ended and its log will not tell it."""
+    task = await store.get(task_id)
+    if task is None or task.status.finished:
+        return _frame(None, "end", task_view(task) if task is not None else {"task_id": task_id})
+    return None
+
+
+async def stream_events(request: web.Request, task_id: str, after: str | None) -> web.StreamResponse:
+    """Serve the task's events after `after` until its end; the caller holds a stream slot."""
+    store = request.app[STORE]
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                           "X-Accel-Buffering": "no", "X-Task-Id": task_id})
+    await response.prepare(request)
+    quiet_since = time.monotonic()
+    while True:
+        entries = await store.read_events(task_id, after, READ_WAIT)
+        for entry in entries:
+            await response.write(_frame(entry, entry.kind, entry.data))
+            after = entry.id
+            if entry.kind == "end":
+                return response
+        if entries:
+            quiet_since = time.monotonic()
+            continue
+        told = await _ended_without_a_log(store, task_id)
+        if told is not None:
+            more = await store.read_events(task_id, after, 0)  # an end written just now wins over the record
+            if not any(entry.kind == "end" for entry in more):
+                for entry in more:
+                    await response.write(_frame(entry, entry.kind, entry.data))
+                await response.write(told)
+                return response
+            continue
+        if time.monotonic() - quiet_since >= HEARTBEAT:
+            await response.write(b": heartbeat\n\n")
+            quiet_since = time.monotonic()
+
+
+def last_event_id(request: web.Request) -> str | None:
+    """The id to resume after: digits, or Redis's `digits-digits`; anything else is the caller's mistake."""
+    given = [value for value in (request.headers.get("Last-Event-ID"), request.query.get("last_event_id"))
+             if value is not None]
+    if any(EVENT_ID.fullmatch(value) is None for value in given):
+        raise RequestParamsError("Last-Event-ID must be an id this stream sent (digits, or digits-digits)")
+    return given[0] if given else None
+
+
+async def task_events(request: web.Request) -> web.StreamResponse:
+    task_id = check_task_id(request.match_info["task_id"])
+    await request.app[STORE].find(task_id)  # an unknown task is a 404 before the stream starts
+    with request.app[STREAM_SLOTS].taken():
+        return await stream_events(request, task_id, last_event_id(request))
