@@ -41,6 +41,10 @@ _SAVE = """
 if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[2]) end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 """
+_APPEND = """
+for i = 1, #ARGV - 1, 2 do redis.call('XADD', KEYS[1], '*', 'kind', ARGV[i], 'data', ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])
+"""
 T = TypeVar("T")
 StreamReply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None
 
@@ -53,6 +57,7 @@ class RedisStore(TaskStore):
                                     retry_on_error=[ConnectionError, TimeoutError])
         self._claim_new = self.redis.register_script(_CLAIM_NEW)  # their digests only: loaded at the first call
         self._save = self.redis.register_script(_SAVE)  # one command, where MULTI/EXEC is four
+        self._append = self.redis.register_script(_APPEND)  # a run's entries in one command, not one each
 
     @staticmethod
     def _key(kind: str, task_id: str) -> str:
@@ -148,15 +153,8 @@ class RedisStore(TaskStore):
     async def append_events(self, task_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
         """A Redis stream per task: its entry ids are the events' ids, and XREAD waits for new ones."""
         key = self._key("events", task_id)
-
-        async def append() -> None:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for kind, body in events:
-                    pipe.xadd(key, {"kind": kind, "data": json.dumps(body, separators=(",", ":"))})
-                pipe.expire(key, self._expiry)
-                await pipe.execute()
-
-        await self._call(append)
+        fields = [part for kind, body in events for part in (kind, json.dumps(body, separators=(",", ":")))]
+        await self._call(lambda: self._append(keys=[key], args=[*fields, self._expiry]))
 
     async def read_events(self, task_id: str, after: str | None, wait: float) -> list[LoggedEvent]:
         key = self._key("events", task_id)
