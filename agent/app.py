@@ -15,10 +15,21 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from agent.api import contract, events, health, lifecycle, page, proxy, run, status, tasks
+from agent.api import contract, events, health, lifecycle, page, proxy, run, status, tasks, workflows
 from agent.api import metrics as metrics_route
 from agent.api.errors import json_errors
-from agent.api.keys import BUCKETS, HOST, METRICS, PROXY_SESSION, RUNS, SETTINGS, STORE, STREAM_SLOTS
+from agent.api.keys import (
+    BUCKETS,
+    CHOICES,
+    HOST,
+    METRICS,
+    PROXY_SESSION,
+    RUNS,
+    SETTINGS,
+    STORE,
+    STREAM_SLOTS,
+    WORKFLOWS,
+)
 from agent.api.security import cors, require_token
 from agent.buckets.clients import Buckets
 from agent.buckets.location import parse_location
@@ -43,6 +54,8 @@ from agent.stores import TaskStore, open_store
 from agent.streams.publisher import EventPublisher
 from agent.streams.slots import StreamSlots
 from agent.webhooks.sender import WebhookSender
+from agent.workflows.choices import Choices
+from agent.workflows.library import Library
 
 logger = logging.getLogger("agent")
 
@@ -103,6 +116,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     inputs = InputPreparer(settings, client, buckets)
     writer = StoreWriter(store, settings.task_heartbeat)
     webhooks = WebhookSender(settings, metrics)
+    app[CHOICES] = Choices(client)
     comfy = Comfy(host, client, connection, inputs, OutputFiles(client, settings.comfyui_folders))
     outputs = open_outputs(settings, buckets)
     runs = RunService(comfy, store, RunEvents([RunMetrics(metrics), EventPublisher(store)], recorder=writer,
@@ -137,6 +151,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = metrics = Metrics()
     app[STREAM_SLOTS] = StreamSlots(settings.max_event_streams, metrics.streams)
+    app[WORKFLOWS] = Library(settings.workflows_paths)
     app.cleanup_ctx.append(_resources)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/livez", health.livez)
@@ -149,6 +164,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/api/tasks/{task_id}/events", events.task_events)
     app.router.add_post("/initialize", lifecycle.initialize)
     app.router.add_get("/pre-stop", lifecycle.pre_stop)
+    workflows.add_routes(app)
     page.add_routes(app)
     contract.add_routes(app)
     app.router.add_route("*", "/{tail:.*}", proxy.proxy)

@@ -299,7 +299,7 @@ class Settings(BaseModel):
         "seconds `GET /pre-stop` and SIGTERM give open runs to finish"))] = 60.0
     workflows_dir: Annotated[Path | None, env("WORKFLOWS_DIR", parse=Path, shown=(
         "`$COMFYUI_DIR/workflows`, else this checkout's `comfyui/workflows`"),
-        help="example workflows of the web page")] = None
+        help="the workflows served at `/api/workflows` and offered by the page (with `$NAS_DIR/workflows`)")] = None
     log_level: Annotated[str, env("LOG_LEVEL", parse=_log_level, shown="`info`",
                                   help="`debug`, `info`, `warning` or `error`")] = "INFO"
     log_format: Annotated[str, env("LOG_FORMAT", parse=_log_format, help=(
@@ -334,13 +334,12 @@ class Settings(BaseModel):
         return self.comfyui_url or f"http://127.0.0.1:{self.comfyui_port}"
 
     @property
-    def workflows_path(self) -> Path | None:
-        """Where the page's example workflows are: the setting, the image's copy, or this source checkout's."""
+    def workflows_paths(self) -> list[Path]:
+        """Where workflows are: the setting, the image's copy, or this source checkout's; then the NAS's."""
         checkout = Path(__file__).resolve().parent.parent / "comfyui" / "workflows"
-        for candidate in (self.workflows_dir, self.comfyui_dir / "workflows", checkout):
-            if candidate is not None and candidate.is_dir():
-                return candidate
-        return None
+        own = next((candidate for candidate in (self.workflows_dir, self.comfyui_dir / "workflows", checkout)
+                    if candidate is not None and candidate.is_dir()), None)
+        return [folder for folder in (own, self.nas_dir / "workflows" if self.nas_dir else None) if folder]
 
     @property
     def stale_after(self) -> float:

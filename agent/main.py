@@ -22,11 +22,16 @@ logger = logging.getLogger("agent")
 # Connections the kernel holds for the agent to accept: a burst beyond the default 128 would have its SYNs
 # dropped, and each caller would wait a second for TCP to try again before even a refusal could reach it.
 LISTEN_BACKLOG = 4096
+# A request line or header longer than this is refused by aiohttp's parser itself, in plain text, before any
+# handler can answer in the JSON error shape: 8 KiB by default, which a long query (many task options, a data
+# URL pasted into one) passes; 64 KiB keeps the refusal for what no client sends.
+MAX_LINE_BYTES = 65536
 
 
 async def serve(settings: Settings) -> None:
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, max_line_size=MAX_LINE_BYTES,
+                           max_field_size=MAX_LINE_BYTES)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, backlog=LISTEN_BACKLOG)
     await site.start()

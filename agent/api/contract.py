@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from agent.api.files import file_in
+from agent.api.workflows import with_workflows
 
 CONTRACT = Path(__file__).resolve().parent / "openapi.yaml"
 DOCS_DIR = Path(__file__).resolve().parent / "docs"
@@ -26,13 +27,10 @@ def contract() -> dict[str, Any]:
     return spec
 
 
-@cache
-def _contract_json() -> bytes:
-    return json.dumps(contract(), ensure_ascii=False).encode()
-
-
 async def openapi(request: web.Request) -> web.Response:
-    return web.Response(body=_contract_json(), content_type="application/json")
+    """The contract, and each workflow of the folders as they are now with its own request schema."""
+    served = await with_workflows(request, contract())
+    return web.Response(body=json.dumps(served, ensure_ascii=False).encode(), content_type="application/json")
 
 
 async def docs(request: web.Request) -> web.FileResponse:

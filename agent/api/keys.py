@@ -12,6 +12,8 @@ from agent.metrics import Metrics
 from agent.runs.service import RunService
 from agent.stores.base import TaskStore
 from agent.streams.slots import StreamSlots
+from agent.workflows.choices import Choices
+from agent.workflows.library import Library
 
 SETTINGS = web.AppKey("settings", Settings)
 HOST = web.AppKey("host", ComfyHost)
@@ -21,3 +23,5 @@ PROXY_SESSION = web.AppKey("proxy_session", aiohttp.ClientSession)
 BUCKETS = web.AppKey("buckets", Buckets)
 METRICS = web.AppKey("metrics", Metrics)
 STREAM_SLOTS = web.AppKey("stream_slots", StreamSlots)
+WORKFLOWS = web.AppKey("workflows", Library)
+CHOICES = web.AppKey("choices", Choices)

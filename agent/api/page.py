@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -10,7 +9,7 @@ from aiohttp import web
 
 from agent.api.errors import NotFound
 from agent.api.files import file_in
-from agent.api.keys import SETTINGS
+from agent.api.keys import WORKFLOWS
 from agent.api.replies import WorkflowList
 from agent.errors import RequestParamsError
 
@@ -30,23 +29,20 @@ async def to_index(request: web.Request) -> web.Response:
     raise web.HTTPPermanentRedirect("app/")  # relative, so it works under any prefix
 
 
-def _examples(request: web.Request) -> list[Path]:
-    folder = request.app[SETTINGS].workflows_path
-    return sorted(folder.glob("*.json")) if folder is not None else []
-
-
 async def workflows(request: web.Request) -> web.Response:
-    return web.json_response(WorkflowList(workflows=[path.name for path in _examples(request)]).model_dump())
+    names = [f"{definition.name}.json" for definition in request.app[WORKFLOWS].all()]
+    return web.json_response(WorkflowList(workflows=names).model_dump())
 
 
 async def workflow(request: web.Request) -> web.Response:
+    """The graph of a workflow, as the page edits it."""
     name = request.match_info["name"]
     if not WORKFLOW_NAME.fullmatch(name):
         raise RequestParamsError("a workflow name is a .json file name")
-    for path in _examples(request):
-        if path.name == name:
-            return web.json_response(json.loads(path.read_text()))
-    raise NotFound(f"no example workflow {name}")
+    definition = request.app[WORKFLOWS].get(name.removesuffix(".json"))
+    if definition is None:
+        raise NotFound(f"no example workflow {name}")
+    return web.json_response(definition.graph)
 
 
 def add_routes(app: web.Application) -> None:

@@ -76,6 +76,24 @@ class RunRequest(BaseModel):
 ENVELOPE_KEYS = frozenset(RunRequest.model_fields)
 
 
+class WorkflowRunRequest(BaseModel):
+    """`WorkflowRunRequest` of the contract."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    params: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] | None = None
+
+
+def parse_workflow_body(raw: bytes) -> WorkflowRunRequest:
+    try:
+        return WorkflowRunRequest.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        if exc.errors()[0]["type"] == "json_invalid":
+            raise RequestParamsError("the body is not valid JSON") from None
+        raise _first_problem(exc, "field") from None
+
+
 def query_flag(request: web.Request, name: str, default: bool) -> bool:
     """A yes/no query value; anything but the contract's words is refused rather than guessed."""
     raw = request.query.get(name)
@@ -141,7 +159,7 @@ def _first_problem(exc: ValidationError, prefix: str) -> RequestParamsError:
     return RequestParamsError(f"{prefix} {where}: {first['msg']}")
 
 
-def _options(raw: dict[str, Any] | None, request: web.Request) -> RunOptions:
+def parse_options(raw: dict[str, Any] | None, request: web.Request) -> RunOptions:
     """The envelope's options win over the query's `results` and `timeout`."""
     from_query: dict[str, Any] = {"results": query_flag(request, "results", True)}
     if "timeout" in request.query:
@@ -167,9 +185,9 @@ def parse_run_body(raw: bytes, request: web.Request) -> tuple[dict[str, Any], Ru
     if not isinstance(body, dict):
         raise RequestParamsError("the body must be a JSON object: a prompt in ComfyUI's API format")
     if not _looks_like_envelope(body):
-        return check_prompt(body), _options(None, request)
+        return check_prompt(body), parse_options(None, request)
     try:
         envelope = RunRequest.model_validate(body)
     except ValidationError as exc:
         raise _first_problem(exc, "envelope field") from None
-    return check_prompt(envelope.prompt), _options(envelope.options, request)
+    return check_prompt(envelope.prompt), parse_options(envelope.options, request)

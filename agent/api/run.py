@@ -4,6 +4,9 @@ with `Prefer: respond-async` / `?async=1` (local use, without FC), answer 202 at
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from aiohttp import web
 
 from agent.api.events import stream_events
@@ -14,11 +17,13 @@ from agent.api.requests import new_task_id, parse_run_body, task_id_of, wants_as
 from agent.errors import RequestParamsError
 from agent.runs.run import Run, RunOptions
 
+Parse = Callable[[bytes], Awaitable[tuple[dict[str, Any], RunOptions]]]
 
-async def _start(request: web.Request, task_id: str, background: bool) -> tuple[Run, RunOptions]:
+
+async def _start(request: web.Request, task_id: str, background: bool, parse: Parse) -> tuple[Run, RunOptions]:
     runs = request.app[RUNS]
     runs.check_room(background)  # a full instance says so before it reads the body
-    prompt, options = parse_run_body(await request.read(), request)
+    prompt, options = await parse(await request.read())
     request.app[BUCKETS].offer(request.headers)
     if runs.outputs is None and options.delivery == "url":
         raise RequestParamsError("option output.delivery: `url` needs an output store (OUTPUT_STORE)")
@@ -26,13 +31,22 @@ async def _start(request: web.Request, task_id: str, background: bool) -> tuple[
 
 
 async def run(request: web.Request) -> web.StreamResponse:
+    async def parse(raw: bytes) -> tuple[dict[str, Any], RunOptions]:
+        return parse_run_body(raw, request)
+
+    return await serve_run(request, parse)
+
+
+async def serve_run(request: web.Request, parse: Parse) -> web.StreamResponse:
+    """A run, held, in the background or streamed, whatever `parse` makes of the body (a graph, a workflow's
+    parameters)."""
     task_id = task_id_of(request) or new_task_id()
     if "text/event-stream" in request.headers.get("Accept", ""):
         with request.app[STREAM_SLOTS].taken():  # a full instance refuses before anything runs
-            await _start(request, task_id, background=False)
+            await _start(request, task_id, False, parse)
             return await stream_events(request, task_id, None)
     in_background = wants_async(request)  # every part of the request is checked before the run starts
-    started, options = await _start(request, task_id, background=in_background)
+    started, options = await _start(request, task_id, in_background, parse)
     if in_background:
         status_url = f"/api/tasks/{task_id}"
         return web.json_response(Accepted(task_id=task_id, status_url=status_url).model_dump(), status=202, headers={

@@ -118,6 +118,19 @@ class ComfyClient:
     async def delete_pending(self, prompt_id: str) -> None:
         await self._request("POST", "/queue", json={"delete": [prompt_id]})
 
+    async def input_choices(self, node_class: str, input_name: str) -> list[Any] | None:
+        """The values ComfyUI offers for one input now (the models it has), or None when it names no list."""
+        reply = await self._json("GET", f"/object_info/{node_class}")
+        info = reply.get(node_class) if isinstance(reply, dict) else None
+        inputs = (info or {}).get("input") or {}
+        for group in ("required", "optional"):
+            spec = (inputs.get(group) or {}).get(input_name)
+            if isinstance(spec, list) and spec and isinstance(spec[0], list):
+                return list(spec[0])
+            if isinstance(spec, list) and len(spec) > 1 and spec[0] == "COMBO" and isinstance(spec[1], dict):
+                return list(spec[1].get("options") or [])  # the newer form of a list input
+        return None
+
     async def view(self, image: dict[str, Any]) -> bytes:
         params = _view_params(image)
         async with self._files:

@@ -63,6 +63,7 @@ class RunOptions:
     format: str = "original"
     quality: int | None = None
     webhook: Webhook | None = None
+    params: dict[str, Any] | None = None  # a workflow's parameters as used (a drawn seed included)
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ class Run:
         self.events = events
         self.tracker = ProgressTracker(prompt)
         self.task = Task(task_id=task_id, progress=self.tracker.nodes, owner=owner, request_hash=request_hash(prompt),
-                         webhook=options.webhook and options.webhook.model_copy(deep=True))
+                         webhook=options.webhook and options.webhook.model_copy(deep=True), params=options.params)
         self._comfy_prompt: Prompt | None = None
         self._delivery: Delivery | None = None
         self._preparing: asyncio.Future[Prepared] | None = None

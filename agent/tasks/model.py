@@ -173,6 +173,7 @@ class Task(BaseModel):
     request_hash: str = ""
     timings: Timings = Field(default_factory=Timings)
     webhook: Webhook | None = None
+    params: dict[str, Any] | None = None
 
     def finish(self, status: TaskStatus, error: dict[str, Any] | None = None) -> None:
         self.status = status

@@ -26,6 +26,7 @@ class TaskView(BaseModel):
     error: dict[str, Any] | None
     timings: dict[str, float | None]
     webhook: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
 
 
 def progress_map(task: Task, results: Results | None) -> dict[str, Any]:
@@ -48,7 +49,7 @@ def task_view(task: Task, results: Results | None = None) -> dict[str, Any]:
         task_id=task.task_id, status=task.status.value, prompt_id=task.prompt_id, created_at=task.created_at,
         started_at=task.started_at, finished_at=task.finished_at, progress=progress_map(task, results),
         outputs={node: output.model_dump(exclude_unset=True) for node, output in task.outputs.items()},
-        error=task.error, timings=task.timings.model_dump(), webhook=_webhook(task),
+        error=task.error, timings=task.timings.model_dump(), webhook=_webhook(task), params=task.params,
     ).model_dump(exclude_none=False)
 
 

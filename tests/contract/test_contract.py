@@ -89,7 +89,9 @@ async def test_the_served_document_is_valid_openapi_3_1(double: str) -> None:
         served = await response.json()
     assert served["openapi"].startswith("3.1")
     validate(served)
-    assert served == SPEC
+    workflows = {path for path in served["paths"] if path not in SPEC["paths"]}
+    assert workflows == {"/api/workflows/txt2img/run", "/api/workflows/img2img/run", "/api/workflows/warmup/run"}
+    assert {**served, "paths": {path: spec for path, spec in served["paths"].items() if path not in workflows}} == SPEC
 
 
 def test_every_route_the_router_has_is_in_the_contract_and_nothing_else() -> None:

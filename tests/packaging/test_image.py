@@ -13,6 +13,7 @@ import yaml
 from agent.api.requests import check_prompt
 from agent.comfy.supervisor.nas import FOLDERS, MODEL_KINDS
 from agent.install import COMFYUI_COMMIT, COMFYUI_REPO
+from agent.workflows.definition import load_definition
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = (REPO / "Dockerfile").read_text()
@@ -72,10 +73,17 @@ def test_every_nas_model_path_is_prepared_by_the_agent() -> None:
     assert {path.removeprefix("models/") for path in paths.values() if path.startswith("models/")} == set(MODEL_KINDS)
 
 
-def test_example_workflows_are_api_format_prompts() -> None:
+def test_example_workflows_are_definitions_of_api_format_prompts() -> None:
     workflows = sorted((REPO / "comfyui" / "workflows").glob("*.json"))
     assert {path.stem for path in workflows} >= {"txt2img", "img2img", "warmup"}
     for path in workflows:
-        prompt = check_prompt(json.loads(path.read_text()))
+        definition = load_definition(path.stem, json.loads(path.read_text()))
+        prompt = check_prompt(definition.graph)
         assert all("class_type" in node for node in prompt.values()), path
+    declared = {path.stem: load_definition(path.stem, json.loads(path.read_text())) for path in workflows}
+    txt2img = {parameter.name for parameter in declared["txt2img"].parameters}
+    assert txt2img >= {"prompt", "negative_prompt", "seed", "steps", "cfg", "width", "height", "batch_size",
+                       "checkpoint"}
+    assert {parameter.name for parameter in declared["img2img"].parameters} >= txt2img - {"batch_size"} | {
+        "image", "denoise"}
     assert "LoadImage" in json.dumps(json.loads((REPO / "comfyui" / "workflows" / "img2img.json").read_text()))

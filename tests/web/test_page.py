@@ -50,7 +50,8 @@ async def history_prompts(comfy: str) -> list[dict[str, Any]]:
 
 def example(name: str) -> dict[str, Any]:
     workflow: dict[str, Any] = json.loads((REPO / "comfyui" / "workflows" / name).read_text())
-    return workflow
+    graph: dict[str, Any] = workflow.get("graph", workflow)  # a declared definition, or a bare graph
+    return graph
 
 
 async def paste(page: Page, workflow: dict[str, Any]) -> None:

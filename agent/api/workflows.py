@@ -1,0 +1,86 @@
+"""Workflows as endpoints: `GET /api/workflows`, `GET /api/workflows/{name}` (its parameters as JSON Schema,
+model lists filled from ComfyUI) and `POST /api/workflows/{name}/run` with `{"params", "options"}`, run with
+the same headers and semantics as `POST /api/run`."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from aiohttp import web
+
+from agent.api.errors import NotFound
+from agent.api.keys import CHOICES, WORKFLOWS
+from agent.api.requests import parse_options, parse_workflow_body
+from agent.api.run import serve_run
+from agent.runs.run import RunOptions
+from agent.workflows.definition import Definition
+from agent.workflows.params import resolve
+
+
+def parameters_schema(definition: Definition, choices: dict[str, list[Any]]) -> dict[str, Any]:
+    """The `params` a run takes, as JSON Schema: nothing else is accepted."""
+    return {"type": "object", "additionalProperties": False,
+            "properties": {parameter.name: parameter.json_schema(choices.get(parameter.name))
+                           for parameter in definition.parameters}}
+
+
+def _described(definition: Definition, choices: dict[str, list[Any]]) -> dict[str, Any]:
+    return {"name": definition.name, "title": definition.title or definition.name,
+            "description": definition.description, "declared": definition.declared,
+            "parameters": parameters_schema(definition, choices)}
+
+
+def _named(request: web.Request) -> Definition:
+    name = request.match_info["name"]
+    definition = request.app[WORKFLOWS].get(name)
+    if definition is None:
+        raise NotFound(f"no workflow {name}", workflow=name)
+    return definition
+
+
+async def list_workflows(request: web.Request) -> web.Response:
+    choices = request.app[CHOICES]
+    return web.json_response({"workflows": [_described(definition, await choices.of(definition))
+                                            for definition in request.app[WORKFLOWS].all()]})
+
+
+async def get_workflow(request: web.Request) -> web.Response:
+    definition = _named(request)
+    return web.json_response({**_described(definition, await request.app[CHOICES].of(definition)),
+                              "graph": definition.graph})
+
+
+async def run_workflow(request: web.Request) -> web.StreamResponse:
+    definition = _named(request)
+
+    async def parse(raw: bytes) -> tuple[dict[str, Any], RunOptions]:
+        body = parse_workflow_body(raw)
+        options = parse_options(body.options, request)
+        graph, used = resolve(definition, body.params, await request.app[CHOICES].of(definition))
+        return graph, dataclasses.replace(options, params=used)
+
+    return await serve_run(request, parse)
+
+
+async def with_workflows(request: web.Request, spec: dict[str, Any]) -> dict[str, Any]:
+    """The contract with each workflow's own `POST /api/workflows/NAME/run`, its `params` typed."""
+    generic = spec["paths"]["/api/workflows/{name}/run"]["post"]
+    paths = dict(spec["paths"])
+    for definition in request.app[WORKFLOWS].all():
+        params = parameters_schema(definition, await request.app[CHOICES].of(definition))
+        body = {"type": "object", "additionalProperties": False, "properties": {
+            "params": params, "options": {"oneOf": [{"$ref": "#/components/schemas/RunOptions"}, {"type": "null"}]}}}
+        paths[f"/api/workflows/{definition.name}/run"] = {"post": {
+            **generic, "operationId": f"run_{definition.name}", "summary": definition.title or definition.name,
+            "description": definition.description or generic["description"],
+            "parameters": [parameter for parameter in generic["parameters"]
+                           if parameter.get("$ref") != "#/components/parameters/WorkflowName"],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": body}}}}}
+    return {**spec, "paths": paths}
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/workflows", list_workflows)
+    app.router.add_get("/api/workflows/{name}", get_workflow)
+    app.router.add_post("/api/workflows/{name}/run", run_workflow)

@@ -1,0 +1,160 @@
+"""A workflow definition: an API-format graph and the parameters a caller sets on it.
+
+The file is `NAME.json` in a workflows folder, either a bare graph (its parameters are discovered from
+well-known nodes, as the page always did) or
+
+    {"title": ..., "description": ..., "graph": {...API format...},
+     "parameters": [{"name": "prompt", "title": ..., "description": ..., "type": "string",
+                     "target": "6.text", "default": ..., "minimum": ..., "maximum": ...,
+                     "choices": [...], "choices_from": "CheckpointLoaderSimple.ckpt_name"}, ...]}
+
+`target` is `NODE.INPUT`, or a list of them for one value set in several places; `type` is `string`, `integer`,
+`number`, `boolean`, `enum`, `image` (a URL, a data URL, base64 or a file name in ComfyUI's input folder) or
+`seed` (`-1` draws one); a default not given is the graph's value at the first target. An enum's choices are
+listed, or filled at run time from ComfyUI's `/object_info` (`choices_from`: the models actually present).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+TARGET = re.compile(r"[^.\s]+\.[^.\s]+")
+SEED_MAX = 2**64 - 1  # KSampler's own bound
+ParamType = Literal["string", "integer", "number", "boolean", "enum", "image", "seed"]
+
+
+class DefinitionError(ValueError):
+    """The file is not a workflow definition; the message says why."""
+
+
+class Parameter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=NAME.pattern)
+    type: ParamType
+    target: list[str] = Field(min_length=1)
+    title: str = ""
+    description: str = ""
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: list[Any] | None = None
+    choices_from: str | None = Field(default=None, pattern=TARGET.pattern)
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _one_or_many(cls, target: Any) -> Any:
+        targets = [target] if isinstance(target, str) else target
+        if not isinstance(targets, list) or not all(isinstance(t, str) and TARGET.fullmatch(t) for t in targets):
+            raise ValueError("must be NODE.INPUT, or a list of them")
+        return targets
+
+    @property
+    def places(self) -> list[tuple[str, str]]:
+        return [(node, field) for node, _, field in (target.partition(".") for target in self.target)]
+
+    def json_schema(self, choices: list[Any] | None = None) -> dict[str, Any]:
+        """This parameter as JSON Schema (an enum's `choices` as found now, when filled from ComfyUI)."""
+        schema: dict[str, Any] = {"title": self.title or self.name}
+        if self.description:
+            schema["description"] = self.description
+        kinds = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean",
+                 "image": "string", "seed": "integer"}
+        if self.type in kinds:
+            schema["type"] = kinds[self.type]
+        bounds = (self.minimum, self.maximum) if self.type != "seed" else (-1, SEED_MAX)
+        for key, bound in zip(("minimum", "maximum"), bounds, strict=True):
+            if bound is not None and self.type in ("integer", "number", "seed"):
+                schema[key] = bound
+        listed = choices if choices is not None else self.choices
+        if self.type == "enum" and listed is not None:
+            schema["enum"] = listed
+        if self.type == "image":
+            schema["description"] = (self.description + " " if self.description else "") + (
+                "A URL (http, https, oss, s3), a data URL, base64, or a file in ComfyUI's input folder.")
+        if self.type == "seed":
+            schema["description"] = (self.description + " " if self.description else "") + "-1 draws one."
+        if self.default is not None:
+            schema["default"] = self.default
+        return schema
+
+
+class Definition(BaseModel):
+    name: str
+    title: str = ""
+    description: str = ""
+    graph: dict[str, Any]
+    parameters: list[Parameter] = Field(default_factory=list)
+    declared: bool = True
+
+    @model_validator(mode="after")
+    def _targets_exist(self) -> Definition:
+        names = [parameter.name for parameter in self.parameters]
+        if len(set(names)) != len(names):
+            raise ValueError("two parameters share a name")
+        for parameter in self.parameters:
+            for node, field in parameter.places:
+                inputs = self.graph.get(node, {}).get("inputs") if isinstance(self.graph.get(node), dict) else None
+                if not isinstance(inputs, dict):
+                    raise ValueError(f"parameter {parameter.name}: the graph has no node {node}")
+                if field not in inputs and parameter.default is None:
+                    raise ValueError(f"parameter {parameter.name}: node {node} has no input {field}, and no default")
+            if parameter.default is None:
+                node, field = parameter.places[0]
+                parameter.default = self.graph[node]["inputs"].get(field)
+        return self
+
+
+def _is_link(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[1], int)
+
+
+# What the page guessed from well-known nodes, for graphs that declare nothing: (input, type, title, bounds).
+_GUESSES: dict[str, list[tuple[str, ParamType, str, tuple[float | None, float | None]]]] = {
+    "CLIPTextEncode": [("text", "string", "Text", (None, None))],
+    "KSampler": [("seed", "seed", "Seed", (None, None)), ("steps", "integer", "Steps", (1, 200)),
+                 ("cfg", "number", "CFG", (0, 30)), ("denoise", "number", "Denoise", (0, 1))],
+    "KSamplerAdvanced": [("noise_seed", "seed", "Seed", (None, None)), ("steps", "integer", "Steps", (1, 200)),
+                         ("cfg", "number", "CFG", (0, 30))],
+    "EmptyLatentImage": [("width", "integer", "Width", (64, 4096)), ("height", "integer", "Height", (64, 4096)),
+                         ("batch_size", "integer", "Images per run", (1, 64))],
+    "LoadImage": [("image", "image", "Image", (None, None))],
+    "LoadImageMask": [("image", "image", "Image", (None, None))],
+    "CheckpointLoaderSimple": [("ckpt_name", "enum", "Checkpoint", (None, None))],
+}
+
+
+def discover(graph: dict[str, Any]) -> list[Parameter]:
+    """Parameters for a graph that declares none: the well-known inputs that hold a value, named NODE_INPUT."""
+    found = []
+    for node, spec in graph.items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("inputs"), dict):
+            continue
+        title = (spec.get("_meta") or {}).get("title") or f"{spec.get('class_type')} #{node}"
+        for field, kind, label, (low, high) in _GUESSES.get(str(spec.get("class_type")), []):
+            value = spec["inputs"].get(field)
+            if value is None or _is_link(value):
+                continue
+            choices_from = f"{spec['class_type']}.{field}" if kind == "enum" else None
+            found.append(Parameter(name=re.sub(r"[^A-Za-z0-9_-]", "_", f"{node}_{field}"), type=kind,
+                                   target=[f"{node}.{field}"], title=f"{title}: {label}", default=value,
+                                   minimum=low, maximum=high, choices_from=choices_from))
+    return found
+
+
+def load_definition(name: str, raw: Any) -> Definition:
+    """A definition from a file's JSON: declared, or a bare graph with its parameters discovered."""
+    if not isinstance(raw, dict):
+        raise DefinitionError("a workflow file holds a JSON object")
+    try:
+        if isinstance(raw.get("graph"), dict):
+            return Definition.model_validate({**raw, "name": name})
+        return Definition(name=name, graph=raw, parameters=discover(raw), declared=False)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise DefinitionError(f"{where}: {first['msg']}" if where else first["msg"]) from None
