@@ -21,6 +21,11 @@ export class AgentApi {
   readiness() { return this.request("GET", "../readyz"); }
   workflows() { return this.request("GET", "workflows/"); }
   workflow(name) { return this.request("GET", `workflows/${encodeURIComponent(name)}`); }
+  definition(name) { return this.request("GET", `../api/workflows/${encodeURIComponent(name)}`); }
+  startWorkflow(taskId, name, params) {
+    return this.request("POST", `../api/workflows/${encodeURIComponent(name)}/run`,
+                        { body: { params }, headers: { Prefer: "respond-async", "task-id": taskId } });
+  }
   objectInfo(nodeClass) { return this.request("GET", `../object_info/${encodeURIComponent(nodeClass)}`); }
   start(taskId, prompt) {
     return this.request("POST", "../api/run", { body: prompt, headers: { Prefer: "respond-async", "task-id": taskId } });

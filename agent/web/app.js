@@ -1,6 +1,6 @@
 // The page: pick a workflow, edit its parameters, run a batch of tasks, watch them, keep their images.
 import { AgentApi, describeError } from "./api.js";
-import { discover, promptFor } from "./params.js";
+import { discover, fieldsOf, promptFor, valueFor } from "./params.js";
 
 const HISTORY_KEY = "comfyui-agent.runs";
 const TOKEN_KEY = "comfyui-agent.token";
@@ -10,7 +10,8 @@ const MIME = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", webp: "i
 
 const $ = (id) => document.getElementById(id);
 const api = new AgentApi(() => $("token").value.trim());
-const state = { workflow: null, name: "", fields: [], values: new Map(), batch: [] };
+// `definition`: the name of the agent's workflow being run through its parameters; null for a pasted graph.
+const state = { workflow: null, definition: null, name: "", fields: [], values: new Map(), batch: [] };
 
 function element(tag, props = {}, ...children) {
   const node = Object.assign(document.createElement(tag), props);
@@ -38,6 +39,16 @@ function checkWorkflow(data) {
   return prompt;
 }
 
+async function showFields(fields, name) {
+  showWorkflowError("");
+  state.name = name;
+  state.fields = fields;
+  state.values = new Map(fields.map((field) => [field.key, field.value]));
+  $("workflow-name").textContent = name;
+  await renderParams();
+  for (const id of ["params-panel", "run-panel"]) $(id).hidden = false;
+}
+
 async function useWorkflow(data, name) {
   try {
     state.workflow = checkWorkflow(data);
@@ -45,13 +56,23 @@ async function useWorkflow(data, name) {
     showWorkflowError(error.message);
     return;
   }
-  showWorkflowError("");
-  state.name = name;
-  state.fields = discover(state.workflow);
-  state.values = new Map(state.fields.map((field) => [`${field.node}.${field.input}`, field.value]));
-  $("workflow-name").textContent = name;
-  await renderParams();
-  for (const id of ["params-panel", "run-panel"]) $(id).hidden = false;
+  state.definition = null;
+  await showFields(discover(state.workflow), name);
+}
+
+// One of the agent's workflows: the same parameters its API takes, runs through /api/workflows/{name}/run.
+async function useDefinition(name) {
+  const reply = await api.definition(name);
+  if (reply.status === 401) {  // without the token yet: the example's graph is public, its runs will ask for it
+    const graph = await api.workflow(`${name}.json`);
+    if (graph.ok) await useWorkflow(graph.data, `${name}.json`);
+    else showWorkflowError(describeError(graph.status, graph.data));
+    return;
+  }
+  if (!reply.ok) { showWorkflowError(describeError(reply.status, reply.data)); return; }
+  state.workflow = reply.data.graph;
+  state.definition = reply.data.name;
+  await showFields(fieldsOf(reply.data), reply.data.title || reply.data.name);
 }
 
 async function loadExamples() {
@@ -105,11 +126,17 @@ function imageInput(field, key) {
 
 async function fieldInput(field, key) {
   if (field.type === "image") return imageInput(field, key);
+  if (field.type === "boolean") {
+    const box = element("input", { type: "checkbox", checked: Boolean(field.value), name: key });
+    box.addEventListener("change", () => state.values.set(key, box.checked));
+    return box;
+  }
   let input;
   if (field.type === "choice") {
     input = element("select", { name: key });
     for (const option of await optionsOf(field)) input.append(element("option", { value: option, textContent: option }));
     input.value = field.value;
+    if (input.value !== String(field.value)) state.values.set(key, input.value);  // the default is not offered
   } else if (field.type === "text" || field.type === "textarea") {
     input = element("textarea", { value: field.value, name: key });
   } else {
@@ -124,15 +151,15 @@ async function renderParams() {
   form.replaceChildren();
   const groups = new Map();
   for (const field of state.fields) {
-    if (!groups.has(field.node)) {
-      groups.set(field.node, element("fieldset", {}, element("legend", { textContent: field.nodeTitle })));
-      form.append(groups.get(field.node));
+    if (!groups.has(field.nodeTitle)) {
+      groups.set(field.nodeTitle, element("fieldset", {}, element("legend", { textContent: field.nodeTitle })));
+      form.append(groups.get(field.nodeTitle));
     }
-    const key = `${field.node}.${field.input}`;
+    const key = field.key;
     const label = element("label", { textContent: field.title, htmlFor: key });
     const input = await fieldInput(field, key);
     input.id = key;
-    groups.get(field.node).append(element("div", { className: "field" }, label, input));
+    groups.get(field.nodeTitle).append(element("div", { className: "field" }, label, input));
   }
   if (!state.fields.length) form.append(element("p", { className: "muted", textContent: "Nothing to edit in this workflow." }));
 }
@@ -169,7 +196,9 @@ function figureFor(image, base64) {
   const extension = image.filename.split(".").pop().toLowerCase();
   const url = image.url || `data:${MIME[extension] || "application/octet-stream"};base64,${base64}`;
   const link = element("a", { href: url, download: image.filename, textContent: `Download ${image.filename}` });
-  return element("figure", {}, element("img", { src: url, alt: image.filename }), element("figcaption", {}, link));
+  const full = element("a", { href: url, target: "_blank", rel: "noopener", title: "Full size" },
+                       element("img", { src: url, alt: image.filename }));  // opens the image at its own size
+  return element("figure", {}, full, element("figcaption", {}, link));
 }
 
 function imagesOf(task) {
@@ -187,18 +216,19 @@ function runCard(run) {
   const status = element("span", { className: "status", textContent: "starting" });
   const cancel = element("button", { type: "button", textContent: "Cancel" });
   const title = element("span", { textContent: run.label });
+  const elapsed = element("span", { className: "elapsed muted" });
   const bar = element("progress", { max: 1, value: 0 });
   const error = element("p", { className: "error", hidden: true });
   const images = element("div", { className: "images" });
   const card = element("li", { className: "run" },
-    element("header", {}, title, status, cancel), bar, error, images);
+    element("header", {}, title, status, elapsed, cancel), bar, error, images);
   card.dataset.task = run.taskId;
   cancel.addEventListener("click", async () => {
     cancel.disabled = true;
     const reply = await api.cancel(run.taskId);
     if (!reply.ok) cancel.disabled = false;
   });
-  return { card, status, cancel, bar, error, images };
+  return { card, status, elapsed, cancel, bar, error, images };
 }
 
 function setStatus(run, status) {
@@ -238,6 +268,7 @@ async function follow(run) {
 
 function finish(run, task) {
   run.finished = true;
+  run.ui.elapsed.textContent = `${(task.finished_at - task.created_at).toFixed(1)} s`;
   run.ui.cancel.disabled = true;
   const figures = imagesOf(task);
   run.ui.images.append(...figures);
@@ -246,16 +277,28 @@ function finish(run, task) {
   updateOverall();
 }
 
+function paramsFor(index) {
+  const params = {};
+  const seeds = {};
+  for (const field of state.fields) {
+    params[field.key] = valueFor(field, state.values.get(field.key), index);
+    if (field.type === "seed") seeds[field.key] = params[field.key];
+  }
+  return { params, seeds };
+}
+
 async function startRun(index) {
-  const { prompt, seeds } = promptFor(state.workflow, state.fields, state.values);
-  const seedText = Object.values(seeds).join(", ");
   const taskId = `web-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  const { prompt, params, seeds } = state.definition
+    ? paramsFor(index) : promptFor(state.workflow, state.fields, state.values, index);
+  const seedText = Object.values(seeds).join(", ");
   const run = { taskId, label: `Run ${index + 1}${seedText ? ` · seed ${seedText}` : ""}`, fraction: 0,
                 finished: false, createdAt: Date.now() };
   run.ui = runCard(run);
   $("runs").prepend(run.ui.card);
   state.batch.push(run);
-  const reply = await api.start(taskId, prompt);
+  const reply = state.definition ? await api.startWorkflow(taskId, state.definition, params)
+    : await api.start(taskId, prompt);
   if (reply.status !== 202) { fail(run, describeError(reply.status, reply.data)); return; }
   setStatus(run, "queued");
   follow(run);
@@ -311,9 +354,7 @@ function wire() {
   $("examples").addEventListener("change", async () => {
     const name = $("examples").value;
     if (!name) return;
-    const reply = await api.workflow(name);
-    if (reply.ok) await useWorkflow(reply.data, name);
-    else showWorkflowError(describeError(reply.status, reply.data));
+    await useDefinition(name.replace(/\.json$/, ""));
   });
   $("file").addEventListener("change", async () => {
     const file = $("file").files[0];

@@ -38,7 +38,7 @@ export function discover(workflow) {
       const value = spec.inputs[input];
       const described = { ...(guessed[input] || {}), ...(panel[input] || {}) };
       if (described.hidden || value === undefined || isLink(value)) continue;
-      fields.push({ node, input, nodeTitle: nodeTitle(node, spec), title: described.title || input,
+      fields.push({ key: `${node}.${input}`, node, input, nodeTitle: nodeTitle(node, spec), title: described.title || input,
                     type: described.type || (typeof value === "number" ? "float" : "text"), ...described, value });
     }
   }
@@ -49,15 +49,34 @@ function randomSeed() {
   return Math.floor(Math.random() * 2 ** 48);
 }
 
-// One run's prompt: the workflow with the edited values; a seed of −1 becomes a random one for this run.
-export function promptFor(workflow, fields, values) {
+const WIDGETS = { string: "text", integer: "int", number: "float", boolean: "boolean", enum: "choice",
+                  image: "image", seed: "seed" };
+
+// The fields of a workflow the agent defines (GET /api/workflows/{name}): one per parameter of its JSON Schema.
+export function fieldsOf(definition) {
+  return Object.entries(definition.parameters.properties || {}).map(([name, schema]) => ({
+    key: name, node: "", input: name, nodeTitle: definition.title || definition.name, title: schema.title || name,
+    type: WIDGETS[schema["x-type"]] || "text", min: schema.minimum, max: schema.maximum,
+    options: schema.enum, value: schema.default ?? (schema["x-type"] === "boolean" ? false : ""),
+  }));
+}
+
+// The value a field sends in the index-th run of a batch: a seed of −1 is drawn for each run, a fixed seed
+// counts up (seed, seed+1, ...) so that a batch gives different images, not the same one N times (cached).
+export function valueFor(field, value, index) {
+  if (field.type === "seed") return Number(value) === -1 ? randomSeed() : Number(value) + index;
+  if (["int", "float"].includes(field.type)) return Number(value);
+  if (field.type === "boolean") return value === true || value === "true";
+  return value;
+}
+
+// One run's prompt: the workflow with the edited values; seeds as `valueFor` makes them.
+export function promptFor(workflow, fields, values, index = 0) {
   const prompt = structuredClone(workflow);
   const seeds = {};
   for (const field of fields) {
-    let value = values.get(`${field.node}.${field.input}`);
-    if (field.type === "seed" && Number(value) === -1) value = randomSeed();
-    if (field.type === "seed") seeds[`${field.node}.${field.input}`] = Number(value);
-    if (["int", "float", "seed"].includes(field.type)) value = Number(value);
+    const value = valueFor(field, values.get(field.key), index);
+    if (field.type === "seed") seeds[field.key] = value;
     prompt[field.node].inputs[field.input] = value;
   }
   return { prompt, seeds };

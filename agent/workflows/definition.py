@@ -59,7 +59,7 @@ class Parameter(BaseModel):
 
     def json_schema(self, choices: list[Any] | None = None) -> dict[str, Any]:
         """This parameter as JSON Schema (an enum's `choices` as found now, when filled from ComfyUI)."""
-        schema: dict[str, Any] = {"title": self.title or self.name}
+        schema: dict[str, Any] = {"title": self.title or self.name, "x-type": self.type}  # the page's widget
         if self.description:
             schema["description"] = self.description
         kinds = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean",

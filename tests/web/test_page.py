@@ -65,9 +65,11 @@ async def test_batch_of_four_from_an_example_with_an_edited_prompt(page: Page, s
     await page.goto(site)
     await expect(page.locator("#readiness")).to_have_text("ComfyUI ready")
     await page.select_option("#examples", "txt2img.json")
-    await page.fill("[id='6.text']", "a lighthouse at dusk, oil painting")
-    await page.fill("[id='3.seed']", "-1")
-    await expect(page.locator("[id='3.sampler_name'] option")).not_to_have_count(1)
+    await page.fill("[id='prompt']", "a lighthouse at dusk, oil painting")
+    await page.fill("[id='seed']", "-1")
+    await expect(page.locator("[id='checkpoint'] option")).to_have_text([EXAMPLE_CHECKPOINT])  # ComfyUI's list
+    await page.fill("[id='width']", "64")
+    await page.fill("[id='height']", "64")
     await page.fill("#batch", "4")
     await page.click("#run")
     await expect(page.locator("#runs .run[data-status='succeeded']")).to_have_count(4, timeout=30_000)
@@ -77,8 +79,26 @@ async def test_batch_of_four_from_an_example_with_an_edited_prompt(page: Page, s
     prompts = await history_prompts(comfy)
     assert len(prompts) == 4
     assert {prompt["6"]["inputs"]["text"] for prompt in prompts} == {"a lighthouse at dusk, oil painting"}
+    assert {prompt["5"]["inputs"]["width"] for prompt in prompts} == {64}
     assert len({prompt["3"]["inputs"]["seed"] for prompt in prompts}) == 4
     assert all(0 <= prompt["3"]["inputs"]["seed"] < 2**48 for prompt in prompts)
+
+
+async def test_a_batch_with_a_fixed_seed_counts_up_and_each_run_shows_its_time(
+        page: Page, site: str, comfy: str) -> None:
+    await page.goto(site)
+    await page.select_option("#examples", "txt2img.json")
+    await page.fill("[id='seed']", "1000")
+    await page.fill("[id='width']", "64")
+    await page.fill("[id='height']", "64")
+    await page.fill("#batch", "3")
+    await page.click("#run")
+    await expect(page.locator("#runs .run[data-status='succeeded']")).to_have_count(3, timeout=30_000)
+    prompts = await history_prompts(comfy)
+    assert sorted(prompt["3"]["inputs"]["seed"] for prompt in prompts) == [1000, 1001, 1002]
+    await expect(page.locator("#runs .run .elapsed").first).to_have_text(re.compile(r"^\d+\.\d s$"))
+    full_size = page.locator("#gallery figure > a[target='_blank'] img")
+    await expect(full_size).to_have_count(3)
 
 
 async def test_cancel_one_run_of_a_batch(page: Page, site: str) -> None:
