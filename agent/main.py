@@ -22,6 +22,7 @@ logger = logging.getLogger("agent")
 # Connections the kernel holds for the agent to accept: a burst beyond the default 128 would have its SYNs
 # dropped, and each caller would wait a second for TCP to try again before even a refusal could reach it.
 LISTEN_BACKLOG = 4096
+CLIENT_COMMANDS = ("run", "status", "watch", "cancel", "workflows")  # the first word; the rest are the server's
 # A request line or header longer than this is refused by aiohttp's parser itself, in plain text, before any
 # handler can answer in the JSON error shape: 8 KiB by default, which a long query (many task options, a data
 # URL pasted into one) passes; 64 KiB keeps the refusal for what no client sends.
@@ -58,8 +59,17 @@ async def _drain(app: web.Application, settings: Settings, signals: asyncio.Queu
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    """The server (bare, or `serve`), or one of the client's commands (`run`, `status`, `watch`, ...)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in CLIENT_COMMANDS:
+        from agent.client.cli import main as command  # the server never loads the client, nor the client it
+
+        command(args)
+        return
+    if args and args[0] == "serve":
+        args = args[1:]
     try:
-        settings = load_settings(sys.argv[1:] if argv is None else argv)
+        settings = load_settings(args)
     except ConfigError as exc:
         print(f"comfyui-agent: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

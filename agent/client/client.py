@@ -1,0 +1,236 @@
+"""The agent's API for Python programs, sync (`Client`) and asyncio (`AsyncClient`), on httpx.
+
+Both share one description of each call (`_Call`): its method, path, body and headers; what differs is only how
+it is sent. A 429 or 503 is tried again after its `Retry-After` (at most `retries` times); any other error
+answer raises the agent's own exception kind (agent/client/errors.py). Replies are the server's models
+(`TaskView`), not a second copy of the schema.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+
+from agent.client.errors import error_for
+from agent.tasks.view import TaskView
+
+DEFAULT_URL = "http://127.0.0.1:9000"
+RETRIES = 5
+RETRY_LONGEST = 30.0
+POLL_SECONDS = 0.5
+FINISHED = ("succeeded", "failed", "canceled")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Call:
+    method: str
+    path: str
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def _run_call(path: str, body: Any, task_id: str | None, background: bool | str) -> _Call:
+    """`background`: True for the agent's own (`Prefer: respond-async`); `"fc"` for FC's asynchronous
+    invocation, where FC answers 202 and delivers the run to an instance later, under the same task id."""
+    task_id = task_id or uuid.uuid4().hex
+    if background == "fc":
+        return _Call("POST", path, body, {"X-Fc-Invocation-Type": "Async", "x-fc-async-task-id": task_id})
+    headers = {"task-id": task_id}
+    if background:
+        headers["Prefer"] = "respond-async"
+    return _Call("POST", path, body, headers)
+
+
+def _wait_for(response: httpx.Response) -> float | None:
+    """Seconds to wait before trying again, when the agent said to; None when it is no answer to retry."""
+    if response.status_code not in (429, 503):
+        return None
+    try:
+        return min(RETRY_LONGEST, float(response.headers.get("Retry-After", "1")))
+    except ValueError:
+        return 1.0
+
+
+def _answer(response: httpx.Response) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text
+    if response.status_code >= 400:
+        raise error_for(response.status_code, body)
+    return body
+
+
+def _headers(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _calls_for_run(graph: dict[str, Any], options: dict[str, Any] | None, task_id: str | None,
+                   background: bool | str) -> _Call:
+    return _run_call("/api/run", {"prompt": graph, "options": options or {}}, task_id, background)
+
+
+def _calls_for_workflow(name: str, params: dict[str, Any] | None, options: dict[str, Any] | None,
+                        task_id: str | None, background: bool | str) -> _Call:
+    return _run_call(f"/api/workflows/{name}/run", {"params": params or {}, "options": options or {}}, task_id,
+                     background)
+
+
+class SseParser:
+    """Server-Sent Events, line by line: `feed` returns `(event, data)` at the blank line ending one."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, str] = {}
+
+    def feed(self, line: str) -> tuple[str, Any] | None:
+        if line.startswith(":"):
+            return None  # a comment (the heartbeat)
+        if line:
+            name, _, value = line.partition(": ")
+            self.fields[name] = value
+            return None
+        if not self.fields:
+            return None
+        fields, self.fields = self.fields, {}
+        return fields.get("event", "message"), json.loads(fields.get("data", "null"))
+
+
+class AsyncClient:
+    """`AsyncClient(url, token)`: url and token default to `COMFYUI_AGENT_URL` and `AGENT_TOKEN`."""
+
+    def __init__(self, url: str | None = None, token: str | None = None, retries: int = RETRIES,
+                 timeout: float = 600.0) -> None:
+        self.url = (url or os.environ.get("COMFYUI_AGENT_URL") or DEFAULT_URL).rstrip("/")
+        self.retries = retries
+        self.http = httpx.AsyncClient(base_url=self.url, timeout=timeout,
+                                      headers=_headers(token or os.environ.get("AGENT_TOKEN")))
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.http.aclose()
+
+    async def _send(self, call: _Call) -> Any:
+        for attempt in range(self.retries + 1):
+            response = await self.http.request(call.method, call.path, json=call.body, headers=call.headers,
+                                               params=call.params)
+            wait = _wait_for(response)
+            if wait is None or attempt == self.retries:
+                return _answer(response)
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")
+
+    async def run(self, graph: dict[str, Any], options: dict[str, Any] | None = None, task_id: str | None = None,
+                  background: bool | str = False) -> dict[str, Any]:
+        """The `TProgress` map of a held run, or `{"task_id", "status_url"}` for one in the background."""
+        reply: dict[str, Any] = await self._send(_calls_for_run(graph, options, task_id, background))
+        return reply
+
+    async def run_workflow(self, name: str, params: dict[str, Any] | None = None,
+                           options: dict[str, Any] | None = None, task_id: str | None = None,
+                           background: bool | str = False) -> dict[str, Any]:
+        reply: dict[str, Any] = await self._send(_calls_for_workflow(name, params, options, task_id, background))
+        return reply
+
+    async def task(self, task_id: str, results: bool = False) -> TaskView:
+        return TaskView.model_validate(await self._send(_Call("GET", f"/api/tasks/{task_id}",
+                                                              params={"results": str(results).lower()})))
+
+    async def wait(self, task_id: str, results: bool = True) -> TaskView:
+        """Poll until the task ends (the event stream, `events`, tells the same as it happens)."""
+        while (task := await self.task(task_id)).status not in FINISHED:  # noqa: ASYNC110 - a remote task
+            await asyncio.sleep(POLL_SECONDS)
+        return await self.task(task_id, results) if results else task
+
+    async def events(self, task_id: str) -> AsyncGenerator[tuple[str, Any], None]:
+        """The task's events as they happen (`status`, `progress`, `preview`, `output`, `end`)."""
+        async with self.http.stream("GET", f"/api/tasks/{task_id}/events") as response:
+            if response.status_code >= 400:
+                await response.aread()
+                _answer(response)
+            parser = SseParser()
+            async for line in response.aiter_lines():
+                if (event := parser.feed(line)) is not None:
+                    yield event
+
+    async def cancel(self, task_id: str) -> TaskView:
+        return TaskView.model_validate(await self._send(_Call("POST", f"/api/tasks/{task_id}/cancel")))
+
+    async def workflows(self) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = (await self._send(_Call("GET", "/api/workflows")))["workflows"]
+        return listed
+
+    async def fetch(self, url: str) -> bytes:
+        """An output's bytes from its signed URL (the token is not sent to the store)."""
+        async with httpx.AsyncClient(timeout=self.http.timeout) as plain:
+            response = await plain.get(url)
+        response.raise_for_status()
+        return response.content
+
+
+class Client:
+    """The same calls without asyncio, each run to its end on the client's own event loop (in asyncio code,
+    use `AsyncClient`)."""
+
+    def __init__(self, url: str | None = None, token: str | None = None, retries: int = RETRIES,
+                 timeout: float = 600.0) -> None:
+        self._loop = asyncio.new_event_loop()
+        self.calls = AsyncClient(url, token, retries, timeout)
+        self.url = self.calls.url
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self.calls.http.aclose())
+        self._loop.close()
+
+    def _wait(self, work: Awaitable[T]) -> T:
+        return self._loop.run_until_complete(work)
+
+    def run(self, graph: dict[str, Any], options: dict[str, Any] | None = None, task_id: str | None = None,
+            background: bool | str = False) -> dict[str, Any]:
+        return self._wait(self.calls.run(graph, options, task_id, background))
+
+    def run_workflow(self, name: str, params: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
+                     task_id: str | None = None, background: bool | str = False) -> dict[str, Any]:
+        return self._wait(self.calls.run_workflow(name, params, options, task_id, background))
+
+    def task(self, task_id: str, results: bool = False) -> TaskView:
+        return self._wait(self.calls.task(task_id, results))
+
+    def wait(self, task_id: str, results: bool = True) -> TaskView:
+        return self._wait(self.calls.wait(task_id, results))
+
+    def events(self, task_id: str) -> Iterator[tuple[str, Any]]:
+        stream = self.calls.events(task_id)
+        try:
+            while True:
+                try:
+                    yield self._wait(anext(stream))
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._wait(stream.aclose())
+
+    def cancel(self, task_id: str) -> TaskView:
+        return self._wait(self.calls.cancel(task_id))
+
+    def workflows(self) -> list[dict[str, Any]]:
+        return self._wait(self.calls.workflows())
+
+    def fetch(self, url: str) -> bytes:
+        return self._wait(self.calls.fetch(url))
