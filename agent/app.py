@@ -9,8 +9,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -50,7 +49,7 @@ from agent.runs.events import RunEvents
 from agent.runs.run import Comfy
 from agent.runs.service import RunService
 from agent.runs.writer import StoreWriter
-from agent.stores import TaskStore, open_store
+from agent.stores import open_store
 from agent.streams.publisher import EventPublisher
 from agent.streams.slots import StreamSlots
 from agent.webhooks.sender import WebhookSender
@@ -70,26 +69,18 @@ def instance_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-async def _sweep_forever(store: TaskStore) -> None:
-    while True:
+async def _sweep_forever(what: str, sweep: Callable[[], Awaitable[int]], at_start: bool) -> None:
+    """`sweep` every SWEEP_SECONDS, first at once when `at_start` (an instance that lives only minutes at a
+    time, on FC, must sweep too); a failure is logged and the next round tries again."""
+    if not at_start:
         await asyncio.sleep(SWEEP_SECONDS)
-        try:
-            removed = await store.sweep()
-        except AgentError as exc:
-            log_event(logger, "store.sweep_failed", level=logging.WARNING, error=exc)
-        else:
-            log_event(logger, "store.swept", removed=removed)
-
-
-async def _sweep_outputs_forever(folders: list[Path], older_than: float) -> None:
-    """From the start: an instance that lives only minutes at a time (FC) must sweep too."""
     while True:
         try:
-            removed = await asyncio.to_thread(sweep_outputs, folders, older_than, time.time())
-        except OSError as exc:
-            log_event(logger, "outputs.sweep_failed", level=logging.WARNING, error=exc)
+            removed = await sweep()
+        except (AgentError, OSError) as exc:
+            log_event(logger, f"{what}.sweep_failed", level=logging.WARNING, error=exc)
         else:
-            log_event(logger, "outputs.swept", removed=removed)
+            log_event(logger, f"{what}.swept", removed=removed)
         await asyncio.sleep(SWEEP_SECONDS)
 
 
@@ -126,10 +117,11 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[HOST], app[STORE], app[RUNS], app[PROXY_SESSION], app[BUCKETS] = host, store, runs, proxy_session, buckets
     metrics.watch(lambda: host.ready, lambda: host.restarts, lambda: runs.active_runs + runs.waiting_runs)
     await host.start()
-    sweepers = [asyncio.ensure_future(_sweep_forever(store))]
+    sweepers = [asyncio.ensure_future(_sweep_forever("store", store.sweep, at_start=False))]
     if not settings.keep_local_outputs:
         folders = list(settings.comfyui_folders.values())
-        sweepers.append(asyncio.ensure_future(_sweep_outputs_forever(folders, settings.task_ttl)))
+        sweepers.append(asyncio.ensure_future(_sweep_forever("outputs", lambda: asyncio.to_thread(
+            sweep_outputs, folders, settings.task_ttl, time.time()), at_start=True)))
     try:
         yield
     finally:

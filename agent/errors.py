@@ -113,13 +113,17 @@ class Overloaded(_Retryable):
     default_retry_after = 1
 
 
-def kinds() -> set[str]:
-    """Every kind a failure can have."""
-    found = {AgentError.kind}
+def kind_classes() -> dict[str, type[AgentError]]:
+    """Every kind a failure can have, and its class (those of modules imported so far)."""
+    found: dict[str, type[AgentError]] = {AgentError.kind: AgentError}
     pending = list(AgentError.__subclasses__())
     while pending:
         cls = pending.pop()
         if "kind" in cls.__dict__:
-            found.add(cls.kind)
+            found[cls.kind] = cls
         pending.extend(cls.__subclasses__())
     return found
+
+
+def kinds() -> set[str]:
+    return set(kind_classes())

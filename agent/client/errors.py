@@ -6,18 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.errors import AgentError
-
-
-def _by_kind() -> dict[str, type[AgentError]]:
-    found: dict[str, type[AgentError]] = {AgentError.kind: AgentError}
-    pending = list(AgentError.__subclasses__())
-    while pending:
-        cls = pending.pop()
-        if "kind" in cls.__dict__:
-            found[cls.kind] = cls
-        pending.extend(cls.__subclasses__())
-    return found
+from agent.errors import AgentError, kind_classes
 
 
 def error_for(status: int, body: Any) -> AgentError:
@@ -25,4 +14,4 @@ def error_for(status: int, body: Any) -> AgentError:
     if not isinstance(body, dict) or not isinstance(body.get("message"), str):
         return AgentError(f"HTTP {status}: {str(body)[:300]}")
     extra = {key: value for key, value in body.items() if key not in ("message", "error")}
-    return _by_kind().get(body["message"], AgentError)(body.get("error"), **extra)
+    return kind_classes().get(body["message"], AgentError)(body.get("error"), **extra)

@@ -168,14 +168,15 @@ def _append(path: str, data: bytes, spare: str | None) -> bool:
     return False
 
 
-def _read_lines(path: str) -> list[bytes]:
-    """The complete lines of the log (a line still being appended is left for the next look)."""
+def _complete_lines_from(path: str, offset: int) -> bytes:
+    """The log's complete lines after byte `offset` (a line still being appended is left for the next look)."""
     try:
         with open(path, "rb") as handle:
+            handle.seek(offset)
             content = handle.read()
     except FileNotFoundError:
-        return []
-    return content.split(b"\n")[:-1]
+        return b""
+    return content[: content.rfind(b"\n") + 1]
 
 
 def _unlink(path: str) -> None:
@@ -286,19 +287,23 @@ class FileStore(TaskStore):
             self._spares.put_back(spare)
 
     async def read_events(self, task_id: str, after: str | None, wait: float) -> list[LoggedEvent]:
+        """Each look after the first reads only what was appended since the one before."""
         start = int(after) if after is not None and after.isdigit() else 0
         path = self._path(task_id, EVENTS_SUFFIX)
         deadline = time.monotonic() + wait
+        offset = seen = 0
+        logged: list[LoggedEvent] = []
         while True:
-            lines = await self._io(_read_lines, path)
-            if len(lines) > start or time.monotonic() >= deadline:
-                break
+            appended = await self._io(_complete_lines_from, path, offset)
+            offset += len(appended)
+            for line in appended.split(b"\n")[:-1]:
+                seen += 1
+                if seen > start:
+                    kind, body = json.loads(line)
+                    logged.append(LoggedEvent(str(seen), kind, body))
+            if logged or time.monotonic() >= deadline:
+                return logged
             await asyncio.sleep(min(EVENT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
-        logged = []
-        for number, line in enumerate(lines[start:], start=start + 1):
-            kind, body = json.loads(line)
-            logged.append(LoggedEvent(str(number), kind, body))
-        return logged
 
     async def sweep(self) -> int:
         return await self._io(self._sweep)

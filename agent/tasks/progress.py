@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -25,6 +25,8 @@ from agent.comfy.events import (
 )
 from agent.tasks.model import FileRef, ImageRef, NodeProgress, Progress
 
+Ref = TypeVar("Ref", bound=ImageRef)
+
 
 def _links(inputs: Any) -> Iterable[str]:
     for value in (inputs or {}).values() if isinstance(inputs, dict) else ():
@@ -32,24 +34,24 @@ def _links(inputs: Any) -> Iterable[str]:
             yield str(value[0])
 
 
-def _refs(entries: Any) -> list[FileRef]:
+def _refs(entries: Any, model: type[Ref]) -> list[Ref]:
     """The entries that name a file (an entry of another shape is no file, and no reason to fail a run)."""
     refs = []
     for entry in entries if isinstance(entries, list) else ():
         if isinstance(entry, dict) and isinstance(entry.get("filename"), str):
             with contextlib.suppress(ValidationError):
-                refs.append(FileRef.model_validate(entry))
+                refs.append(model.model_validate(entry))
     return refs
 
 
 def images_in(output: dict[str, Any]) -> list[ImageRef]:
     """The node's `images` (ComfyUI's SaveVideo and SaveAnimatedWEBP report there too)."""
-    return [ImageRef.model_validate(ref.model_dump()) for ref in _refs(output.get("images"))]
+    return _refs(output.get("images"), ImageRef)
 
 
 def other_files_in(output: dict[str, Any]) -> list[FileRef]:
     """The files the node reported outside `images`: `gifs`, `audio`, `3d`, a custom node's own lists."""
-    return [ref for name, entries in output.items() if name != "images" for ref in _refs(entries)]
+    return [ref for name, entries in output.items() if name != "images" for ref in _refs(entries, FileRef)]
 
 
 def files_in(output: dict[str, Any]) -> list[ImageRef]:
@@ -66,7 +68,7 @@ def _with_stored(entries: Any, places: Mapping[tuple[str, str, str], ImageRef]) 
         return entries
     stored = []
     for entry in entries:
-        ref = _refs([entry])
+        ref = _refs([entry], ImageRef)
         place = places.get(place_of(ref[0])) if ref else None
         stored.append({**entry, **place.model_dump(include={"url", "key", "content_type", "bytes"})}
                       if place is not None else entry)
