@@ -2,6 +2,10 @@
 # comfyui-agent on a CUDA PyTorch base: ComfyUI and its custom nodes at pinned commits, the agent in front.
 #   docker build -t comfyui-agent .
 #   docker run --gpus all -p 9000:9000 -v /data/comfyui:/mnt/auto/comfyui comfyui-agent
+# The gateway (s.yaml `gateway`): the agent alone on a slim Python, no ComfyUI, no torch, in front of GPU workers.
+#   docker build --target gateway -t comfyui-agent-gateway .
+#   docker run -p 9000:9000 -v /data/comfyui:/mnt/auto/comfyui -e WORKER_URL=https://... comfyui-agent-gateway
+# The last stage is the default target, so it stays the GPU image; BuildKit builds only the stages a target needs.
 
 ARG PYTORCH_IMAGE=pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
@@ -32,8 +36,26 @@ COPY pyproject.toml README.md ./
 COPY agent ./agent
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
-# The image FC runs.
-FROM ${PYTORCH_IMAGE}
+# The gateway: the agent wheel and its dependencies only, and the workflows it describes at /api/workflows
+# (the worker runs the same ones). It reads tasks from the shared store and hands runs to WORKER_URL.
+FROM ${PYTHON_IMAGE} AS gateway
+COPY --from=agent /wheels /wheels
+COPY comfyui/workflows /opt/comfyui-agent/workflows
+# The NAS is mounted for uid/gid 1000 (s.yaml nasConfig), as for the GPU image.
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
+    && useradd --create-home --uid 1000 --user-group agent
+USER 1000:1000
+ENV AGENT_MODE=gateway \
+    NAS_DIR=/mnt/auto/comfyui \
+    WORKFLOWS_DIR=/opt/comfyui-agent/workflows \
+    AGENT_PORT=9000 \
+    PYTHONUNBUFFERED=1
+EXPOSE 9000
+ENTRYPOINT ["comfyui-agent"]
+CMD ["gateway"]
+
+# The image FC runs on the GPU: the default target, so it must stay the last stage.
+FROM ${PYTORCH_IMAGE} AS worker
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # OpenCV in custom nodes needs libGL and GLib; the base image tag pins the distribution.
 # hadolint ignore=DL3008

@@ -144,6 +144,13 @@ def _device(raw: str) -> str:
     return kind
 
 
+def _mode(raw: str) -> str:
+    mode = raw.strip().lower()
+    if mode not in {"worker", "gateway"}:
+        raise ValueError("must be worker or gateway")
+    return mode
+
+
 def _log_format(raw: str) -> str:
     kind = raw.strip().lower()
     if kind not in {"text", "json"}:
@@ -195,6 +202,9 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    agent_mode: Annotated[str, env("AGENT_MODE", parse=_mode, help=(
+        "`worker`: the agent with its ComfyUI; `gateway` (also `comfyui-agent gateway`): no ComfyUI, tasks, "
+        "the page and workflows served from the shared store, runs handed to `WORKER_URL`"))] = "worker"
     host: Annotated[str, env("AGENT_HOST", help="address the agent listens on")] = "0.0.0.0"
     port: Annotated[int, env("AGENT_PORT", "FC_CUSTOM_LISTEN_PORT", "FC_SERVER_PORT", parse=_int_in(1, 65535),
                              help="port the agent listens on (FC sets FC_CUSTOM_LISTEN_PORT)")] = 9000
@@ -300,6 +310,14 @@ class Settings(BaseModel):
     workflows_dir: Annotated[Path | None, env("WORKFLOWS_DIR", parse=Path, shown=(
         "`$COMFYUI_DIR/workflows`, else this checkout's `comfyui/workflows`"),
         help="the workflows served at `/api/workflows` and offered by the page (with `$NAS_DIR/workflows`)")] = None
+    worker_url: Annotated[str | None, env("WORKER_URL", parse=_http_url, help=(
+        "gateway: the GPU function's HTTP trigger, where runs go as FC asynchronous invocations (a held run as a "
+        "synchronous one)"))] = None
+    worker_token: Annotated[SecretStr | None, env("WORKER_TOKEN", parse=SecretStr, shown="`AGENT_TOKEN`", help=(
+        "gateway: the bearer token sent to `WORKER_URL` (the worker's `AGENT_TOKEN`)"))] = None
+    async_max_event_age: Annotated[int, env("ASYNC_MAX_EVENT_AGE", parse=_int_in(1, 30 * 86400), help=(
+        "gateway: the worker function's `maxAsyncEventAgeInSeconds`; a run handed off that no worker has taken "
+        "by then reads as failed (`NotDelivered`)"))] = 86400
     log_level: Annotated[str, env("LOG_LEVEL", parse=_log_level, shown="`info`",
                                   help="`debug`, `info`, `warning` or `error`")] = "INFO"
     log_format: Annotated[str, env("LOG_FORMAT", parse=_log_format, help=(
@@ -315,8 +333,16 @@ class Settings(BaseModel):
                                      help="seconds ComfyUI gets after SIGTERM before SIGKILL")] = 10.0
 
     @property
+    def gateway(self) -> bool:
+        return self.agent_mode == "gateway"
+
+    @property
     def launches_comfyui(self) -> bool:
-        return self.comfyui_url is None
+        return self.comfyui_url is None and not self.gateway
+
+    @property
+    def token_for_worker(self) -> SecretStr | None:
+        return self.worker_token or self.agent_token
 
     @property
     def comfyui_interpreter(self) -> str:
@@ -444,6 +470,7 @@ def load_settings(argv: Sequence[str] = (), environ: Mapping[str, str] | None = 
     settings = Settings(**values)
     _check_folders(settings)
     _check_launchable(settings)
+    _check_gateway(settings)
     return settings
 
 
@@ -473,6 +500,13 @@ def _check_launchable(settings: Settings) -> None:
             "(point it at a ComfyUI checkout, install one with `comfyui-agent-install DIR`, "
             "or set COMFYUI_URL to use a running ComfyUI)"
         )
+
+
+def _check_gateway(settings: Settings) -> None:
+    if settings.gateway and settings.worker_url is None:
+        raise ConfigError("invalid setting AGENT_MODE=gateway: set WORKER_URL to the GPU function's HTTP trigger")
+    if settings.gateway and settings.store_url.startswith("memory:"):
+        raise ConfigError("invalid setting TASK_STORE: a gateway shares tasks with its workers (file:// or redis://)")
 
 
 if __name__ == "__main__":

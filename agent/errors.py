@@ -78,6 +78,13 @@ class InstanceLost(AgentError):
     kind = "InstanceLost"
 
 
+class NotDelivered(AgentError):
+    """A run the gateway handed to FC's asynchronous queue that no worker took before FC's maximum event age
+    (`ASYNC_MAX_EVENT_AGE`): FC dropped it, or kept failing to deliver it."""
+
+    kind = "NotDelivered"
+
+
 class OutputUploadFailed(AgentError):
     """An output could not be put in the output store (`key`, and the store's own words in `store_message`)."""
 
@@ -98,6 +105,12 @@ class ComfyUIUnavailable(_Retryable):
     """ComfyUI is starting, restarting or unreachable, or this instance is stopping."""
 
     kind = "ComfyUIUnavailable"
+
+
+class WorkerUnavailable(_Retryable):
+    """The gateway could not hand a run to the GPU function (`WORKER_URL`): it refused, failed or did not answer."""
+
+    kind = "WorkerUnavailable"
 
 
 class StoreUnavailable(_Retryable):

@@ -36,15 +36,17 @@ async def serve(settings: Settings) -> None:
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True, backlog=LISTEN_BACKLOG)
     await site.start()
-    log_event(logger, "agent.listening", version=__version__, host=settings.host, port=settings.port,
-              comfyui=settings.comfyui_base_url, store=settings.store_url.split("://")[0])
+    log_event(logger, "agent.listening", version=__version__, mode=settings.agent_mode, host=settings.host,
+              port=settings.port, store=settings.store_url.split("://")[0],
+              **({"worker": settings.worker_url} if settings.gateway else {"comfyui": settings.comfyui_base_url}))
     signals = asyncio.Queue[signal.Signals]()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, signals.put_nowait, sig)
     log_event(logger, "agent.stopping", signal=(await signals.get()).name)
-    await _drain(app, settings, signals)
-    await app[HOST].stop()
+    if not settings.gateway:  # a gateway holds no run: what it forwards, aiohttp's shutdown lets finish
+        await _drain(app, settings, signals)
+        await app[HOST].stop()
     await runner.cleanup()
     log_event(logger, "agent.stopped")
 
@@ -59,7 +61,8 @@ async def _drain(app: web.Application, settings: Settings, signals: asyncio.Queu
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """The server (bare, or `serve`), or one of the client's commands (`run`, `status`, `watch`, ...)."""
+    """The server (bare, or `serve`), the gateway (`gateway`), or one of the client's commands (`run`, `status`,
+    `watch`, ...)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in CLIENT_COMMANDS:
         from agent.client.cli import main as command  # the server never loads the client, nor the client it
@@ -68,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if args and args[0] == "serve":
         args = args[1:]
+    elif args and args[0] == "gateway":
+        args = ["--agent-mode", "gateway", *args[1:]]
     try:
         settings = load_settings(args)
     except ConfigError as exc:

@@ -28,14 +28,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_agent(store: str, comfy: str, cpu: int | None = None,
-                outputs: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def start_agent(store: str, comfy: str, cpu: int | None = None, outputs: Path | None = None,
+                env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
     """The agent as its own process attached to `comfy`, optionally pinned to one CPU; returns it and its URL.
     `outputs`: ComfyUI's output folder, which the agent then reads as it does beside the ComfyUI it launches
-    (`COMFYUI_OUTPUT_DIR` in the environment names it for a ComfyUI started elsewhere)."""
+    (`COMFYUI_OUTPUT_DIR` in the environment names it for a ComfyUI started elsewhere). `env`: more settings."""
     port = free_port()
     env = {**os.environ, "AGENT_HOST": "127.0.0.1", "AGENT_PORT": str(port), "TASK_STORE": store,
-           "LOG_LEVEL": "warning", "COMFYUI_URL": comfy}
+           "LOG_LEVEL": "warning", "COMFYUI_URL": comfy, **(env or {})}
     if outputs is not None:
         env["COMFYUI_OUTPUT_DIR"] = str(outputs)
     command = [sys.executable, "-m", "agent"]

@@ -38,15 +38,17 @@ class AgentProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "agent"], cwd=workdir, env=full_env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.port}"
-        self.http = httpx.Client(base_url=self.url, timeout=120)
+        token = {"Authorization": f"Bearer {env['AGENT_TOKEN']}"} if "AGENT_TOKEN" in env else {}
+        self.http = httpx.Client(base_url=self.url, timeout=120, headers=token)
         self.comfyui_url = f"http://127.0.0.1:{env['COMFYUI_PORT']}" if "COMFYUI_PORT" in env else None
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 60, path: str = "/readyz") -> None:
+        """Until `path` answers 200 (a gateway has no ComfyUI to be ready: `/healthz`)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"agent exited:\n{self.log()[-5000:]}"
             try:
-                if self.http.get("/readyz").status_code == 200:
+                if self.http.get(path).status_code == 200:
                     return
             except httpx.TransportError:
                 pass

@@ -48,7 +48,8 @@ STATUS_BY_KIND: dict[str, int] = {
     "TaskConflict": 409, "Canceled": 409, "RequestTooLarge": 413, "Overloaded": 429,
     "InternalError": 500, "ExecutionError": 500, "WarmupFailed": 500,
     "ComfyUICrashed": 502, "InstanceLost": 502, "OutputUnavailable": 502, "OutputUploadFailed": 502,
-    "ComfyUIUnavailable": 503, "StoreUnavailable": 503, "Timeout": 504,
+    "ComfyUIUnavailable": 503, "StoreUnavailable": 503, "WorkerUnavailable": 503, "Timeout": 504,
+    "NotDelivered": 504,
 }
 RETRY_AFTER_DEFAULT = 5  # a stored 503 or 429 (a task's error read back) says no more
 

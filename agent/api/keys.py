@@ -5,9 +5,13 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
+from agent.api.polls import RecentPolls
 from agent.buckets.clients import Buckets
 from agent.comfy.host import ComfyHost
 from agent.config import Settings
+from agent.gateway.handoff import Handoff
+from agent.gateway.worker import WorkerFunction
+from agent.inputs.slots import Loaders
 from agent.metrics import Metrics
 from agent.runs.service import RunService
 from agent.stores.base import TaskStore
@@ -25,3 +29,7 @@ METRICS = web.AppKey("metrics", Metrics)
 STREAM_SLOTS = web.AppKey("stream_slots", StreamSlots)
 WORKFLOWS = web.AppKey("workflows", Library)
 CHOICES = web.AppKey("choices", Choices)
+POLLS = web.AppKey("polls", RecentPolls)
+HANDOFF = web.AppKey("handoff", Handoff)  # a gateway's
+WORKER = web.AppKey("worker", WorkerFunction)  # a gateway's
+LOADERS = web.AppKey("loaders", Loaders)  # a gateway's

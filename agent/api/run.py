@@ -14,7 +14,7 @@ from agent.api.keys import BUCKETS, RUNS, STREAM_SLOTS
 from agent.api.render import run_response
 from agent.api.replies import Accepted
 from agent.api.requests import new_task_id, parse_run_body, task_id_of, wants_async
-from agent.errors import RequestParamsError
+from agent.errors import AgentError, RequestParamsError
 from agent.runs.run import Run, RunOptions
 
 Parse = Callable[[bytes], Awaitable[tuple[dict[str, Any], RunOptions]]]
@@ -23,11 +23,22 @@ Parse = Callable[[bytes], Awaitable[tuple[dict[str, Any], RunOptions]]]
 async def _start(request: web.Request, task_id: str, background: bool, parse: Parse) -> tuple[Run, RunOptions]:
     runs = request.app[RUNS]
     runs.check_room(background)  # a full instance says so before it reads the body
-    prompt, options = await parse(await request.read())
+    try:
+        prompt, options = await parse(await request.read())
+        if runs.outputs is None and options.delivery == "url":
+            raise RequestParamsError("option output.delivery: `url` needs an output store (OUTPUT_STORE)")
+    except AgentError as exc:
+        await runs.refused(task_id, exc)
+        raise
     request.app[BUCKETS].offer(request.headers)
-    if runs.outputs is None and options.delivery == "url":
-        raise RequestParamsError("option output.delivery: `url` needs an output store (OUTPUT_STORE)")
     return await runs.submit(task_id, prompt, options, background=background), options
+
+
+def accepted(task_id: str) -> web.Response:
+    """202: the run goes on; its task is at `Location`."""
+    status_url = f"/api/tasks/{task_id}"
+    return web.json_response(Accepted(task_id=task_id, status_url=status_url).model_dump(), status=202, headers={
+        "Location": status_url, "X-Task-Id": task_id, "Preference-Applied": "respond-async"})
 
 
 async def run(request: web.Request) -> web.StreamResponse:
@@ -48,9 +59,7 @@ async def serve_run(request: web.Request, parse: Parse) -> web.StreamResponse:
     in_background = wants_async(request)  # every part of the request is checked before the run starts
     started, options = await _start(request, task_id, in_background, parse)
     if in_background:
-        status_url = f"/api/tasks/{task_id}"
-        return web.json_response(Accepted(task_id=task_id, status_url=status_url).model_dump(), status=202, headers={
-            "Location": status_url, "X-Task-Id": task_id, "Preference-Applied": "respond-async"})
+        return accepted(task_id)
     outcome = await started.outcome()
     response = run_response(outcome.task, outcome.results if options.results else None)
     if outcome.store_error:

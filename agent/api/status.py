@@ -1,11 +1,13 @@
-"""GET /api/status: the latest progress of a task, from the shared store, on any instance."""
+"""GET /api/status: the latest progress of a task, from the shared store, on any instance (a task polled by many
+at once is read once per `POLL_FRESH`: agent/api/polls.py)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from agent.api.keys import POLLS
 from agent.api.render import progress_response
-from agent.api.requests import task_id_of
+from agent.api.requests import query_flag, task_id_of
 from agent.api.tasks import stored_task
 from agent.errors import RequestParamsError
 
@@ -14,4 +16,11 @@ async def status(request: web.Request) -> web.Response:
     task_id = task_id_of(request, query_names=("id", "task_id"))
     if task_id is None:
         raise RequestParamsError("give the task id as ?id=, ?task_id= or the task-id header")
-    return progress_response(*await stored_task(request, task_id, results_by_default=True))
+    results = query_flag(request, "results", True)
+    polls = request.app[POLLS]
+    recent = polls.answer(task_id, results)
+    if recent is not None:
+        return recent
+    response = progress_response(*await stored_task(request, task_id, results_by_default=True))
+    polls.keep(task_id, results, response)
+    return response

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from agent.api.keys import RUNS, STORE
+from agent.api.keys import POLLS, RUNS, STORE
 from agent.api.render import task_headers
 from agent.api.requests import query_flag
 from agent.tasks.model import Results, Task, check_task_id
@@ -26,7 +26,11 @@ async def get_task(request: web.Request) -> web.Response:
 
 
 async def cancel_task(request: web.Request) -> web.Response:
+    return canceled(request, await request.app[RUNS].cancel(check_task_id(request.match_info["task_id"])))
+
+
+def canceled(request: web.Request, task: Task) -> web.Response:
     """200 with the task once it ended (canceled, or finished before the cancel took); 202 while it ends."""
-    task = await request.app[RUNS].cancel(check_task_id(request.match_info["task_id"]))
+    request.app[POLLS].forget(task.task_id)
     return web.json_response(task_view(task, None), status=200 if task.status.finished else 202,
                              headers=task_headers(task))

@@ -9,9 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.api.errors import NotFound
+from agent.api.errors import Handler, NotFound
 from agent.api.keys import CHOICES, WORKFLOWS
-from agent.api.requests import parse_options, parse_workflow_body
+from agent.api.requests import WorkflowRunRequest, parse_options, parse_workflow_body
 from agent.api.run import serve_run
 from agent.runs.run import RunOptions
 from agent.workflows.definition import Definition
@@ -31,7 +31,7 @@ def _described(definition: Definition, choices: dict[str, list[Any]]) -> dict[st
             "parameters": parameters_schema(definition, choices)}
 
 
-def _named(request: web.Request) -> Definition:
+def named(request: web.Request) -> Definition:
     name = request.match_info["name"]
     definition = request.app[WORKFLOWS].get(name)
     if definition is None:
@@ -46,19 +46,26 @@ async def list_workflows(request: web.Request) -> web.Response:
 
 
 async def get_workflow(request: web.Request) -> web.Response:
-    definition = _named(request)
+    definition = named(request)
     return web.json_response({**_described(definition, await request.app[CHOICES].of(definition)),
                               "graph": definition.graph})
 
 
+async def resolve_run(request: web.Request, definition: Definition,
+                      raw: bytes) -> tuple[dict[str, Any], RunOptions, WorkflowRunRequest]:
+    """The graph a workflow run's body makes, its options with the parameters as used, and the body itself."""
+    body = parse_workflow_body(raw)
+    options = parse_options(body.options, request)
+    graph, used = resolve(definition, body.params, await request.app[CHOICES].of(definition))
+    return graph, dataclasses.replace(options, params=used), body
+
+
 async def run_workflow(request: web.Request) -> web.StreamResponse:
-    definition = _named(request)
+    definition = named(request)
 
     async def parse(raw: bytes) -> tuple[dict[str, Any], RunOptions]:
-        body = parse_workflow_body(raw)
-        options = parse_options(body.options, request)
-        graph, used = resolve(definition, body.params, await request.app[CHOICES].of(definition))
-        return graph, dataclasses.replace(options, params=used)
+        graph, options, _ = await resolve_run(request, definition, raw)
+        return graph, options
 
     return await serve_run(request, parse)
 
@@ -80,7 +87,8 @@ async def with_workflows(request: web.Request, spec: dict[str, Any]) -> dict[str
     return {**spec, "paths": paths}
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(app: web.Application, run: Handler = run_workflow) -> None:
+    """`run`: how a workflow's run is served (a gateway hands it off)."""
     app.router.add_get("/api/workflows", list_workflows)
     app.router.add_get("/api/workflows/{name}", get_workflow)
-    app.router.add_post("/api/workflows/{name}/run", run_workflow)
+    app.router.add_post("/api/workflows/{name}/run", run)

@@ -28,7 +28,8 @@ from agent.tasks.view import TaskView
 
 EXIT_BY_KIND = {"RequestParamsError": 2, "InputImageError": 2, "PromptValidationError": 2, "TaskConflict": 2,
                 "Unauthorized": 2, "TaskNotFound": 3, "NotFound": 3, "Canceled": 4, "ComfyUIUnavailable": 5,
-                "Overloaded": 5, "StoreUnavailable": 5, "Timeout": 6}
+                "Overloaded": 5, "StoreUnavailable": 5, "WorkerUnavailable": 5, "Timeout": 6,
+                "NotDelivered": 6}
 err = Console(stderr=True)
 
 

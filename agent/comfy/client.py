@@ -122,14 +122,14 @@ class ComfyClient:
         """The values ComfyUI offers for one input now (the models it has), or None when it names no list."""
         reply = await self._json("GET", f"/object_info/{node_class}")
         info = reply.get(node_class) if isinstance(reply, dict) else None
-        inputs = (info or {}).get("input") or {}
-        for group in ("required", "optional"):
-            spec = (inputs.get(group) or {}).get(input_name)
-            if isinstance(spec, list) and spec and isinstance(spec[0], list):
-                return list(spec[0])
-            if isinstance(spec, list) and len(spec) > 1 and spec[0] == "COMBO" and isinstance(spec[1], dict):
-                return list(spec[1].get("options") or [])  # the newer form of a list input
-        return None
+        return _list_inputs(info).get(input_name)
+
+    async def all_input_choices(self) -> dict[str, dict[str, list[Any]]]:
+        """Every list input of every node class (models, samplers, ...), by class and input name."""
+        reply = await self._json("GET", "/object_info", timeout=FILE_TIMEOUT)  # megabytes with many custom nodes
+        if not isinstance(reply, dict):
+            raise ValueError("/object_info is not an object")
+        return {node_class: listed for node_class, info in reply.items() if (listed := _list_inputs(info))}
 
     async def view(self, image: dict[str, Any]) -> bytes:
         params = _view_params(image)
@@ -183,3 +183,17 @@ def _json_object(text: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def _list_inputs(info: Any) -> dict[str, list[Any]]:
+    """A node class's list inputs (`/object_info`'s two forms of them) and their values."""
+    inputs = info.get("input") if isinstance(info, dict) else None
+    found: dict[str, list[Any]] = {}
+    for group in ("optional", "required"):  # a required input wins over an optional one of the same name
+        specs = inputs.get(group) if isinstance(inputs, dict) else None
+        for name, spec in (specs.items() if isinstance(specs, dict) else ()):
+            if isinstance(spec, list) and spec and isinstance(spec[0], list):
+                found[name] = list(spec[0])
+            elif isinstance(spec, list) and len(spec) > 1 and spec[0] == "COMBO" and isinstance(spec[1], dict):
+                found[name] = list(spec[1].get("options") or [])  # the newer form of a list input
+    return found

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
-import hashlib
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,40 +17,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from agent.buckets.clients import Buckets
 from agent.comfy.client import ComfyClient, ComfyHTTPError, ComfyUnreachable
 from agent.config import Settings
-from agent.errors import ComfyUIUnavailable, InputImageError
+from agent.errors import ComfyUIUnavailable
 from agent.inputs.objects import read_object
-from agent.inputs.sniff import Kind, sniff
-from agent.inputs.sources import FetchError, Inline, Source, SourceError, source_of
+from agent.inputs.slots import File, Loaders, Slot
+from agent.inputs.sources import FetchError, Inline
 
 if TYPE_CHECKING:
     from agent.inputs.fetch import UrlFetcher
 
 FETCHES_AT_ONCE = 8
-_WITH_ARTICLE = {"image": "an image", "video": "a video", "audio": "an audio"}
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Slot:
-    """One loader input that carries data: where it is, and what kind of file it must hold."""
-
-    node_id: str
-    input_name: str
-    kinds: tuple[Kind, ...]
-    source: Source
-
-    def error(self, reason: str) -> InputImageError:
-        return InputImageError(f"node {self.node_id}, input {self.input_name!r}: {reason}",
-                               node_id=self.node_id, input=self.input_name, reason=reason)
-
-
-@dataclass(frozen=True)
-class File:
-    """Checked bytes, named by their content."""
-
-    data: bytes
-    name: str
-    mime: str
 
 
 @dataclass(frozen=True)
@@ -68,12 +43,8 @@ class InputPreparer:
         self.buckets = buckets
         self.max_bytes = settings.input_max_bytes
         self.settings = settings
+        self.loaders = Loaders(settings)
         self._fetcher: UrlFetcher | None = None
-        self._loaders: dict[str, tuple[str, tuple[Kind, ...], bool]] = {}
-        for node_class, input_name in settings.media_loaders:
-            self._loaders[node_class] = (input_name, ("video", "audio", "image"), False)
-        for node_class, input_name in settings.image_loaders:
-            self._loaders[node_class] = (input_name, ("image",), True)
 
     @property
     def fetcher(self) -> UrlFetcher:
@@ -91,29 +62,12 @@ class InputPreparer:
         if self._fetcher is not None:
             await self._fetcher.close()
 
-    def slots(self, prompt: dict[str, Any]) -> list[Slot]:
-        """The loader inputs that carry data; raises for data that cannot be read at all."""
-        found = []
-        for node_id, node in prompt.items():
-            loader = self._loaders.get(str(node.get("class_type")))
-            if loader is None:
-                continue
-            input_name, kinds, bare_base64 = loader
-            value = (node.get("inputs") or {}).get(input_name)
-            try:
-                source = source_of(value, bare_base64)
-            except SourceError as exc:
-                raise Slot(node_id, input_name, kinds, Inline(b"")).error(str(exc)) from None
-            if source is not None:
-                found.append(Slot(node_id, input_name, kinds, source))
-        return found
-
     async def prepare(self, prompt: dict[str, Any]) -> Prepared:
         """The prompt with every data-carrying input replaced by its uploaded name (the input is not changed).
 
         Every input is read and checked before the first upload, so a bad one leaves ComfyUI untouched.
         """
-        slots = self.slots(prompt)
+        slots = self.loaders.slots(prompt)
         if not slots:
             return Prepared(prompt)
         gate = asyncio.Semaphore(FETCHES_AT_ONCE)
@@ -129,12 +83,7 @@ class InputPreparer:
         return Prepared(rewritten, fetched)
 
     async def _file(self, slot: Slot, gate: asyncio.Semaphore, downloads: dict[str, asyncio.Future[bytes]]) -> File:
-        data = await self._bytes(slot, gate, downloads)
-        file_type = sniff(data)
-        if file_type is None or file_type.kind not in slot.kinds:
-            found = f" (it is {file_type.mime})" if file_type else ""
-            raise slot.error(f"not {' or '.join(_WITH_ARTICLE[kind] for kind in slot.kinds)} file{found}")
-        return File(data, f"agent-{hashlib.sha256(data).hexdigest()[:32]}.{file_type.extension}", file_type.mime)
+        return self.loaders.file(slot, await self._bytes(slot, gate, downloads))
 
     async def _bytes(self, slot: Slot, gate: asyncio.Semaphore, downloads: dict[str, asyncio.Future[bytes]]) -> bytes:
         if isinstance(slot.source, Inline):
@@ -152,10 +101,6 @@ class InputPreparer:
                 data = await _once(downloads, url, download)
             except FetchError as exc:
                 raise slot.error(str(exc)) from None
-        if len(data) > self.max_bytes:
-            raise slot.error(f"larger than the {self.max_bytes}-byte limit")
-        if not data:
-            raise slot.error("empty file")
         return data
 
     async def _upload(self, file: File) -> str:

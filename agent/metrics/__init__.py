@@ -54,6 +54,8 @@ class Metrics:
                                 ["type", "outcome"], namespace=PREFIX, registry=registry)
         self.store_errors = Counter("store_errors", "task store operations that failed, by operation",
                                     ["operation"], namespace=PREFIX, registry=registry)
+        self.handoffs = Counter("handoffs", "runs a gateway handed to the GPU function, by outcome", ["outcome"],
+                                namespace=PREFIX, registry=registry)
         self.streams = Gauge("event_streams_open", "event streams being served", namespace=PREFIX,
                              registry=registry)
 

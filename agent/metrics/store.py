@@ -51,6 +51,12 @@ class MeteredStore(TaskStore):
     async def read_events(self, task_id: str, after: str | None, wait: float) -> list[LoggedEvent]:
         return await self._counted("read_events", lambda: self.store.read_events(task_id, after, wait))
 
+    async def put_shared(self, name: str, data: bytes) -> None:
+        await self._counted("put_shared", lambda: self.store.put_shared(name, data))
+
+    async def get_shared(self, name: str) -> bytes | None:
+        return await self._counted("get_shared", lambda: self.store.get_shared(name))
+
     async def sweep(self) -> int:
         return await self._counted("sweep", self.store.sweep)
 

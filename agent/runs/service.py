@@ -22,7 +22,7 @@ from agent.logs import log_event
 from agent.runs.events import RunEvents, RunQueued
 from agent.runs.run import Comfy, Run, RunOptions, RunOutcome
 from agent.stores.base import TaskStore
-from agent.tasks.model import Task
+from agent.tasks.model import Task, TaskStatus
 
 if TYPE_CHECKING:
     from agent.outputs.delivery import Outputs
@@ -33,7 +33,6 @@ RETRY_AFTER_STARTING = 5  # seconds a caller is told to wait while ComfyUI start
 RETRY_AFTER_STOPPING = 1  # another instance takes the run
 RETRY_AFTER_FULL = 1  # places free as ComfyUI finishes prompts, several a second for small ones
 CANCEL_WAIT = 10.0  # a cancel request waits this long to answer with the task's end
-CANCEL_POLL = 0.1
 WATCH_TICK = 1.0  # how often cancel requests left in the store by other instances are looked for
 
 
@@ -101,6 +100,23 @@ class RunService:
         self._watch_cancels()
         return run
 
+    async def refused(self, task_id: str, error: AgentError) -> None:
+        """A request refused before its run began (its body, parameters or options are wrong here). When it
+        delivers a run a gateway handed off, the task must say so: FC does not deliver it again, and the task
+        would read `queued` until FC's event age ran out."""
+        if error.retry_after is not None:
+            return  # retried by FC, or by the caller
+        try:
+            task = await self.store.get(task_id)
+            if task is None or not task.handed_off or task.status.finished:
+                return
+            task.finish(TaskStatus.FAILED, error.body())
+            await self.store.save(task)
+        except AgentError as exc:
+            log_event(logger, "store.write_failed", task_id, level=logging.WARNING, error=exc)
+            return
+        log_event(logger, "run.refused", task_id, error=error)
+
     def check_room(self, background: bool) -> bool:
         """Whether a run would start now (True) or wait (False); raises when it would be refused. Cheap, so the
         API asks before it even reads a request's body."""
@@ -164,11 +180,7 @@ class RunService:
                     return (await run.outcome()).task
             return run.task
         await self.store.request_cancel(task_id)
-        deadline = time.monotonic() + CANCEL_WAIT
-        while not task.status.finished and time.monotonic() < deadline:
-            await asyncio.sleep(CANCEL_POLL)
-            task = await self.store.get(task_id) or task
-        return task
+        return await self.store.ended_within(task, CANCEL_WAIT)
 
     def _cancel_here(self, run: Run) -> None:
         if run in self._waiting:

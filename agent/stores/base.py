@@ -5,25 +5,34 @@ Rules every store follows (tests/tasks/test_store_contract.py checks them on all
 - A task id that succeeded answers the same request again with the stored result (a retried delivery runs
   nothing) and refuses a different request with TaskConflict, as FC refuses a reused async task id.
 - A task id that failed, was canceled, or whose owner stopped heartbeating is free: the new run replaces it.
+- A task a gateway handed to FC (`handed_off`) is taken over by the first worker delivery that claims it:
+  its event log and any cancel request made meanwhile stay. One that was canceled, or that FC no longer
+  delivers (past `deliver_by`), answers a late delivery as it is: nothing runs.
 - A reader never sees a task "running" forever: an unfinished task whose owner has been silent for
   `stale_after` seconds reads as failed (InstanceLost).
 - A task expires `ttl` seconds after it finished (or after its owner was last heard from).
 - Progress is written often and read by pollers; results are large, written once and read on demand, so
   they are kept apart from the task record and a poll never loads them unless it asks.
+- Shared documents (`put_shared`) are whole values under a name, outside any task.
 - A task has an event log (what its event streams tell, on any instance): only its owner appends to it, a new
   claim of the id starts it afresh, and it lives as long as the task. Ids are increasing strings.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import TaskConflict, TaskNotFound
 from agent.tasks.model import Results, Task, TaskStatus
+
+PARSED_KEPT = 256  # records kept parsed, a few kilobytes each
+END_POLL = 0.1  # how often a task another instance runs is looked at while its end is awaited
 
 
 @dataclass(frozen=True)
@@ -35,10 +44,30 @@ class LoggedEvent:
     data: dict[str, Any]
 
 
+def takes_over(existing: Task | None, new: Task) -> bool:
+    """A worker's delivery of a run a gateway handed off: the claim continues the task rather than starting it
+    afresh, so its log and a cancel request made before the delivery are kept."""
+    return existing is not None and existing.handed_off and not new.handed_off
+
+
 class TaskStore(ABC):
     def __init__(self, ttl: float, stale_after: float) -> None:
         self.ttl = ttl
         self.stale_after = stale_after
+        self._parsed: OrderedDict[bytes | str, Task] = OrderedDict()
+
+    def parse(self, raw: bytes | str) -> Task:
+        """A stored record as a task (ValidationError when it is none). Most reads are polls of a task that has
+        not changed since the last one, so the last PARSED_KEPT records' parses are kept and each reader gets
+        its own shallow copy: a parse is most of a poll's work; a copy is a small fraction of it."""
+        parsed = self._parsed.get(raw)
+        if parsed is None:
+            parsed = self._parsed[raw] = Task.model_validate_json(raw)
+            if len(self._parsed) > PARSED_KEPT:
+                self._parsed.popitem(last=False)
+        else:
+            self._parsed.move_to_end(raw)
+        return parsed.model_copy()
 
     @abstractmethod
     async def claim(self, task: Task) -> Task | None:
@@ -72,6 +101,14 @@ class TaskStore(ABC):
         """The log's entries after the one with id `after` (from the start for None, or an id this store never
         gave), waiting up to `wait` seconds for one when there is none yet."""
 
+    @abstractmethod
+    async def put_shared(self, name: str, data: bytes) -> None:
+        """Keep a document every instance reads (ComfyUI's `/object_info`, for a gateway that has no ComfyUI);
+        written whole, replacing the last one; it does not expire."""
+
+    @abstractmethod
+    async def get_shared(self, name: str) -> bytes | None: ...
+
     async def sweep(self) -> int:
         """Remove expired tasks the store would not drop by itself; returns how many went."""
         return 0
@@ -91,11 +128,21 @@ class TaskStore(ABC):
             raise TaskNotFound(f"no task {task_id}", task_id=task_id)
         return task
 
+    async def ended_within(self, task: Task, seconds: float) -> Task:
+        """The task once it has ended (as another instance writes it), or as it is after `seconds`."""
+        deadline = time.monotonic() + seconds
+        while not task.status.finished and time.monotonic() < deadline:
+            await asyncio.sleep(END_POLL)
+            task = await self.get(task.task_id) or task
+        return task
+
     def decide_claim(self, existing: Task | None, new: Task) -> Task | None:
         """Shared by every store's atomic claim: None to take the id, the task to answer again, or raise."""
         if existing is None:
             return None
         seen = existing.as_seen(time.time(), self.stale_after)
+        if takes_over(existing, new):
+            return seen if seen.status.finished else None
         if not seen.status.finished:
             raise TaskConflict(f"task {existing.task_id} is already {existing.status.value}",
                                task_id=existing.task_id)

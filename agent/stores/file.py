@@ -32,7 +32,7 @@ from pydantic import ValidationError
 from agent.errors import StoreUnavailable
 from agent.filesystems import on_local_disk
 from agent.logs import log_event
-from agent.stores.base import LoggedEvent, TaskStore
+from agent.stores.base import LoggedEvent, TaskStore, takes_over
 from agent.tasks.model import TASK_ID_PATTERN, Results, Task, check_task_id
 
 logger = logging.getLogger("agent.tasks")
@@ -40,6 +40,7 @@ logger = logging.getLogger("agent.tasks")
 TASK_SUFFIX = ".json"
 CANCEL_SUFFIX = ".cancel"
 EVENTS_SUFFIX = ".events"
+SHARED_SUFFIX = ".shared"
 EVENT_POLL_SECONDS = 0.2  # how often a stream looks at a log another instance appends to (a NAS has no inotify)
 TEMP_SUFFIX = ".tmp"
 ORPHAN_TEMP_SECONDS = 3600  # a temporary file this old belongs to a writer that died mid-write
@@ -137,19 +138,15 @@ def _discard(temp: str) -> None:
             os.truncate(temp, 0)
 
 
-def _read_record(path: str) -> bytes | None:
+def _read(path: str, part: str) -> bytes | None:
+    """Of a file: its `record` (the first line), its `results` (the rest, None when empty) or `all` of it; None
+    when there is no such file."""
     try:
         with open(path, "rb") as handle:
-            return handle.readline()
-    except FileNotFoundError:
-        return None
-
-
-def _read_results(path: str) -> bytes | None:
-    try:
-        with open(path, "rb") as handle:
-            handle.readline()
-            return handle.read() or None
+            if part == "all":
+                return handle.read()
+            record = handle.readline()
+            return record if part == "record" else handle.read() or None
     except FileNotFoundError:
         return None
 
@@ -211,11 +208,11 @@ class FileStore(TaskStore):
 
     def _load(self, task_id: str) -> Task | None:
         """The stored task, or None when absent, unreadable or expired (an expired one is removed)."""
-        raw = _read_record(self._path(task_id))
+        raw = _read(self._path(task_id), "record")
         if raw is None:
             return None
         try:
-            task = Task.model_validate_json(raw)
+            task = self.parse(raw)
         except ValidationError as exc:
             log_event(logger, "store.unreadable", task_id, level=logging.ERROR, error=exc.errors()[0]["msg"])
             return None
@@ -231,9 +228,10 @@ class FileStore(TaskStore):
     def _claim(self, task: Task, data: bytes, spare: str | None) -> Task | None:
         existing = self._load(task.task_id)
         replay = self.decide_claim(existing, task)
-        if replay is None:
+        if replay is None and not takes_over(existing, task):
             _unlink(self._path(task.task_id, CANCEL_SUFFIX))
             _unlink(self._path(task.task_id, EVENTS_SUFFIX))
+        if replay is None:
             _write(self._path(task.task_id), data, spare)  # a failed run's results go with its old file
         return replay
 
@@ -264,7 +262,7 @@ class FileStore(TaskStore):
         return await self._io(self._load, task_id)
 
     async def get_results(self, task_id: str) -> Results | None:
-        raw = await self._io(_read_results, self._path(task_id))
+        raw = await self._io(_read, self._path(task_id), "results")
         return None if raw is None else json.loads(raw)
 
     async def request_cancel(self, task_id: str) -> None:
@@ -304,6 +302,12 @@ class FileStore(TaskStore):
             if logged or time.monotonic() >= deadline:
                 return logged
             await asyncio.sleep(min(EVENT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+
+    async def put_shared(self, name: str, data: bytes) -> None:
+        await self._replace(self._path(name, SHARED_SUFFIX), data)
+
+    async def get_shared(self, name: str) -> bytes | None:
+        return await self._io(_read, self._path(name, SHARED_SUFFIX), "all")
 
     async def sweep(self) -> int:
         return await self._io(self._sweep)

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Collection
 from typing import Any
 
-from agent.stores.base import LoggedEvent, TaskStore
+from agent.stores.base import LoggedEvent, TaskStore, takes_over
 from agent.tasks.model import Results, Task, check_task_id
 
 
@@ -21,13 +21,16 @@ class MemoryStore(TaskStore):
         self._cancels: set[str] = set()
         self._events: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         self._appended: dict[str, asyncio.Event] = {}
+        self._shared: dict[str, bytes] = {}
 
     async def claim(self, task: Task) -> Task | None:
-        replay = self.decide_claim(await self.load(task.task_id), task)
+        existing = await self.load(task.task_id)
+        replay = self.decide_claim(existing, task)
         if replay is None:
             self._results.pop(task.task_id, None)
-            self._cancels.discard(task.task_id)
-            self._events.pop(task.task_id, None)
+            if not takes_over(existing, task):
+                self._cancels.discard(task.task_id)
+                self._events.pop(task.task_id, None)
             await self.save(task)
         return replay
 
@@ -41,7 +44,7 @@ class MemoryStore(TaskStore):
         raw = self._tasks.get(check_task_id(task_id))
         if raw is None:
             return None
-        task = Task.model_validate_json(raw)
+        task = self.parse(raw)
         if self.expired(task):
             self._drop(task_id)
             return None
@@ -75,6 +78,12 @@ class MemoryStore(TaskStore):
         logged = self._events.get(task_id, [])
         return [LoggedEvent(str(number), kind, data)
                 for number, (kind, data) in enumerate(logged[start:], start=start + 1)]
+
+    async def put_shared(self, name: str, data: bytes) -> None:
+        self._shared[check_task_id(name)] = data
+
+    async def get_shared(self, name: str) -> bytes | None:
+        return self._shared.get(check_task_id(name))
 
     async def sweep(self) -> int:
         expired = [task_id for task_id in list(self._tasks) if await self.load(task_id) is None]

@@ -22,7 +22,7 @@ from redis.exceptions import RedisError, WatchError
 from redis.retry import Retry
 
 from agent.errors import StoreUnavailable
-from agent.stores.base import LoggedEvent, TaskStore
+from agent.stores.base import LoggedEvent, TaskStore, takes_over
 from agent.tasks.model import Results, Task, check_task_id
 
 PREFIX = "comfyui-agent"
@@ -69,7 +69,7 @@ class RedisStore(TaskStore):
 
     def _life_left(self, task: Task) -> int:
         """Whole seconds until the task expires; 0 when it already has."""
-        return max(0, math.ceil(self.ttl - (time.time() - (task.finished_at or task.heartbeat_at))))
+        return max(0, math.ceil(self.ttl - (time.time() - task.lived_until)))
 
     async def _call(self, work: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -77,12 +77,11 @@ class RedisStore(TaskStore):
         except RedisError as exc:
             raise StoreUnavailable(f"Redis cannot be used: {exc}") from exc
 
-    @staticmethod
-    def _parse(raw: bytes | str | None) -> Task | None:
+    def _parse(self, raw: bytes | str | None) -> Task | None:
         if raw is None:
             return None
         try:
-            return Task.model_validate_json(raw)
+            return self.parse(raw)
         except ValidationError:
             return None
 
@@ -90,8 +89,8 @@ class RedisStore(TaskStore):
         key = self._key("task", task.task_id)
         others = [self._key("results", task.task_id), self._key("cancel", task.task_id),
                   self._key("events", task.task_id)]
-        if await self._call(lambda: self._claim_new(keys=[key, *others], args=[task.model_dump_json(),
-                                                                               self._expiry])):
+        life = max(1, self._life_left(task))  # a hand-off lives until FC's last delivery, and `ttl` after it
+        if await self._call(lambda: self._claim_new(keys=[key, *others], args=[task.model_dump_json(), life])):
             return None
 
         async def attempt() -> Task | None:
@@ -99,13 +98,14 @@ class RedisStore(TaskStore):
                 for _ in range(CLAIM_ATTEMPTS):
                     try:
                         await pipe.watch(key)
-                        replay = self.decide_claim(self._parse(await pipe.get(key)), task)
+                        existing = self._parse(await pipe.get(key))
+                        replay = self.decide_claim(existing, task)
                         if replay is not None:
                             await pipe.unwatch()  # type: ignore[no-untyped-call]
                             return replay
                         pipe.multi()  # type: ignore[no-untyped-call]
-                        pipe.set(key, task.model_dump_json(), ex=self._expiry)
-                        pipe.delete(*others)
+                        pipe.set(key, task.model_dump_json(), ex=life)
+                        pipe.delete(*(others[:1] if takes_over(existing, task) else others))
                         await pipe.execute()
                         return None
                     except WatchError:
@@ -164,6 +164,15 @@ class RedisStore(TaskStore):
             {key: start}, count=EVENTS_PER_READ, block=block))
         return [LoggedEvent(entry_id.decode(), fields[b"kind"].decode(), json.loads(fields[b"data"]))
                 for _, entries in replies or () for entry_id, fields in entries]
+
+    async def put_shared(self, name: str, data: bytes) -> None:
+        key = self._key("shared", name)
+        await self._call(lambda: self.redis.set(key, data))
+
+    async def get_shared(self, name: str) -> bytes | None:
+        key = self._key("shared", name)
+        raw = await self._call(lambda: self.redis.get(key))
+        return raw.encode() if isinstance(raw, str) else raw
 
     async def close(self) -> None:
         await self.redis.aclose()

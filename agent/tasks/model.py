@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agent.errors import InstanceLost, RequestParamsError
+from agent.errors import InstanceLost, NotDelivered, RequestParamsError
 
 TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
@@ -174,6 +174,15 @@ class Task(BaseModel):
     timings: Timings = Field(default_factory=Timings)
     webhook: Webhook | None = None
     params: dict[str, Any] | None = None
+    # Set by a gateway that handed the run to FC's asynchronous queue: until a worker claims the task (and writes
+    # its own record, without it), no owner heartbeats; past this time FC delivers it no more.
+    deliver_by: float | None = None
+
+    @property
+    def handed_off(self) -> bool:
+        """Recorded by a gateway and not taken by a worker yet (it may have ended meanwhile: canceled, refused
+        by FC, or never delivered)."""
+        return self.deliver_by is not None
 
     def finish(self, status: TaskStatus, error: dict[str, Any] | None = None) -> None:
         self.status = status
@@ -181,17 +190,32 @@ class Task(BaseModel):
         self.finished_at = time.time()
 
     def stale(self, now: float, stale_after: float) -> bool:
-        """Unfinished, and its owner has not written for `stale_after` seconds: that instance is gone."""
+        """Unfinished, and its owner has not written for `stale_after` seconds: that instance is gone. A task
+        awaiting delivery has no owner yet: it is stale once FC no longer delivers it."""
+        if self.deliver_by is not None:
+            return not self.status.finished and now > self.deliver_by
         return not self.status.finished and now - self.heartbeat_at > stale_after
 
+    @property
+    def lived_until(self) -> float:
+        """When the task was last alive: its end, or its owner's last write, or the end of its wait for FC."""
+        return self.finished_at or (self.deliver_by if self.deliver_by is not None else self.heartbeat_at)
+
     def expired(self, now: float, ttl: float) -> bool:
-        return now - (self.finished_at or self.heartbeat_at) > ttl
+        return now - self.lived_until > ttl
 
     def as_seen(self, now: float, stale_after: float) -> Task:
-        """The task as a reader must see it: a stale one is failed, never "running" forever."""
+        """The task as a reader must see it: a stale one is failed, never "running" or "queued" forever."""
         if not self.stale(now, stale_after):
             return self
         seen = self.model_copy()
+        if self.deliver_by is not None:
+            waited = round(self.deliver_by - self.created_at)
+            seen.finish(TaskStatus.FAILED, NotDelivered(
+                f"no worker took the run within {waited} s of its hand-off to FC's asynchronous queue "
+                "(ASYNC_MAX_EVENT_AGE): FC dropped it or could not deliver it", deliver_by=self.deliver_by).body())
+            seen.finished_at = self.deliver_by
+            return seen
         silent = round(now - self.heartbeat_at)
         seen.finish(TaskStatus.FAILED, InstanceLost(
             f"the instance running this task stopped: nothing heard from it for {silent} s",

@@ -1,21 +1,60 @@
 """The choices of enum parameters filled from ComfyUI (`choices_from`: the checkpoints, LoRAs, ... actually
-present), asked of its `/object_info/{class}` at most every `FRESH_FOR` seconds per input: a model copied to
-the NAS shows up within that, and a burst of runs does not ask ComfyUI once each."""
+present), asked at most every `FRESH_FOR` seconds per input: a model copied to the NAS shows up within that, and
+a burst of runs does not ask once each.
+
+A worker asks its ComfyUI (`/object_info/{class}`). A gateway has no ComfyUI: each worker, once its ComfyUI
+answers, leaves every list input of its `/object_info` in the shared store (`publish_choices`), and the gateway
+reads that (`StoredChoices`).
+"""
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from agent.comfy.client import ComfyClient, ComfyHTTPError, ComfyUnreachable
+from agent.errors import AgentError, ComfyUIUnavailable
+from agent.stores.base import TaskStore
 from agent.workflows.definition import Definition
 
 FRESH_FOR = 30.0
+SHARED_NAME = "input-choices"  # the store's document: {class: {input: [values]}}
+
+
+class ChoiceSource(Protocol):
+    async def input_choices(self, node_class: str, input_name: str) -> list[Any] | None: ...
+
+
+class StoredChoices:
+    """The list inputs a worker published, read from the store at most every FRESH_FOR seconds."""
+
+    def __init__(self, store: TaskStore) -> None:
+        self.store = store
+        self._read_at = -FRESH_FOR
+        self._published: dict[str, dict[str, list[Any]]] = {}
+
+    async def input_choices(self, node_class: str, input_name: str) -> list[Any] | None:
+        now = time.monotonic()
+        if now - self._read_at >= FRESH_FOR:
+            raw = await self.store.get_shared(SHARED_NAME)
+            if raw is None:  # asked again next time: a worker publishes as soon as its ComfyUI answers
+                raise ComfyUIUnavailable("no worker has published ComfyUI's model lists yet")
+            self._published = json.loads(raw)
+            self._read_at = now
+        return self._published.get(node_class, {}).get(input_name)
+
+
+async def publish_choices(client: ComfyClient, store: TaskStore) -> int:
+    """Leave ComfyUI's list inputs in the store for gateways; returns how many node classes have some."""
+    listed = await client.all_input_choices()
+    await store.put_shared(SHARED_NAME, json.dumps(listed, separators=(",", ":")).encode())
+    return len(listed)
 
 
 class Choices:
-    def __init__(self, client: ComfyClient) -> None:
-        self.client = client
+    def __init__(self, source: ChoiceSource) -> None:
+        self.source = source
         self._known: dict[str, tuple[float, list[Any] | None]] = {}
 
     async def _of(self, source: str) -> list[Any] | None:
@@ -25,8 +64,8 @@ class Choices:
             return known[1]
         node_class, _, input_name = source.partition(".")
         try:
-            listed = await self.client.input_choices(node_class, input_name)
-        except (ComfyHTTPError, ComfyUnreachable, ValueError):
+            listed = await self.source.input_choices(node_class, input_name)
+        except (ComfyHTTPError, ComfyUnreachable, ValueError, AgentError):
             return known[1] if known is not None else None  # ComfyUI away: the last list, else no check here
         self._known[source] = (now, listed)
         return listed

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from agent_process import AgentProcess, launch_with_double
 
-TASK_FILE = re.compile(r"[A-Za-z0-9_-]{1,128}(\.json|\.results\.json|\.cancel|\.events)|\..+\.tmp")
+TASK_FILE = re.compile(r"[A-Za-z0-9_-]{1,128}(\.json|\.results\.json|\.cancel|\.events|\.shared)|\..+\.tmp")
 HANDLED_500 = {"ExecutionError"}
 CLASSES = ["EmptyImage", "SaveImage", "PreviewImage", "LoadImage", "LoadImageMask", "ImageInvert", "KSampler",
            "NoSuchNode", ""]

@@ -19,7 +19,7 @@ from agent_harness import serving
 from agent_process import AgentProcess, free_port
 from double_helpers import save_prompt
 from round_robin import RoundRobin
-from stores.conftest import REDIS_URL, clean_redis
+from stores.conftest import shared_store
 from waiting import until
 
 DOUBLE_DIR = Path(__file__).resolve().parent.parent / "comfy_double"
@@ -76,11 +76,7 @@ def assert_monotonic(states: list[dict[str, Any]]) -> None:
 
 @pytest.fixture(params=["file", "redis"])
 async def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Cluster]:
-    if request.param == "redis":
-        await clean_redis()
-        store = REDIS_URL
-    else:
-        store = f"file://{tmp_path / 'shared-tasks'}"
+    store = await shared_store(request.param, tmp_path)
     agents = []
     for index in range(3):
         workdir = tmp_path / f"instance-{index}"

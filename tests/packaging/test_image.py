@@ -20,8 +20,29 @@ DOCKERFILE = (REPO / "Dockerfile").read_text()
 COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
-def instructions(keyword: str) -> list[str]:
-    return [line.split(None, 1)[1] for line in DOCKERFILE.splitlines() if line.startswith(keyword + " ")]
+def instructions(keyword: str, text: str = DOCKERFILE) -> list[str]:
+    return [line.split(None, 1)[1] for line in text.splitlines() if line.startswith(keyword + " ")]
+
+
+def stages() -> list[tuple[str | None, str]]:
+    """Each stage's name (None when unnamed) and text, in order: the last is what a plain `docker build` makes."""
+    parts = re.split(r"^(?=FROM )", DOCKERFILE, flags=re.MULTILINE)[1:]
+    named = [re.match(r"FROM \S+(?: AS (\S+))?", part) for part in parts]
+    return [(match.group(1) if match else None, part) for match, part in zip(named, parts, strict=True)]
+
+
+def stage(name: str) -> str:
+    [text] = [text for stage_name, text in stages() if stage_name == name]
+    return text
+
+
+def final_stage() -> str:
+    return stages()[-1][1]
+
+
+def run_lines(text: str) -> str:
+    """A stage's instructions and their continuation lines, comments and blank lines left out."""
+    return "\n".join(line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
 
 
 def build_args() -> dict[str, str]:
@@ -58,11 +79,39 @@ def test_comfyui_and_custom_nodes_are_pinned_to_commits() -> None:
 
 
 def test_entrypoint_port_and_agent_install() -> None:
-    assert instructions("ENTRYPOINT") == ['["comfyui-agent"]']
-    assert instructions("EXPOSE") == ["9000"]
-    assert "pip wheel" in DOCKERFILE and "/wheels/*.whl" in DOCKERFILE
-    assert "COMFYUI_DIR=/comfyui" in DOCKERFILE and "NAS_DIR=/mnt/auto/comfyui" in DOCKERFILE
-    assert instructions("USER") == ["1000:1000"]
+    final = final_stage()
+    assert instructions("ENTRYPOINT", final) == ['["comfyui-agent"]']
+    assert instructions("CMD", final) == []  # the server: `comfyui-agent` bare
+    assert instructions("EXPOSE", final) == ["9000"]
+    assert "pip wheel" in DOCKERFILE and "/wheels/*.whl" in final
+    assert "COMFYUI_DIR=/comfyui" in final and "NAS_DIR=/mnt/auto/comfyui" in final
+    assert instructions("USER", final) == ["1000:1000"]
+
+
+def test_the_default_target_is_still_the_gpu_image() -> None:
+    # `docker build .` makes the last stage: ComfyUI on the CUDA PyTorch base, whatever stages come before it
+    final = final_stage()
+    assert instructions("FROM", final)[0].split()[0] == "${PYTORCH_IMAGE}"
+    assert "COPY --from=sources /src/comfyui /comfyui" in final
+    assert "AGENT_MODE" not in final  # the worker, the default mode
+
+
+def test_gateway_target_is_the_agent_alone() -> None:
+    gateway = stage("gateway")
+    assert [name for name, _ in stages()].index("gateway") < len(stages()) - 1
+    assert instructions("FROM", gateway)[0].split()[0] == "${PYTHON_IMAGE}"
+    assert "COPY --from=agent /wheels /wheels" in gateway and "pip install --no-cache-dir /wheels/*.whl" in gateway
+    commands = run_lines(gateway).lower()
+    for absent in ("torch", "comfyui/requirements", "custom_nodes", "--from=sources", "apt-get"):
+        assert absent not in commands, absent
+    assert instructions("ENTRYPOINT", gateway) == ['["comfyui-agent"]']
+    assert instructions("CMD", gateway) == ['["gateway"]']
+    assert instructions("EXPOSE", gateway) == ["9000"]
+    assert instructions("USER", gateway) == ["1000:1000"]
+    assert "AGENT_MODE=gateway" in gateway and "NAS_DIR=/mnt/auto/comfyui" in gateway
+    # the workflows it describes at /api/workflows, the worker's own
+    [workflows] = re.findall(r"WORKFLOWS_DIR=(\S+)", gateway)
+    assert f"COPY comfyui/workflows {workflows}" in gateway
 
 
 def test_every_nas_model_path_is_prepared_by_the_agent() -> None:

@@ -29,6 +29,14 @@ async def clean_redis() -> None:
     await client.aclose()
 
 
+async def shared_store(kind: str, folder: Path) -> str:
+    """A store's URL for instances that share one: the test Redis, emptied (`redis`), or a folder in `folder`."""
+    if kind == "redis":
+        await clean_redis()
+        return REDIS_URL
+    return f"file://{folder / 'shared-tasks'}"
+
+
 @pytest.fixture(params=["memory", "file", "file-nas", "redis"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TaskStore]:
     folder = f"file://{tmp_path / 'tasks'}"

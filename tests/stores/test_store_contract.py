@@ -161,3 +161,56 @@ async def test_a_read_waits_for_the_next_entry_and_a_new_claim_starts_afresh(sto
     await store.save(first)
     await store.claim(task(request="retry"))  # a failed task's id is taken again: its old log goes
     assert await store.read_events("t-1", None, 0) == []
+
+
+def handed_off(task_id: str = "t-1", wait: float = 60.0) -> Task:
+    """A task as a gateway records it before FC delivers it."""
+    return task(task_id, owner="gateway-1", deliver_by=time.time() + wait)
+
+
+async def test_a_handed_off_task_waits_queued_past_the_owners_silence_then_reads_not_delivered(
+        store: TaskStore) -> None:
+    waiting = handed_off(wait=60)
+    waiting.heartbeat_at = time.time() - 10 * STALE_AFTER  # no owner heartbeats a task FC holds
+    await store.claim(waiting)
+    seen = await store.get("t-1")
+    assert seen is not None and seen.status is TaskStatus.QUEUED
+    lost = handed_off("t-2", wait=-1)
+    await store.claim(lost)
+    gone = await store.get("t-2")
+    assert gone is not None and gone.status is TaskStatus.FAILED
+    assert gone.error is not None and gone.error["message"] == "NotDelivered"
+    assert gone.finished_at == lost.deliver_by
+
+
+async def test_a_workers_delivery_takes_over_keeping_the_log_and_a_cancel_request(store: TaskStore) -> None:
+    await store.claim(handed_off())
+    await store.append_events("t-1", [("status", {"status": "queued"})])
+    await store.request_cancel("t-1")
+    with pytest.raises(TaskConflict):  # the gateway's own second hand-off of the id
+        await store.claim(handed_off())
+    assert await store.claim(task()) is None  # the worker's delivery
+    assert [event.kind for event in await store.read_events("t-1", None, 0)] == ["status"]
+    assert await store.cancels_requested(["t-1"]) == {"t-1"}
+    with pytest.raises(TaskConflict):  # a second delivery while the first runs
+        await store.claim(task())
+
+
+async def test_a_delivery_of_a_task_canceled_before_it_came_is_answered_as_it_is(store: TaskStore) -> None:
+    waiting = handed_off()
+    await store.claim(waiting)
+    waiting.finish(TaskStatus.CANCELED, {"message": "Canceled", "error": "before a worker took it"})
+    await store.save(waiting)
+    answered = await store.claim(task())
+    assert answered is not None and answered.status is TaskStatus.CANCELED
+    stored = await store.get("t-1")
+    assert stored is not None and stored.status is TaskStatus.CANCELED
+
+
+async def test_a_shared_document_is_kept_whole_and_replaced(store: TaskStore) -> None:
+    assert await store.get_shared("input-choices") is None
+    await store.put_shared("input-choices", b'{"A": {"b": [1]}}')
+    await store.put_shared("input-choices", b'{"A": {"b": [2]}}')
+    assert await store.get_shared("input-choices") == b'{"A": {"b": [2]}}'
+    with pytest.raises(RequestParamsError):
+        await store.put_shared("../escape", b"")

@@ -1,0 +1,82 @@
+"""The gateway's run service: a run is recorded `queued` in the shared store, awaiting delivery, before it is
+handed to FC's asynchronous queue, so a poll that comes before any GPU instance has started sees it, and a
+worker that gets it claims that record (agent/stores/base.py). FC may deliver it late, twice or never: a second
+delivery finds the task claimed or ended, and one never delivered reads as failed (`NotDelivered`) past
+`deliver_by`.
+
+Cancel: a task no worker has taken yet is canceled in the store at once (a delivery that comes later finds it
+canceled and runs nothing); one a worker runs gets the store's cancel request, as from any instance.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from agent.errors import AgentError, Canceled
+from agent.gateway.worker import WorkerFunction
+from agent.logs import log_event
+from agent.metrics import Metrics
+from agent.runs.run import RunOptions
+from agent.stores.base import TaskStore
+from agent.tasks.model import Task, TaskStatus, request_hash
+
+logger = logging.getLogger("agent.gateway")
+
+CANCEL_WAIT = 10.0  # as a worker's cancel: the answer waits this long for the task's end
+
+
+class Handoff:
+    def __init__(self, store: TaskStore, worker: WorkerFunction, metrics: Metrics, *, max_age: float,
+                 instance_id: str) -> None:
+        self.store = store
+        self.worker = worker
+        self.metrics = metrics
+        self.max_age = max_age
+        self.owner = f"gateway-{instance_id}"
+
+    async def submit(self, task_id: str, prompt: dict[str, Any], options: RunOptions, path_qs: str,
+                     body: bytes) -> Task:
+        """The task as recorded once FC holds the run; a task that already succeeded with the same request is
+        answered as it is, nothing handed off."""
+        task = Task(task_id=task_id, owner=self.owner, request_hash=request_hash(prompt), webhook=options.webhook,
+                    params=options.params, deliver_by=time.time() + self.max_age)
+        replay = await self.store.claim(task)
+        if replay is not None:
+            self.metrics.handoffs.labels("replayed").inc()
+            return replay
+        try:
+            await self.store.append_events(task_id, [("status", {"status": task.status.value})])
+            request_id = await self.worker.invoke_async(path_qs, body, task_id)
+        except AgentError as exc:
+            await self._refused(task, exc)
+            raise
+        self.metrics.handoffs.labels("queued").inc()
+        log_event(logger, "run.handed_off", task_id, fc_request_id=request_id)
+        return task
+
+    async def _refused(self, task: Task, error: AgentError) -> None:
+        """FC did not take the run: the record says so (the id is free for another try)."""
+        self.metrics.handoffs.labels("refused").inc()
+        log_event(logger, "run.handoff_failed", task.task_id, level=logging.WARNING, error=error)
+        task.finish(TaskStatus.FAILED, error.body())
+        try:
+            await self.store.save(task)
+        except AgentError as exc:
+            log_event(logger, "store.write_failed", task.task_id, level=logging.WARNING, error=exc)
+
+    async def cancel(self, task_id: str) -> Task:
+        task = await self.store.find(task_id)
+        if task.status.finished:
+            return task
+        await self.store.request_cancel(task_id)  # heard by the worker, should one claim it meanwhile
+        if task.handed_off:
+            current = await self.store.get(task_id)
+            if current is not None and current.handed_off and not current.status.finished:
+                current.finish(TaskStatus.CANCELED, Canceled("the run was canceled before a worker took it",
+                                                             comfyui_released=True).body())
+                await self.store.save(current)
+                log_event(logger, "run.canceled_before_delivery", task_id)
+                return current
+        return await self.store.ended_within(task, CANCEL_WAIT)
