@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import http.server
 import io
+import json
 import os
 import signal
 import threading
@@ -18,6 +19,7 @@ from PIL import Image
 
 from agent_process import AgentProcess, real_comfyui_agent
 from procs import alive, state
+from waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -185,3 +187,11 @@ def test_comfyui_killed_mid_run_then_restarted(agent: AgentProcess) -> None:
     agent.wait_ready(120)
     assert agent.comfyui_pid() != comfyui
     assert agent.run(empty_image(unique(), "it_after_restart")).status_code == 200
+
+
+def test_the_list_inputs_are_published_for_gateways(agent: AgentProcess) -> None:
+    published = agent.log_path.parent / "tasks" / "input-choices.shared"  # the agent's file store
+    wait_for(published.exists, 60, "the agent to publish ComfyUI's list inputs")
+    listed = json.loads(published.read_bytes())
+    assert "euler" in listed["KSampler"]["sampler_name"]
+    assert "ckpt_name" in listed["CheckpointLoaderSimple"]
