@@ -106,6 +106,13 @@ async def _publish_choices(host: ComfyHost, client: ComfyClient, store: TaskStor
         raise ComfyUIUnavailable(f"ComfyUI's /object_info could not be read: {exc}") from exc
 
 
+def _passing_session() -> aiohttp.ClientSession:
+    """For requests passed on as they came: no pool limit, no proxy from the environment, bodies left encoded,
+    no cookies kept between callers."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trust_env=False, auto_decompress=False,
+                                 cookie_jar=aiohttp.DummyCookieJar())
+
+
 def open_outputs(settings: Settings, buckets: Buckets) -> Outputs | None:
     """The output store, when one is configured."""
     if settings.output_store is None:
@@ -118,8 +125,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     """Start ComfyUI without waiting for it: the agent's port opens at once and /readyz tells the rest."""
     settings = app[SETTINGS]
     session = connection_pool(COMFYUI_CONNECTIONS)
-    proxy_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trust_env=False,
-                                          auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
+    proxy_session = _passing_session()
     client = ComfyClient(settings.comfyui_base_url, session, COMFYUI_CONNECTIONS)
     host = make_host(settings, client)
     connection = EventConnection(settings.comfyui_base_url, settings.ws_stall_timeout)
@@ -167,8 +173,7 @@ async def _gateway_resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     assert settings.worker_url is not None  # load_settings refuses a gateway without one
     store = MeteredStore(open_store(settings.store_url, settings.task_ttl, settings.stale_after), app[METRICS])
-    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), trust_env=False,
-                                    auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
+    session = _passing_session()
     # a held run may take RUN_TIMEOUT, and its inputs and outputs their time around it
     worker = WorkerFunction(settings.worker_url, settings.token_for_worker, session, settings.run_timeout + 600)
     app[STORE], app[WORKER], app[CHOICES] = store, worker, Choices(StoredChoices(store))

@@ -137,25 +137,15 @@ def _file(raw: str) -> Path:
     return path
 
 
-def _device(raw: str) -> str:
-    kind = raw.strip().lower()
-    if kind not in {"auto", "gpu", "cpu"}:
-        raise ValueError("must be auto, gpu or cpu")
-    return kind
+def _one_of(*choices: str) -> Callable[[str], str]:
+    """A word from a fixed list, in any case."""
+    def parse(raw: str) -> str:
+        word = raw.strip().lower()
+        if word not in choices:
+            raise ValueError(f"must be {', '.join(choices[:-1])} or {choices[-1]}")
+        return word
 
-
-def _mode(raw: str) -> str:
-    mode = raw.strip().lower()
-    if mode not in {"worker", "gateway"}:
-        raise ValueError("must be worker or gateway")
-    return mode
-
-
-def _log_format(raw: str) -> str:
-    kind = raw.strip().lower()
-    if kind not in {"text", "json"}:
-        raise ValueError("must be text or json")
-    return kind
+    return parse
 
 
 def _log_level(raw: str) -> str:
@@ -202,7 +192,7 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    agent_mode: Annotated[str, env("AGENT_MODE", parse=_mode, help=(
+    agent_mode: Annotated[str, env("AGENT_MODE", parse=_one_of("worker", "gateway"), help=(
         "`worker`: the agent with its ComfyUI; `gateway` (also `comfyui-agent gateway`): no ComfyUI, tasks, "
         "the page and workflows served from the shared store, runs handed to `WORKER_URL`"))] = "worker"
     host: Annotated[str, env("AGENT_HOST", help="address the agent listens on")] = "0.0.0.0"
@@ -213,7 +203,7 @@ class Settings(BaseModel):
         "there"))] = Path("/comfyui")
     comfyui_python: Annotated[str | None, env("COMFYUI_PYTHON", help="interpreter for ComfyUI", shown=(
         "`$COMFYUI_DIR/.venv/bin/python` when there is one (comfy-cli makes it), else the agent's own"))] = None
-    comfyui_device: Annotated[str, env("COMFYUI_DEVICE", parse=_device, help=(
+    comfyui_device: Annotated[str, env("COMFYUI_DEVICE", parse=_one_of("auto", "gpu", "cpu"), help=(
         "`auto`: ComfyUI gets `--cpu` when the machine shows no GPU (no NVIDIA or AMD device, not Apple silicon); "
         "`gpu`: never added; `cpu`: always"))] = "auto"
     comfyui_port: Annotated[int, env("COMFYUI_PORT", parse=_int_in(1, 65535),
@@ -320,7 +310,7 @@ class Settings(BaseModel):
         "by then reads as failed (`NotDelivered`)"))] = 86400
     log_level: Annotated[str, env("LOG_LEVEL", parse=_log_level, shown="`info`",
                                   help="`debug`, `info`, `warning` or `error`")] = "INFO"
-    log_format: Annotated[str, env("LOG_FORMAT", parse=_log_format, help=(
+    log_format: Annotated[str, env("LOG_FORMAT", parse=_one_of("text", "json"), help=(
         "`text` (one `key=value` line per event) or `json` (one JSON object per line, for log collectors)"))] = "text"
     ws_stall_timeout: Annotated[float, env("WS_STALL_TIMEOUT", parse=_positive_float, help=(
         "seconds the event connection to ComfyUI may stay silent while runs are followed before it is replaced "

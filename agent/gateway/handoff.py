@@ -19,13 +19,11 @@ from agent.gateway.worker import WorkerFunction
 from agent.logs import log_event
 from agent.metrics import Metrics
 from agent.runs.run import RunOptions
+from agent.runs.service import CANCEL_WAIT
 from agent.stores.base import TaskStore
 from agent.tasks.model import Task, TaskStatus, request_hash
 
 logger = logging.getLogger("agent.gateway")
-
-CANCEL_WAIT = 10.0  # as a worker's cancel: the answer waits this long for the task's end
-
 
 class Handoff:
     def __init__(self, store: TaskStore, worker: WorkerFunction, metrics: Metrics, *, max_age: float,
@@ -71,12 +69,10 @@ class Handoff:
         if task.status.finished:
             return task
         await self.store.request_cancel(task_id)  # heard by the worker, should one claim it meanwhile
-        if task.handed_off:
-            current = await self.store.get(task_id)
-            if current is not None and current.handed_off and not current.status.finished:
-                current.finish(TaskStatus.CANCELED, Canceled("the run was canceled before a worker took it",
-                                                             comfyui_released=True).body())
-                await self.store.save(current)
-                log_event(logger, "run.canceled_before_delivery", task_id)
-                return current
-        return await self.store.ended_within(task, CANCEL_WAIT)
+        if not task.handed_off:
+            return await self.store.ended_within(task, CANCEL_WAIT)
+        task.finish(TaskStatus.CANCELED, Canceled("the run was canceled before a worker took it",
+                                                  comfyui_released=True).body())
+        await self.store.save(task)
+        log_event(logger, "run.canceled_before_delivery", task_id)
+        return task

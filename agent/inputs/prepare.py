@@ -89,11 +89,11 @@ class InputPreparer:
         if isinstance(slot.source, Inline):
             data = slot.source.data
         else:
-            url = slot.source.url
+            url, in_bucket = slot.source.url, slot.source.in_bucket
 
             async def download() -> bytes:
                 async with gate:
-                    if url.split("://", 1)[0].lower() in ("oss", "s3"):
+                    if in_bucket:
                         return await read_object(self.buckets, url, self.max_bytes, self.settings.input_fetch_timeout)
                     return await self.fetcher.fetch(url)
 

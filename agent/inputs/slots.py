@@ -86,7 +86,7 @@ class Loaders:
         for slot in self.slots(prompt):
             if isinstance(slot.source, Inline):
                 self.file(slot, slot.source.data)
-            elif isinstance(slot.source, Remote) and slot.source.url.split("://", 1)[0].lower() in ("oss", "s3"):
+            elif isinstance(slot.source, Remote) and slot.source.in_bucket:
                 try:
                     parse_object_url(slot.source.url)
                 except ValueError as exc:

@@ -34,6 +34,11 @@ class Inline:
 class Remote:
     url: str
 
+    @property
+    def in_bucket(self) -> bool:
+        """`oss://` or `s3://`: read with the object store's client, not fetched over HTTP."""
+        return self.url.split("://", 1)[0].lower() in ("oss", "s3")
+
 
 Source = Inline | Remote
 
