@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from functools import cache
@@ -12,8 +13,13 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PROTOCOL_DIR = Path(os.environ.get("COMFYUI_PROTOCOL_DIR", FIXTURES / "comfyui-0.3.64"))
 
 
-@cache
 def recording(name: str) -> dict[str, Any]:
+    """A fresh copy each call, so a test that edits what it got cannot change what later tests read."""
+    return copy.deepcopy(_parsed(name))
+
+
+@cache
+def _parsed(name: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((PROTOCOL_DIR / f"{name}.json").read_text())
     return data
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import copy
 from typing import Any
 
 import pytest
@@ -124,7 +123,7 @@ async def test_socket_dropped_mid_run_is_replaced_and_the_run_completes() -> Non
 def dropped_after(name: str, cut_after: str, resume_at: str) -> dict[str, Any]:
     """The recording with its socket dropped after node `cut_after` starts; the frames up to node `resume_at`
     are lost, the rest reach the reconnected socket."""
-    data = copy.deepcopy(recording(name))
+    data = recording(name)
     frames = data["ws"]
 
     def starting(node: str) -> int:
