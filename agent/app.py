@@ -38,7 +38,7 @@ from agent.api.polls import RecentPolls
 from agent.api.security import cors, require_token
 from agent.buckets.clients import Buckets
 from agent.buckets.location import parse_location
-from agent.comfy.client import ComfyClient, ComfyHTTPError, ComfyUnreachable, connection_pool
+from agent.comfy.client import ComfyClient, connection_pool
 from agent.comfy.connection import EventConnection
 from agent.comfy.host import ComfyHost, make_host
 from agent.comfy.outputs import OutputFiles
@@ -100,10 +100,7 @@ async def _publish_choices(host: ComfyHost, client: ComfyClient, store: TaskStor
     """ComfyUI's list inputs into the store, for gateways, once it answers."""
     if not await host.wait_ready(wait):
         raise ComfyUIUnavailable(f"ComfyUI did not answer within {wait:g} s")
-    try:
-        return await publish_choices(client, store)
-    except (ComfyHTTPError, ComfyUnreachable, ValueError) as exc:
-        raise ComfyUIUnavailable(f"ComfyUI's /object_info could not be read: {exc}") from exc
+    return await publish_choices(client, store)
 
 
 def _passing_session() -> aiohttp.ClientSession:

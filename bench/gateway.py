@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import aiohttp
 from common import REPO, start_agent, wait_http
-from store import REDIS_URL, seed_tasks, wrk
+from store import REDIS_URL, poll_rates, seed_tasks, wrk
 
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -68,20 +67,11 @@ def wrk_rotating(url: str, ids: list[str], seconds: int) -> float:
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(ROTATE % ", ".join(f'"{task_id}"' for task_id in ids))
         script.flush()
-        result = subprocess.run(["taskset", "-c", "1", "wrk", "-t", "1", "-c", "32", "-d", f"{seconds}s", "-s",
-                                 script.name, url], capture_output=True, text=True, check=True)
-    match = re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)
-    assert match and "Non-2xx" not in result.stdout, result.stdout
-    return float(match.group(1))
+        return wrk(url, seconds, script.name)
 
 
 def polled(agent: str, seconds: int, spread: list[str]) -> list[tuple[str, float]]:
-    rates = []
-    for task_id, query in ((QUEUED, ""), ("bench-done", "&results=false")):
-        wrk(f"{agent}/api/status?id={task_id}{query}", 2)  # warm-up
-        rates.append((task_id.split("-")[1], wrk(f"{agent}/api/status?id={task_id}{query}", seconds)))
-    rates.append((f"spread ({len(spread)})", wrk_rotating(agent, spread, seconds)))
-    return rates
+    return [*poll_rates(agent, QUEUED, seconds), (f"spread ({len(spread)})", wrk_rotating(agent, spread, seconds))]
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

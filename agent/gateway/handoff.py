@@ -25,6 +25,7 @@ from agent.tasks.model import Task, TaskStatus, request_hash
 
 logger = logging.getLogger("agent.gateway")
 
+
 class Handoff:
     def __init__(self, store: TaskStore, worker: WorkerFunction, metrics: Metrics, *, max_age: float,
                  instance_id: str) -> None:
@@ -35,15 +36,14 @@ class Handoff:
         self.owner = f"gateway-{instance_id}"
 
     async def submit(self, task_id: str, prompt: dict[str, Any], options: RunOptions, path_qs: str,
-                     body: bytes) -> Task:
-        """The task as recorded once FC holds the run; a task that already succeeded with the same request is
-        answered as it is, nothing handed off."""
+                     body: bytes) -> None:
+        """Record the task and hand its run to FC; a task that already succeeded with the same request stays as it
+        is, nothing handed off (its caller reads the stored end)."""
         task = Task(task_id=task_id, owner=self.owner, request_hash=request_hash(prompt), webhook=options.webhook,
                     params=options.params, deliver_by=time.time() + self.max_age)
-        replay = await self.store.claim(task)
-        if replay is not None:
+        if await self.store.claim(task) is not None:
             self.metrics.handoffs.labels("replayed").inc()
-            return replay
+            return
         try:
             await self.store.append_events(task_id, [("status", {"status": task.status.value})])
             request_id = await self.worker.invoke_async(path_qs, body, task_id)
@@ -52,7 +52,6 @@ class Handoff:
             raise
         self.metrics.handoffs.labels("queued").inc()
         log_event(logger, "run.handed_off", task_id, fc_request_id=request_id)
-        return task
 
     async def _refused(self, task: Task, error: AgentError) -> None:
         """FC did not take the run: the record says so (the id is free for another try)."""

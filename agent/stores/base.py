@@ -59,7 +59,9 @@ class TaskStore(ABC):
     def parse(self, raw: bytes | str) -> Task:
         """A stored record as a task (ValidationError when it is none). Most reads are polls of a task that has
         not changed since the last one, so the last PARSED_KEPT records' parses are kept and each reader gets
-        its own shallow copy: a parse is most of a poll's work; a copy is a small fraction of it."""
+        its own shallow copy: a parse is most of a poll's work; a copy is a small fraction of it (a deep one
+        costs more than the parse). So a reader sets a task's fields (as `finish` does) but never changes what
+        they hold in place: that would change the kept parse."""
         parsed = self._parsed.get(raw)
         if parsed is None:
             parsed = self._parsed[raw] = Task.model_validate_json(raw)

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import ValidationError
 
@@ -138,7 +138,7 @@ def _discard(temp: str) -> None:
             os.truncate(temp, 0)
 
 
-def _read(path: str, part: str) -> bytes | None:
+def _read(path: str, part: Literal["record", "results", "all"]) -> bytes | None:
     """Of a file: its `record` (the first line), its `results` (the rest, None when empty) or `all` of it; None
     when there is no such file."""
     try:

@@ -13,7 +13,7 @@ import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Collection
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -171,8 +171,7 @@ class RedisStore(TaskStore):
 
     async def get_shared(self, name: str) -> bytes | None:
         key = self._key("shared", name)
-        raw = await self._call(lambda: self.redis.get(key))
-        return raw.encode() if isinstance(raw, str) else raw
+        return cast("bytes | None", await self._call(lambda: self.redis.get(key)))  # no decode_responses: bytes
 
     async def close(self) -> None:
         await self.redis.aclose()

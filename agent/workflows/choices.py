@@ -47,7 +47,10 @@ class StoredChoices:
 
 async def publish_choices(client: ComfyClient, store: TaskStore) -> int:
     """Leave ComfyUI's list inputs in the store for gateways; returns how many node classes have some."""
-    listed = await client.all_input_choices()
+    try:
+        listed = await client.all_input_choices()
+    except (ComfyHTTPError, ComfyUnreachable, ValueError) as exc:
+        raise ComfyUIUnavailable(f"ComfyUI's /object_info could not be read: {exc}") from exc
     await store.put_shared(SHARED_NAME, json.dumps(listed, separators=(",", ":")).encode())
     return len(listed)
 
