@@ -11,8 +11,13 @@ from agent.api.errors import NotFound
 
 
 def file_in(folder: Path, name: str, headers: dict[str, str] | None = None) -> web.FileResponse:
-    """`name` inside `folder` only: a path that leaves it (`..`, a link) is as absent as a missing file."""
-    path = (folder / name).resolve()
-    if not path.is_relative_to(folder.resolve()) or not path.is_file():
-        raise NotFound(f"no file {name}")
+    """`name` inside `folder` only: a path that leaves it (`..`, a link) is as absent as a missing file, and so is
+    one the file system cannot even look up (a name over its length limit, a NUL byte)."""
+    try:
+        path = (folder / name).resolve()
+        found = path.is_relative_to(folder.resolve()) and path.is_file()
+    except (OSError, ValueError):
+        found = False
+    if not found:
+        raise NotFound(f"no file {name[:100]}")
     return web.FileResponse(path, headers=headers)
