@@ -13,7 +13,7 @@ import httpcore
 import httpx
 
 from agent import __version__
-from agent.inputs.guard import AddressRefused, GuardedBackend
+from agent.inputs.guard import AddressRefused, GuardedBackend, HostUnresolved
 from agent.inputs.sources import FetchError
 
 MAX_REDIRECTS = 3
@@ -54,6 +54,8 @@ class UrlFetcher:
             raise FetchError(f"timed out after {self.timeout:g} s") from None
         except AddressRefused as exc:
             raise FetchError(f"refused address: {exc}") from None
+        except HostUnresolved as exc:
+            raise FetchError(f"host not found: {exc}") from None
         except httpx.InvalidURL as exc:
             raise FetchError(f"invalid URL: {exc}") from None
         except httpx.HTTPError as exc:

@@ -27,8 +27,16 @@ _NAMED_RANGES = (
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
+# Said with every refusal: a caller testing against a local server needs to know which switch lets it through.
+_ALLOW_HINT = "set URL_ALLOW_PRIVATE=true to allow private addresses, or list the host in URL_ALLOW_HOSTS"
+
+
 class AddressRefused(Exception):
-    """A URL input led to an address the agent must not reach."""
+    """A URL input or a webhook led to an address the agent must not reach: never worth another try."""
+
+
+class HostUnresolved(Exception):
+    """The name has no address now; DNS may answer later, so unlike a refusal this can be tried again."""
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -65,13 +73,11 @@ async def resolve(host: str, port: int) -> list[str]:
 
 
 def check_addresses(host: str, addresses: Iterable[str]) -> None:
-    found = list(addresses)
-    if not found:
-        raise AddressRefused(f"{host} does not resolve")
-    for text in found:
+    for text in addresses:
         reason = refusal(ipaddress.ip_address(text.split("%", 1)[0]))
         if reason:
-            raise AddressRefused(f"{host} resolves to {text}, a {reason} address")
+            where = f"is a {reason} address" if host == text else f"resolves to {text}, a {reason} address"
+            raise AddressRefused(f"{host} {where}: {_ALLOW_HINT}")
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -84,18 +90,23 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         self.resolver = resolver
         self.inner = inner or httpcore.AnyIOBackend()
 
+    async def addresses(self, host: str, port: int) -> list[str]:
+        """The host's addresses, every one of them allowed; raises HostUnresolved or AddressRefused."""
+        try:
+            addresses = await self.resolver(host, port)
+        except OSError as exc:
+            raise HostUnresolved(f"{host} does not resolve ({exc.strerror or exc})") from exc
+        if not addresses:
+            raise HostUnresolved(f"{host} does not resolve")
+        if not (self.allow_private or host.lower().rstrip(".") in self.allowed_hosts):
+            check_addresses(host, addresses)
+        return addresses
+
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                           local_address: str | None = None,
                           socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
                           ) -> httpcore.AsyncNetworkStream:
-        try:
-            addresses = await self.resolver(host, port)
-        except OSError as exc:
-            raise AddressRefused(f"{host} does not resolve ({exc.strerror or exc})") from exc
-        if not (self.allow_private or host.lower().rstrip(".") in self.allowed_hosts):
-            check_addresses(host, addresses)
-        if not addresses:
-            raise AddressRefused(f"{host} does not resolve")
+        addresses = await self.addresses(host, port)
         return await self.inner.connect_tcp(addresses[0], port, timeout, local_address, socket_options)
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,

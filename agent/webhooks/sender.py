@@ -2,7 +2,8 @@
 
 Per task, events go one at a time and in order (a receiver sees `task.started` before `task.succeeded`). Each is
 retried with backoff after a connection failure, a timeout, a 429 or a 5xx, and given up after any other answer
-(the receiver refused it; redirects are not followed). The final event is awaited before the run's request
+(the receiver refused it; redirects are not followed), and never retried when the address guard refuses the
+receiver's address: that answer would be the same every time. The final event is awaited before the run's request
 ends, for at most `WEBHOOK_TIMEOUT`: FC freezes an instance once no request is open, and a frozen instance
 sends nothing. What was never delivered is recorded on the task. A slow or dead receiver never changes a run's
 outcome. Addresses pass the same guard as input URLs.
@@ -18,7 +19,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from agent.inputs.guard import AddressRefused
+from agent.inputs.guard import AddressRefused, HostUnresolved
 from agent.logs import log_event, short
 from agent.metrics import Metrics
 from agent.runs.events import RunEnded, RunEvent, RunProgressed, RunQueued, RunStarted
@@ -177,7 +178,10 @@ class WebhookSender:
             webhook.attempts += 1
             try:
                 response = await self.client.post(webhook.url, content=body, headers=self._signed(message_id, body))
-            except (httpx.HTTPError, AddressRefused, OSError) as exc:
+            except AddressRefused as exc:
+                webhook.last_status, webhook.last_error = None, short(f"refused address: {exc}")
+                break
+            except (httpx.HTTPError, HostUnresolved, OSError) as exc:
                 webhook.last_status, webhook.last_error = None, short(f"{exc.__class__.__name__}: {exc}")
             else:
                 webhook.last_status, webhook.last_error = response.status_code, None

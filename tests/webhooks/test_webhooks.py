@@ -11,7 +11,7 @@ import pytest
 
 from agent_harness import running_agent, scrape, serving
 from agent_process import free_port
-from double_helpers import save_prompt
+from double_helpers import double_info, save_prompt
 from webhook_receiver import SECRET, Receiver
 
 DELIVERIES = "comfyui_agent_webhook_deliveries_total"
@@ -108,13 +108,47 @@ async def test_the_default_url_serves_requests_that_name_none(double: str, recei
     assert hooks.types() == ["task.started", "task.succeeded"]
 
 
-async def test_private_addresses_are_refused_and_bad_urls_are_a_400(double: str) -> None:
-    async with running_agent(comfyui_url=double, webhook_secret=SECRET, webhook_timeout=0.5) as agent:
-        reply = await agent.post("/api/run", json=with_hook(save_prompt(0x70), "http://10.1.2.3/hook",
-                                                            "task.succeeded"), headers={"task-id": "hook-7"})
+@pytest.mark.parametrize(("url", "reason"), [
+    ("http://169.254.169.254/hook", "link-local"),
+    ("http://10.1.2.3/hook", "private"),
+    ("http://localhost:{port}/hook", "loopback"),  # a name that resolves to a refused address
+    ("http://[::1]:{port}/hook", "loopback"),
+])
+async def test_a_webhook_the_guard_refuses_is_a_400_before_anything_runs(double: str, url: str, reason: str) -> None:
+    async with running_agent(comfyui_url=double, webhook_secret=SECRET) as agent:
+        refused = await agent.post("/api/run", json=with_hook(save_prompt(0x70), url.format(port=free_port())),
+                                   headers={"task-id": "hook-7"})
+        assert refused.status == 400
+        reply = await refused.json()
+        assert reply["message"] == "RequestParamsError" and "webhook.url" in reply["error"], reply
+        assert reason in reply["error"], reply
+        assert "URL_ALLOW_PRIVATE" in reply["error"] and "URL_ALLOW_HOSTS" in reply["error"]
+        assert (await double_info(double))["prompts_received"] == 0
+
+
+async def test_a_webhook_host_that_does_not_resolve_is_a_400_that_says_so(double: str) -> None:
+    async with running_agent(comfyui_url=double, webhook_secret=SECRET) as agent:
+        refused = await agent.post("/api/run", json=with_hook(save_prompt(0x71), "http://nowhere.invalid/hook"))
+        assert refused.status == 400
+        error = (await refused.json())["error"]
+        assert "does not resolve" in error and "refused" not in error, error
+
+
+async def test_a_refused_default_webhook_is_tried_once_never_retried(double: str) -> None:
+    """WEBHOOK_URL is the operator's and is not checked per request; the guard's refusal at sending time is final:
+    with the whole WEBHOOK_TIMEOUT to retry in, the sender still stops after each event's first attempt."""
+    async with running_agent(comfyui_url=double, webhook_secret=SECRET, webhook_url="http://10.1.2.3/hook",
+                             webhook_timeout=60.0) as agent:
+        reply = await agent.post("/api/run", json=save_prompt(0x72), headers={"task-id": "hook-8"})
         assert reply.status == 200
-        task = await (await agent.get("/api/tasks/hook-7")).json()
-        assert "private" in task["webhook"]["last_error"] and task["webhook"]["undelivered"] == ["task.succeeded"]
+        webhook = (await (await agent.get("/api/tasks/hook-8")).json())["webhook"]
+    assert webhook["undelivered"] == ["task.started", "task.succeeded"], webhook
+    assert webhook["attempts"] == 2, webhook  # one for each event
+    assert "private" in webhook["last_error"] and "URL_ALLOW_PRIVATE" in webhook["last_error"]
+
+
+async def test_bad_webhook_options_are_a_400(double: str) -> None:
+    async with running_agent(comfyui_url=double, webhook_secret=SECRET) as agent:
         for bad in ({"url": "ftp://x/y"}, {"url": "http://user:pw@x/y"}, {"url": "http://x/", "events": []},
                     {"url": "http://x/", "events": ["task.exploded"]}, {"events": ["task.started"]}):
             refused = await agent.post("/api/run", json={"prompt": save_prompt(1), "options": {"webhook": bad}})
