@@ -6,16 +6,18 @@ that prompts are submitted through. Every prompt is submitted under this connect
 all of their messages here; they are matched by `prompt_id`, previews by their metadata (the feature flag asks
 ComfyUI for it) or, without it, by the node that is executing (ComfyUI runs one prompt at a time).
 
-A dropped connection, or one silent for `stall_timeout` while prompts are followed, is closed completely and
-opened again under the same clientId (the old socket first, or ComfyUI orphans the new one); every prompt
-followed then gets a `Gap` and catches up over HTTP. Frames of a prompt nobody watches yet are kept a short while
+A dropped connection, or a stalled one, is closed completely and opened again under the same clientId (the old
+socket first, or ComfyUI orphans the new one); every prompt followed then gets a `Gap` and catches up over HTTP.
+Silence alone is no stall: ComfyUI sends nothing while one node works (a long sampler step, a model load), so a
+connection silent for `stall_timeout` while prompts are followed is held against ComfyUI's queue: stalled only when
+the queue contradicts what the socket last said (the prompt it said was executing is gone, or one of ours runs
+that it never announced), or ComfyUI does not answer. Frames of a prompt nobody watches yet are kept a short while
 (a prompt whose id ComfyUI changed on submit is claimed under its new id).
 
 The socket is aiohttp's websocket client, on a session of its own (never a place in the HTTP pool): the design
 card names the `websockets` package, but bench/event_socket.py measured it reading ComfyUI's frames with about a
 third more CPU per frame than aiohttp's C-accelerated reader, and every frame of every run passes here. No ping
-heartbeat: a silent connection is caught by the watchdog, which also catches a peer that answers pings but
-sends nothing more.
+heartbeat: a peer can answer pings and still send nothing more, which the queue check catches.
 """
 
 from __future__ import annotations
@@ -26,12 +28,24 @@ import json
 import logging
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import aiohttp
 
-from agent.comfy.events import Event, NodeExecuting, Preview, PromptDone, parse_frame, parse_preview
+from agent.comfy.client import ComfyHTTPError, ComfyUnreachable, QueueState
+from agent.comfy.events import (
+    Event,
+    ExecutionFailed,
+    ExecutionInterrupted,
+    ExecutionSucceeded,
+    NodeExecuting,
+    Preview,
+    PromptDone,
+    parse_frame,
+    parse_preview,
+)
 from agent.logs import log_event
 
 logger = logging.getLogger("agent.comfy")
@@ -82,10 +96,12 @@ class Watch:
 
 
 class EventConnection:
-    def __init__(self, base_url: str, stall_timeout: float, client_id: str | None = None) -> None:
+    def __init__(self, base_url: str, stall_timeout: float, queue: Callable[[], Awaitable[QueueState]],
+                 client_id: str | None = None) -> None:
         self.url = f"{base_url.rstrip('/').replace('http', 'ws', 1)}/ws?clientId="
         self.client_id = client_id or f"agent-{uuid.uuid4().hex}"
         self.stall_timeout = stall_timeout
+        self._queue = queue
         self._session: aiohttp.ClientSession | None = None
         self._socket: aiohttp.ClientWebSocketResponse | None = None
         self._open = asyncio.Event()
@@ -204,14 +220,31 @@ class EventConnection:
         return "stalled" if self._stalled else "dropped"
 
     async def _watch_silence(self, socket: aiohttp.ClientWebSocketResponse) -> None:
-        """A connection silent for `stall_timeout` while prompts are followed may be dead without knowing it."""
+        """A connection silent for `stall_timeout` while prompts are followed may be dead without knowing it; the
+        queue tells. Explained silence is checked again after as long once more."""
         loop = asyncio.get_running_loop()
+        explained_at = 0.0
         while True:
             await asyncio.sleep(WATCHDOG_SECONDS)
-            if self._watches and loop.time() - self._last_frame_at >= self.stall_timeout:
-                self._stalled = True
-                await socket.close()
-                return
+            if not self._watches or loop.time() - max(self._last_frame_at, explained_at) < self.stall_timeout:
+                continue
+            if await self._silence_explained():
+                explained_at = loop.time()
+                continue
+            self._stalled = True
+            await socket.close()
+            return
+
+    async def _silence_explained(self) -> bool:
+        """ComfyUI's queue agrees with what the socket last said: the prompt it said was executing still runs, or,
+        when it said none, none of ours does (they wait behind another client's, or are about to start)."""
+        try:
+            state = await self._queue()
+        except (ComfyUnreachable, ComfyHTTPError):
+            return False
+        if self._executing is not None:
+            return self._executing[0] in state.running
+        return not state.running & self._watches.keys()
 
     def _dispatch(self, frame: str | bytes) -> None:
         event: Event | None
@@ -221,7 +254,7 @@ class EventConnection:
             event = parse_frame(frame)
             if isinstance(event, NodeExecuting) and event.prompt_id is not None:
                 self._executing = (event.prompt_id, event.display_node or event.node)
-            elif isinstance(event, PromptDone):
+            elif isinstance(event, PromptDone | ExecutionSucceeded | ExecutionFailed | ExecutionInterrupted):
                 self._executing = None
         if event is None or event.prompt_id is None:
             return

@@ -63,3 +63,15 @@ async def test_a_lost_connection_is_replaced_once_and_every_run_catches_up(
             assert pixel(await reply.json(), "2") == (2 * index, 2 * index, 2 * index)
     reconnects = [record for record in caplog.records if "ws.reconnect" in record.getMessage()]
     assert 1 <= len(reconnects) <= 2, [record.getMessage() for record in reconnects]  # one per fault, not per run
+
+
+async def test_a_long_silent_step_is_no_stall(double: str, caplog: pytest.LogCaptureFixture) -> None:
+    """ComfyUI sends nothing while one node works: three times the stall timeout of silence, with ComfyUI's queue
+    saying the prompt still runs, opens no second connection (a stalled socket is test_a_lost_connection_...)."""
+    async with running_agent(comfyui_url=double, ws_stall_timeout=1.0) as agent:
+        with caplog.at_level(logging.WARNING, logger="agent.comfy"):
+            reply = await run(agent, save_prompt(0x030303, "long", delay=3.5))
+        assert reply.status == 200, await reply.text()
+        assert pixel(await reply.json(), "2") == (3, 3, 3)
+        assert len((await double_info(double))["sockets"]) == 1
+    assert not [record.getMessage() for record in caplog.records if "ws.reconnect" in record.getMessage()]
