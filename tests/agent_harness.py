@@ -13,6 +13,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from agent.api.keys import HOST
 from agent.app import create_app
 from agent.config import Settings
+from agent.main import app_runner
+
+
+class AgentServer(TestServer):
+    """aiohttp's test server, serving the agent as comfyui-agent does (agent/main.py's runner): its own runner
+    would cancel a handler whose client left, which the agent's never does."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        return app_runner(self.app)
 
 
 @asynccontextmanager
@@ -20,7 +29,7 @@ async def running_agent(ready: bool = True, **settings: Any) -> AsyncIterator[Te
     """The agent on a free loopback port; `settings` are Settings fields (task_store defaults to memory://)."""
     settings.setdefault("task_store", "memory://")
     app = create_app(Settings(**settings))
-    client = TestClient(TestServer(app, host="127.0.0.1"))
+    client = TestClient(AgentServer(app, host="127.0.0.1"))
     await client.start_server()
     try:
         if ready:

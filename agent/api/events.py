@@ -11,6 +11,7 @@ at once: beyond, 429 with `Retry-After`.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from agent.api.keys import STORE, STREAM_SLOTS
 from agent.errors import RequestParamsError
+from agent.logs import log_event
 from agent.stores.base import LoggedEvent, TaskStore
 from agent.tasks.model import check_task_id
 from agent.tasks.view import task_view
@@ -25,6 +27,10 @@ from agent.tasks.view import task_view
 EVENT_ID = re.compile(r"\d{1,20}(-\d{1,20})?")
 HEARTBEAT = 15.0
 READ_WAIT = 5.0  # one read of the log waits this long for an entry; then the task's record is looked at
+
+logger = logging.getLogger("agent.api")
+
+
 def _frame(event: LoggedEvent | None, kind: str, data: object) -> bytes:
     lines = [f"id: {event.id}"] if event is not None else []
     lines += [f"event: {kind}", f"data: {json.dumps(data, separators=(',', ':'))}"]
@@ -40,11 +46,19 @@ async def _ended_without_a_log(store: TaskStore, task_id: str) -> bytes | None:
 
 
 async def stream_events(request: web.Request, task_id: str, after: str | None) -> web.StreamResponse:
-    """Serve the task's events after `after` until its end; the caller holds a stream slot."""
-    store = request.app[STORE]
+    """Serve the task's events after `after` until its end; the caller holds a stream slot. A client that goes
+    away is no error: a browser closes its EventSource whenever its page is left."""
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                            "X-Accel-Buffering": "no", "X-Task-Id": task_id})
     await response.prepare(request)
+    try:
+        await _follow(response, request.app[STORE], task_id, after)
+    except ConnectionResetError:
+        log_event(logger, "stream.closed", task_id, level=logging.DEBUG, by="client")
+    return response
+
+
+async def _follow(response: web.StreamResponse, store: TaskStore, task_id: str, after: str | None) -> None:
     quiet_since = time.monotonic()
     while True:
         entries = await store.read_events(task_id, after, READ_WAIT)
@@ -52,7 +66,7 @@ async def stream_events(request: web.Request, task_id: str, after: str | None) -
             await response.write(_frame(entry, entry.kind, entry.data))
             after = entry.id
             if entry.kind == "end":
-                return response
+                return
         if entries:
             quiet_since = time.monotonic()
             continue
@@ -63,7 +77,7 @@ async def stream_events(request: web.Request, task_id: str, after: str | None) -
                 for entry in more:
                     await response.write(_frame(entry, entry.kind, entry.data))
                 await response.write(told)
-                return response
+                return
             continue
         if time.monotonic() - quiet_since >= HEARTBEAT:
             await response.write(b": heartbeat\n\n")
