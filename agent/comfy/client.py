@@ -41,6 +41,37 @@ class PromptRejected(Exception):
         super().__init__("prompt rejected")
         self.body = body
 
+    def summary(self) -> str:
+        """The refusal in a line, each node's own problem first: ComfyUI's message for the whole prompt ("Prompt
+        outputs failed validation") says only that something is wrong somewhere."""
+        nodes = self.body.get("node_errors")
+        found = [_node_problem(node, entry) for node, entry in nodes.items()] if isinstance(nodes, dict) else []
+        if any(found):
+            return "; ".join(problem for problem in found if problem)
+        error = self.body.get("error")
+        if not isinstance(error, dict):
+            return str(error)
+        message, details = str(error.get("message") or "ComfyUI refused the prompt"), error.get("details")
+        return f"{message} ({details})" if details else message
+
+
+def _node_problem(node: str, entry: Any) -> str:
+    """`KSampler (node 3): cfg: Value 0 smaller than min of 1`, for every error ComfyUI lists for the node."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("errors"), list):
+        return ""
+    named = f"{entry.get('class_type') or 'node'} (node {node})"
+    problems = []
+    for error in entry["errors"]:
+        if not isinstance(error, dict):
+            continue
+        message, details = str(error.get("message", "")), str(error.get("details") or "")
+        input_name = (error.get("extra_info") or {}).get("input_name")
+        if details and details == input_name:
+            problems.append(f"{input_name}: {message}")
+        else:
+            problems.append(f"{message}: {details}" if details else message)
+    return f"{named}: {'; '.join(problems)}" if problems else ""
+
 
 @dataclass(frozen=True)
 class Submitted:

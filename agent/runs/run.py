@@ -108,12 +108,20 @@ def failure_of(ending: Ending, prompt_id: str) -> AgentError:
 def _refused(exc: Exception, process: Liveness) -> AgentError:
     """Why ComfyUI did not take the prompt, in the agent's words."""
     if isinstance(exc, PromptRejected):
-        return PromptValidationError(exc.body.get("error"), node_errors=exc.body.get("node_errors", {}))
+        return PromptValidationError(_leading_with_the_nodes(exc), node_errors=exc.body.get("node_errors", {}))
     if isinstance(exc, ComfyHTTPError):
         return PromptValidationError({"type": "comfyui_error", "message": exc.text[:2000]}, node_errors={})
     if process.exited:
         return ComfyUICrashed("ComfyUI exited before it took the prompt")
     return ComfyUIUnavailable(f"ComfyUI did not take the prompt: {exc}")
+
+
+def _leading_with_the_nodes(rejected: PromptRejected) -> Any:
+    """ComfyUI's error object, its `message` the refusal in a line (its own message kept as `comfyui_message`)."""
+    error = rejected.body.get("error")
+    if not isinstance(error, dict):
+        return error
+    return {**error, "message": rejected.summary(), "comfyui_message": error.get("message")}
 
 
 def _canceled_early() -> Canceled:

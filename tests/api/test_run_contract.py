@@ -120,6 +120,8 @@ async def test_comfyui_validation_error_keeps_its_error_and_node_errors(agent: C
     body = await response.json()
     assert body["message"] == "PromptValidationError"
     assert body["error"]["type"] == "prompt_outputs_failed_validation"
+    assert body["error"]["message"] == "EmptyImage (node 1): width: Value 0 smaller than min of 1"
+    assert body["error"]["comfyui_message"] == "Prompt outputs failed validation"
     assert body["node_errors"]["1"]["errors"][0]["type"] == "value_smaller_than_min"
     assert (await double_info(double))["prompts_queued"] == 0
 

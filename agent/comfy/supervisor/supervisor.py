@@ -12,6 +12,7 @@ from agent.comfy.client import ComfyClient
 from agent.comfy.device import Device, detect
 from agent.comfy.lifecycle import Lifecycle
 from agent.comfy.supervisor.nas import prepare_nas
+from agent.comfy.supervisor.output import Levels
 from agent.comfy.supervisor.process import ComfyProcess
 from agent.config import Settings
 from agent.logs import log_event, one_line
@@ -61,9 +62,15 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _forward(line: str) -> None:
-    """ComfyUI's lines are already bounded by the splitter; they keep their text, minus control characters."""
-    output_logger.info(one_line(line))
+class _Forward:
+    """ComfyUI's lines are already bounded by the splitter; they keep their text, minus control characters, and get
+    the level their content shows."""
+
+    def __init__(self) -> None:
+        self.levels = Levels()
+
+    def __call__(self, line: str) -> None:
+        output_logger.log(self.levels.of(line), one_line(line))
 
 
 class _NeverStarted:
@@ -122,7 +129,7 @@ class Supervisor(Lifecycle):
         device = detect()
         try:
             process = await ComfyProcess.spawn(self.settings.comfyui_interpreter, Path(self.settings.comfyui_dir),
-                                               comfyui_args(self.settings, device), _child_env(), _forward)
+                                               comfyui_args(self.settings, device), _child_env(), _Forward())
         except OSError as exc:
             log_event(logger, "comfyui.spawn_failed", level=logging.ERROR, error=exc)
             return False
