@@ -2,17 +2,22 @@
 to stand in front of. The work is comfy-cli's, the ecosystem's installer (the optional `comfyui` extra): it
 clones ComfyUI at the commit the Docker image pins, into DIR with a virtualenv of its own (`DIR/.venv`, which the
 agent then uses), with PyTorch for the GPU this machine has, or the CPU build when it has none. This module only
-chooses comfy-cli's arguments."""
+chooses comfy-cli's arguments, and when the install fails, says why where it can tell (ComfyUI's repository out of
+reach) and what to do instead: use a ComfyUI the machine already has."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import os
+import re
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit
 
 from agent.comfy.device import Device, detect
 
@@ -23,6 +28,11 @@ COMFYUI_REPO = "https://github.com/comfyanonymous/ComfyUI.git"
 # ComfyUI 0.3.64 imports these without listing them in its requirements.txt (app/frontend_management.py).
 UNLISTED_REQUIREMENTS = ("requests",)
 _DEVICE_FLAGS = {Device.NVIDIA: "--nvidia", Device.AMD: "--amd", Device.APPLE: "--m-series", Device.CPU: "--cpu"}
+_GIT_PORTS = {"http": 80, "https": 443, "ssh": 22, "git": 9418}
+_SCP_LIKE = re.compile(r"[\w.-]+@(?P<host>[\w.-]+):.*")  # git@github.com:owner/repo.git
+REACH_TIMEOUT = 5.0
+INSTEAD = ("  Have a ComfyUI already? COMFYUI_DIR=/path/to/ComfyUI comfyui-agent launches it;\n"
+           "  COMFYUI_URL=http://host:port comfyui-agent uses one that is running.")
 
 
 def install_command(directory: Path, device: Device, repo: str = COMFYUI_REPO,
@@ -35,6 +45,34 @@ def install_command(directory: Path, device: Device, repo: str = COMFYUI_REPO,
 def completion_command(directory: Path) -> list[str]:
     """What comfy-cli leaves out: ComfyUI's unlisted requirements, into the checkout's own virtualenv."""
     return [str(directory / ".venv" / "bin" / "python"), "-m", "pip", "install", "--quiet", *UNLISTED_REQUIREMENTS]
+
+
+def repo_endpoint(repo: str) -> tuple[str, int] | None:
+    """The host and port a git URL is fetched from; None for a repository on this machine."""
+    parts = urlsplit(repo)
+    if parts.scheme in _GIT_PORTS and parts.hostname:
+        return parts.hostname, parts.port or _GIT_PORTS[parts.scheme]
+    scp = _SCP_LIKE.fullmatch(repo)
+    return (scp["host"], 22) if scp and not parts.scheme else None
+
+
+def unreachable(repo: str) -> str | None:
+    """Why ComfyUI's repository cannot be fetched from here, when that is why the install failed."""
+    endpoint = repo_endpoint(repo)
+    if endpoint is None:
+        return None
+    try:
+        socket.create_connection(endpoint, timeout=REACH_TIMEOUT).close()
+    except OSError as exc:
+        return f"{endpoint[0]}:{endpoint[1]} cannot be reached from this machine ({exc.strerror or exc})"
+    return None
+
+
+def _give_up(what: str, code: int, reason: str | None) -> NoReturn:
+    """One short message after comfy-cli's or pip's own output: what failed, why if known, what to do instead."""
+    print(f"comfyui-agent-install: the install failed: {what}{f'; {reason}' if reason else ''}.\n{INSTEAD}",
+          file=sys.stderr)
+    raise SystemExit(code or 1)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,13 +102,12 @@ def main(argv: Sequence[str] | None = None) -> None:
           flush=True)
     done = subprocess.run(install_command(directory, device, options.repo, options.commit), check=False)
     if done.returncode != 0 or not (directory / "main.py").is_file():
-        print(f"comfyui-agent-install: comfy-cli failed (exit {done.returncode})", file=sys.stderr)
-        raise SystemExit(done.returncode or 1)
+        _give_up(f"comfy-cli exited with status {done.returncode}" if done.returncode else
+                 f"comfy-cli left no ComfyUI in {directory}", done.returncode, unreachable(options.repo))
     completed = subprocess.run(completion_command(directory), check=False)
     if completed.returncode != 0:
-        print(f"comfyui-agent-install: could not install {', '.join(UNLISTED_REQUIREMENTS)} into "
-              f"{directory / '.venv'}", file=sys.stderr)
-        raise SystemExit(completed.returncode)
+        _give_up(f"pip could not install {', '.join(UNLISTED_REQUIREMENTS)} into {directory / '.venv'}",
+                 completed.returncode, None)
     print(f"comfyui-agent-install: done; start the agent with COMFYUI_DIR={directory} comfyui-agent")
 
 

@@ -4,7 +4,10 @@ A run shows a progress bar per node as it goes (on stderr, from the task's event
 `--out` named after the task and node, and exits non-zero with one line on failure; `--json` prints the task
 (or the list) as JSON on stdout for scripts. Exit statuses: 0 done, 1 the run failed, 2 the request was refused
 (a bad graph, parameter or input), 3 no such task or workflow, 4 canceled, 5 the agent or ComfyUI is
-unavailable, 6 timed out.
+unavailable, 6 timed out. Output cut short by its reader (`| head`) ends the command quietly, as in Unix tools.
+
+The bare `comfyui-agent` (or `comfyui-agent serve`) is the server itself, and `comfyui-agent gateway` a gateway:
+`comfyui-agent serve --help` lists their settings.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +35,13 @@ EXIT_BY_KIND = {"RequestParamsError": 2, "InputImageError": 2, "PromptValidation
                 "Unauthorized": 2, "TaskNotFound": 3, "NotFound": 3, "Canceled": 4, "ComfyUIUnavailable": 5,
                 "Overloaded": 5, "StoreUnavailable": 5, "WorkerUnavailable": 5, "Timeout": 6,
                 "NotDelivered": 6}
+# A shell's status for a command its reader stopped reading (128 + SIGPIPE), as `yes | head` gives.
+EXIT_PIPE_CLOSED = 141
+TASK_COMMANDS = {"status": "print a task's status", "watch": "follow a task to its end, a bar per node",
+                 "cancel": "cancel a task"}
+SERVER_COMMANDS = {  # run by agent/main.py, never here: listed so that the top-level help names them
+    "serve": "the server (the default); its settings: `serve --help`",
+    "gateway": "the server as a gateway, without ComfyUI"}
 err = Console(stderr=True)
 
 
@@ -40,8 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--url", help="the agent (default: COMFYUI_AGENT_URL, else http://127.0.0.1:9000)")
     common.add_argument("--token", help="its AGENT_TOKEN (default: the AGENT_TOKEN variable)")
     common.add_argument("--json", action="store_true", help="print JSON on stdout, nothing else")
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", parents=[common], help="run a graph (a JSON file) or a workflow (by name)")
+    commands = parser.add_subparsers(dest="command", required=True, title="commands")
+    run = commands.add_parser("run", parents=[common], help="run a graph (GRAPH.json) or a workflow (by name)")
     run.add_argument("target", help="GRAPH.json, or the name of one of the agent's workflows")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a workflow's parameter")
     run.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE", help="a graph's input")
@@ -49,9 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="save the outputs in this folder")
     run.add_argument("--task-id")
     run.add_argument("--timeout", type=float, help="seconds the run may take (capped by the agent's RUN_TIMEOUT)")
-    for name in ("status", "watch", "cancel"):
-        commands.add_parser(name, parents=[common], help=f"{name} a task").add_argument("task_id")
-    commands.add_parser("workflows", parents=[common], help="the agent's workflows and their parameters")
+    for name, line in TASK_COMMANDS.items():
+        commands.add_parser(name, parents=[common], help=line).add_argument("task_id")
+    commands.add_parser("workflows", parents=[common], help="list the agent's workflows and their parameters")
+    for name, line in SERVER_COMMANDS.items():
+        commands.add_parser(name, help=line, add_help=False)
     return parser
 
 
@@ -84,29 +98,46 @@ def _graph(path: Path, sets: dict[str, Any]) -> dict[str, Any]:
     return graph
 
 
-class Bars:
-    """A progress bar per node, fed by the event stream's `progress` entries."""
+def node_titles(graph: dict[str, Any]) -> dict[str, str]:
+    """Each node's name on its bar: its title in ComfyUI's editor (`_meta.title`), else its class, and its id."""
+    titles = {}
+    for node, entry in graph.items():
+        if isinstance(entry, dict):
+            meta = entry.get("_meta")
+            title = meta.get("title") if isinstance(meta, dict) else None
+            titles[node] = f"{title or entry.get('class_type') or 'node'} ({node})"
+    return titles
 
-    def __init__(self, progress: Progress) -> None:
+
+class Bars:
+    """A progress bar per node, fed by the event stream's `progress` entries, named by `titles` where the graph
+    is known (a task that is only watched is not: its nodes go by their ids)."""
+
+    def __init__(self, progress: Progress, titles: dict[str, str]) -> None:
         self.progress = progress
+        self.titles = titles
         self.bars: dict[str, TaskID] = {}
 
     def show(self, nodes: dict[str, Any]) -> None:
         for node, state in nodes.items():
             if node not in self.bars:
-                self.bars[node] = self.progress.add_task(f"node {node}", total=max(1, state.get("max") or 1))
+                self.bars[node] = self.progress.add_task(self.titles.get(node, f"node {node}"),
+                                                         total=max(1, state.get("max") or 1))
             self.progress.update(self.bars[node], total=max(1, state.get("max") or 1),
                                  completed=state.get("value") or 0)
 
 
-async def _follow(client: AsyncClient, task_id: str, quiet: bool) -> TaskView:
+async def _follow(client: AsyncClient, task_id: str, quiet: bool, titles: dict[str, str]) -> TaskView:
     """The task's events until its end, with bars unless `quiet`; the task as it ended."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err, disable=quiet, transient=False) as progress:
-        bars = Bars(progress)
+        bars = Bars(progress, titles)
         async for kind, data in client.events(task_id):
             if kind == "progress":
                 bars.show(data.get("nodes") or {})
+            elif kind == "lost":
+                err.print(f"comfyui-agent: {task_id}: {(data.get('error') or {}).get('error')}; waiting up to "
+                          f"{client.lost_grace:g} s for it to be heard from again", markup=False, highlight=False)
             elif kind == "end":
                 bars.show(data.get("progress") or {})
                 break
@@ -139,16 +170,20 @@ def _is_graph(path: Path) -> bool:
 async def _run(client: AsyncClient, args: argparse.Namespace) -> None:
     path = Path(args.target)
     options = {"timeout": args.timeout} if args.timeout else {}
+    graph: dict[str, Any] | None = None
     if _is_graph(path):
-        reply = await client.run(_graph(path, _pairs(args.set, "--set")), options, task_id=args.task_id,
-                                 background=True)
+        graph = _graph(path, _pairs(args.set, "--set"))
+        reply = await client.run(graph, options, task_id=args.task_id, background=True)
     else:
         reply = await client.run_workflow(args.target, _pairs(args.param, "--param"), options,
                                           task_id=args.task_id, background=True)
     if args.background:
         _print(reply, args.json, reply["task_id"])
         return
-    await _ended(client, await _follow(client, reply["task_id"], args.json), args.out, args.json)
+    if graph is None:  # the workflow's, for its nodes' titles
+        graph = (await client.workflow(args.target))["graph"]
+    await _ended(client, await _follow(client, reply["task_id"], args.json, node_titles(graph)), args.out,
+                 args.json)
 
 
 async def _command(args: argparse.Namespace) -> None:
@@ -156,7 +191,7 @@ async def _command(args: argparse.Namespace) -> None:
         if args.command == "run":
             await _run(client, args)
         elif args.command == "watch":
-            await _ended(client, await _follow(client, args.task_id, args.json), None, args.json)
+            await _ended(client, await _follow(client, args.task_id, args.json, {}), None, args.json)
         elif args.command in ("status", "cancel"):
             task = await (client.task(args.task_id) if args.command == "status" else client.cancel(args.task_id))
             _print(task.model_dump(), args.json, f"{task.task_id} {task.status}")
@@ -167,10 +202,19 @@ async def _command(args: argparse.Namespace) -> None:
                 for workflow in listed))
 
 
+def _quiet_on_a_closed_pipe() -> None:
+    """What is left for stdout goes nowhere: Python's own flush at exit would report the closed pipe again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main(argv: Sequence[str]) -> None:
     args = _parser().parse_args(argv)
     try:
         asyncio.run(_command(args))
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at the interpreter's exit
+    except BrokenPipeError:
+        _quiet_on_a_closed_pipe()
+        raise SystemExit(EXIT_PIPE_CLOSED) from None
     except AgentError as exc:
         body = exc.body()
         err.print(f"comfyui-agent: {body['message']}: {exc.error if isinstance(exc.error, str) else body['error']}",

@@ -4,6 +4,10 @@ Both share one description of each call (`_Call`): its method, path, body and he
 it is sent. A 429 or 503 is tried again after its `Retry-After` (at most `retries` times); any other error
 answer raises the agent's own exception kind (agent/client/errors.py). Replies are the server's models
 (`TaskView`), not a second copy of the schema.
+
+A task that reads as lost (`InstanceLost`: its owner has not written for a while) is not taken as ended at the
+first such read while following it (`wait`, `events`): an owner whose event loop was held up by other work
+writes again, and the task goes on. It is read again for `lost_grace` seconds before the client believes it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import os
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Iterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -25,6 +30,7 @@ DEFAULT_URL = "http://127.0.0.1:9000"
 RETRIES = 5
 RETRY_LONGEST = 30.0
 POLL_SECONDS = 0.5
+LOST_GRACE = 60.0
 FINISHED = ("succeeded", "failed", "canceled")
 T = TypeVar("T")
 
@@ -48,6 +54,11 @@ def _run_call(path: str, body: Any, task_id: str | None, background: bool | str)
     if background:
         headers["Prefer"] = "respond-async"
     return _Call("POST", path, body, headers)
+
+
+def _is_lost(status: str | None, error: dict[str, Any] | None) -> bool:
+    """The task reads as failed because its instance has not been heard from (it may only be slow)."""
+    return status == "failed" and (error or {}).get("message") == "InstanceLost"
 
 
 def _wait_for(response: httpx.Response) -> float | None:
@@ -86,10 +97,12 @@ def _calls_for_workflow(name: str, params: dict[str, Any] | None, options: dict[
 
 
 class SseParser:
-    """Server-Sent Events, line by line: `feed` returns `(event, data)` at the blank line ending one."""
+    """Server-Sent Events, line by line: `feed` returns `(event, data)` at the blank line ending one; `last_id` is
+    the id of the last one that had an id (to resume the stream after it)."""
 
     def __init__(self) -> None:
         self.fields: dict[str, str] = {}
+        self.last_id: str | None = None
 
     def feed(self, line: str) -> tuple[str, Any] | None:
         if line.startswith(":"):
@@ -101,16 +114,19 @@ class SseParser:
         if not self.fields:
             return None
         fields, self.fields = self.fields, {}
+        self.last_id = fields.get("id", self.last_id)
         return fields.get("event", "message"), json.loads(fields.get("data", "null"))
 
 
 class AsyncClient:
-    """`AsyncClient(url, token)`: url and token default to `COMFYUI_AGENT_URL` and `AGENT_TOKEN`."""
+    """`AsyncClient(url, token)`: url and token default to `COMFYUI_AGENT_URL` and `AGENT_TOKEN`; `lost_grace`:
+    seconds a followed task may read as lost before the client takes it as ended."""
 
     def __init__(self, url: str | None = None, token: str | None = None, retries: int = RETRIES,
-                 timeout: float = 600.0) -> None:
+                 timeout: float = 600.0, lost_grace: float = LOST_GRACE) -> None:
         self.url = (url or os.environ.get("COMFYUI_AGENT_URL") or DEFAULT_URL).rstrip("/")
         self.retries = retries
+        self.lost_grace = lost_grace
         self.http = httpx.AsyncClient(base_url=self.url, timeout=timeout,
                                       headers=_headers(token or os.environ.get("AGENT_TOKEN")))
 
@@ -146,22 +162,54 @@ class AsyncClient:
         return TaskView.model_validate(await self._send(_Call("GET", f"/api/tasks/{task_id}",
                                                               params={"results": str(results).lower()})))
 
+    async def _believed(self, task_id: str) -> TaskView:
+        """The task as it reads, except that a lost one is read again until it is not, or for `lost_grace`
+        seconds: only then is its instance taken as gone."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.lost_grace
+        while True:
+            task = await self.task(task_id)
+            if not _is_lost(task.status, task.error) or loop.time() >= deadline:
+                return task
+            await asyncio.sleep(POLL_SECONDS)
+
     async def wait(self, task_id: str, results: bool = True) -> TaskView:
         """Poll until the task ends (the event stream, `events`, tells the same as it happens)."""
-        while (task := await self.task(task_id)).status not in FINISHED:  # noqa: ASYNC110 - a remote task
+        while (task := await self._believed(task_id)).status not in FINISHED:  # noqa: ASYNC110 - a remote task
             await asyncio.sleep(POLL_SECONDS)
         return await self.task(task_id, results) if results else task
 
-    async def events(self, task_id: str) -> AsyncGenerator[tuple[str, Any], None]:
-        """The task's events as they happen (`status`, `progress`, `preview`, `output`, `end`)."""
-        async with self.http.stream("GET", f"/api/tasks/{task_id}/events") as response:
+    async def _stream(self, task_id: str, parser: SseParser) -> AsyncGenerator[tuple[str, Any], None]:
+        """One event stream of the task, from after the last event `parser` saw, until the agent closes it."""
+        headers = {"Last-Event-ID": parser.last_id} if parser.last_id is not None else {}
+        async with self.http.stream("GET", f"/api/tasks/{task_id}/events", headers=headers) as response:
             if response.status_code >= 400:
                 await response.aread()
                 _answer(response)
-            parser = SseParser()
             async for line in response.aiter_lines():
                 if (event := parser.feed(line)) is not None:
                     yield event
+
+    async def events(self, task_id: str) -> AsyncGenerator[tuple[str, Any], None]:
+        """The task's events as they happen (`status`, `progress`, `preview`, `output`, `end`). An end that says
+        the task's instance is lost comes as `lost` first, while the task is read again (see `lost_grace`):
+        when its instance is heard from again, the stream goes on from where it was, to the task's real end."""
+        parser = SseParser()
+        while True:
+            async with aclosing(self._stream(task_id, parser)) as stream:
+                async for kind, data in stream:
+                    if kind == "end" and _is_lost(data.get("status"), data.get("error")):
+                        break
+                    yield kind, data
+                    if kind == "end":
+                        return
+                else:
+                    return  # the agent closed the stream without an end
+            yield "lost", data
+            task = await self._believed(task_id)
+            if _is_lost(task.status, task.error):
+                yield "end", task.model_dump()
+                return
 
     async def cancel(self, task_id: str) -> TaskView:
         return TaskView.model_validate(await self._send(_Call("POST", f"/api/tasks/{task_id}/cancel")))
@@ -169,6 +217,11 @@ class AsyncClient:
     async def workflows(self) -> list[dict[str, Any]]:
         listed: list[dict[str, Any]] = (await self._send(_Call("GET", "/api/workflows")))["workflows"]
         return listed
+
+    async def workflow(self, name: str) -> dict[str, Any]:
+        """One workflow as `workflows` lists it, with its graph (`graph`)."""
+        found: dict[str, Any] = await self._send(_Call("GET", f"/api/workflows/{name}"))
+        return found
 
     async def fetch(self, url: str) -> bytes:
         """An output's bytes from its signed URL (the token is not sent to the store)."""
@@ -183,9 +236,9 @@ class Client:
     use `AsyncClient`)."""
 
     def __init__(self, url: str | None = None, token: str | None = None, retries: int = RETRIES,
-                 timeout: float = 600.0) -> None:
+                 timeout: float = 600.0, lost_grace: float = LOST_GRACE) -> None:
         self._loop = asyncio.new_event_loop()
-        self.calls = AsyncClient(url, token, retries, timeout)
+        self.calls = AsyncClient(url, token, retries, timeout, lost_grace)
         self.url = self.calls.url
 
     def __enter__(self) -> Client:
@@ -231,6 +284,9 @@ class Client:
 
     def workflows(self) -> list[dict[str, Any]]:
         return self._wait(self.calls.workflows())
+
+    def workflow(self, name: str) -> dict[str, Any]:
+        return self._wait(self.calls.workflow(name))
 
     def fetch(self, url: str) -> bytes:
         return self._wait(self.calls.fetch(url))

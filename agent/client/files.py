@@ -1,5 +1,6 @@
 """A finished task's outputs saved to a folder, named after the task and the node (`TASK_NODE_FILE`), from
-their signed URLs or from the base64 the task came with."""
+their signed URLs or from the base64 the task came with. FILE is ComfyUI's name without the task id the agent
+put in front of it (agent/runs/naming.py), so the id is not there twice."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ def _write(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
+def _saved_name(task_id: str, node: str, filename: str) -> str:
+    """`TASK_NODE_FILE`: unique within the folder (ComfyUI numbers a node's files), and readable."""
+    return f"{task_id}_{node}_{os.path.basename(filename).removeprefix(f'{task_id}_')}"
+
+
 async def save_outputs(progress: dict[str, Any], task_id: str, folder: Path,
                        fetch: Callable[[str], Awaitable[bytes]]) -> list[Path]:
     saved = []
@@ -28,7 +34,7 @@ async def save_outputs(progress: dict[str, Any], task_id: str, folder: Path,
                 data = base64.b64decode(results[index])
             else:
                 continue
-            path = folder / f"{task_id}_{node}_{os.path.basename(image['filename'])}"
+            path = folder / _saved_name(task_id, node, image["filename"])
             await asyncio.to_thread(_write, path, data)
             saved.append(path)
     return saved

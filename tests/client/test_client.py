@@ -1,5 +1,6 @@
 """The Python client against the agent in front of the double: runs held, in the background and streamed,
-outputs saved, each error kind as its exception, 429 retried after its Retry-After, and the sync client."""
+outputs saved, each error kind as its exception, 429 retried after its Retry-After, the sync client, and a task
+whose instance goes quiet for a while followed to its real end."""
 
 from __future__ import annotations
 
@@ -8,16 +9,19 @@ import base64
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from agent.api.keys import STORE
 from agent.client.client import AsyncClient, Client
 from agent.client.files import save_outputs
-from agent.errors import ExecutionError, RequestParamsError, RunTimeout, TaskNotFound
+from agent.errors import Canceled, ExecutionError, RequestParamsError, RunTimeout, TaskNotFound
 from agent_harness import running_agent
+from client.conftest import QuietOwner
 from double_helpers import save_prompt
-from waiting import until
+from waiting import EVENTUALLY, until
 
 Agent = TestClient[web.Request, web.Application]
 
@@ -37,7 +41,7 @@ async def test_a_held_run_and_its_outputs_saved_under_the_task_and_node(agent: A
     async with AsyncClient(url_of(agent)) as client:
         progress = await client.run(save_prompt(0x123456, "c"), task_id="cl-1")
         saved = await save_outputs(progress, "cl-1", tmp_path / "out", client.fetch)
-    assert [path.name for path in saved] == ["cl-1_2_cl-1_c_00001_.png"]
+    assert [path.name for path in saved] == ["cl-1_2_c_00001_.png"]  # ComfyUI's cl-1_c_00001_.png, the id once
     assert saved[0].read_bytes() == base64.b64decode(progress["2"]["results"][0])
     assert saved[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -67,14 +71,30 @@ async def test_error_kinds_are_the_agents_own_exceptions(agent: Agent) -> None:
 
 
 async def test_a_full_agent_is_tried_again_after_its_retry_after(agent: Agent) -> None:
-    async with AsyncClient(url_of(agent)) as client:
-        slow = asyncio.ensure_future(client.run(save_prompt(3, delay=1.5)))
+    answered: list[int] = []
+
+    async def seen(response: httpx.Response) -> None:
+        answered.append(response.status_code)
+
+    async with AsyncClient(url_of(agent), retries=1000) as client:  # as many as the slot takes to free
+        client.http.event_hooks["response"].append(seen)
+        slow = asyncio.ensure_future(client.run(save_prompt(3, delay=3600), task_id="cl-slow"))  # until canceled
+
         async def full() -> bool:  # the one place taken
             return (await agent.get("/readyz")).status == 503
 
-        await until(full, 10, "the agent to be full")
-        second = await client.run(save_prompt(4))  # 429 Overloaded, Retry-After: 1, then 200
-        assert second["2"]["images"] and (await slow)["2"]["images"]
+        await until(full, EVENTUALLY, "the agent to be full")
+        second = asyncio.ensure_future(client.run(save_prompt(4)))
+
+        async def refused() -> bool:
+            return 429 in answered
+
+        await until(refused, EVENTUALLY, "the second run to be answered 429 Overloaded")
+        assert (await agent.post("/api/tasks/cl-slow/cancel")).status == 200  # the place frees
+        assert (await second)["2"]["images"]
+        with pytest.raises(Canceled):
+            await slow
+    assert answered[-1] == 200 and answered.count(429) >= 1
 
 
 async def test_the_sync_client_outside_asyncio(agent: Agent, tmp_path: Path) -> None:
@@ -94,3 +114,52 @@ async def test_fc_asynchronous_invocation_headers_name_the_task(agent: Agent) ->
         progress = await client.run(save_prompt(6), task_id="fc-7", background="fc")
         assert progress["2"]["images"]
         assert (await client.task("fc-7")).status == "succeeded"
+
+
+@pytest.mark.usefixtures("quick_lost_ends")
+async def test_a_task_whose_instance_went_quiet_is_followed_to_its_real_end(agent: Agent) -> None:
+    owner = QuietOwner(agent.app[STORE], "cl-quiet")
+    await owner.went_quiet()
+    async with AsyncClient(url_of(agent)) as client:
+        events = client.events("cl-quiet")
+        assert [(await anext(events))[0] for _ in range(2)] == ["status", "lost"]  # read as lost, not ended
+        await owner.heard_again()
+        assert (await anext(events))[0] == "progress"  # the stream goes on where it was
+        await owner.ended()
+        kind, data = await anext(events)
+        assert kind == "end" and data["status"] == "succeeded"
+        assert [event async for event in events] == []
+
+
+async def test_waiting_outlasts_a_quiet_instance(agent: Agent) -> None:
+    owner = QuietOwner(agent.app[STORE], "cl-quiet-wait")
+    await owner.went_quiet()
+    reads: list[str] = []
+
+    async def read(request: httpx.Request) -> None:
+        reads.append(request.url.path)
+
+    async with AsyncClient(url_of(agent)) as client:
+        client.http.event_hooks["request"].append(read)
+        waiting = asyncio.ensure_future(client.wait("cl-quiet-wait"))
+
+        async def read_as_lost_twice() -> bool:
+            return reads.count("/api/tasks/cl-quiet-wait") >= 2 or waiting.done()
+
+        await until(read_as_lost_twice, EVENTUALLY, "the client to read the quiet task twice")
+        assert not waiting.done()  # a lost read is no end yet
+        await owner.heard_again()
+        await owner.ended()
+        assert (await waiting).status == "succeeded"
+
+
+@pytest.mark.usefixtures("quick_lost_ends")
+async def test_an_instance_quiet_past_the_grace_is_taken_as_lost(agent: Agent) -> None:
+    owner = QuietOwner(agent.app[STORE], "cl-gone")
+    await owner.went_quiet()
+    async with AsyncClient(url_of(agent), lost_grace=0.5) as client:
+        kinds = [(kind, data) async for kind, data in client.events("cl-gone")]
+        task = await client.wait("cl-gone")
+    assert [kind for kind, _ in kinds] == ["status", "lost", "end"]
+    assert kinds[-1][1]["error"]["message"] == "InstanceLost"
+    assert task.status == "failed" and task.error is not None and task.error["message"] == "InstanceLost"

@@ -17,9 +17,17 @@ import pytest
 from agent.comfy.device import Device, detect
 from agent.comfy.supervisor.supervisor import comfyui_args
 from agent.config import Settings, load_settings
-from agent.install import COMFYUI_COMMIT, completion_command, install_command
+from agent.install import COMFYUI_COMMIT, completion_command, install_command, repo_endpoint
 from agent_process import AgentProcess, free_port
 from double_helpers import save_prompt
+
+REPO = Path(__file__).resolve().parents[2]
+# comfy-cli as it fails without a network: its own long traceback, then a non-zero status.
+FAILING_COMFY_CLI = """import sys
+print("Traceback (most recent call last):\\n" + "  File ...\\n" * 40
+      + "git.exc.GitCommandError: Cmd('git') failed: could not resolve host", file=sys.stderr)
+sys.exit(1)
+"""
 
 
 @pytest.mark.parametrize(("files", "system", "machine", "device"), [
@@ -82,6 +90,46 @@ def test_an_existing_checkout_is_left_alone(tmp_path: Path) -> None:
                           check=False)
     assert done.returncode == 0 and "already" in done.stdout
     assert sorted(path.name for path in tmp_path.iterdir()) == ["main.py"]
+
+
+@pytest.mark.parametrize(("repo", "endpoint"), [
+    ("https://github.com/comfyanonymous/ComfyUI.git", ("github.com", 443)),
+    ("http://mirror.local:8080/ComfyUI.git", ("mirror.local", 8080)),
+    ("ssh://git@example.com:2222/ComfyUI.git", ("example.com", 2222)),
+    ("git@github.com:comfyanonymous/ComfyUI.git", ("github.com", 22)),
+    ("/srv/mirrors/ComfyUI.git", None),
+    ("file:///srv/mirrors/ComfyUI.git", None),
+])
+def test_the_host_a_repository_is_fetched_from(repo: str, endpoint: tuple[str, int] | None) -> None:
+    assert repo_endpoint(repo) == endpoint
+
+
+def run_install_with_a_failing_comfy_cli(tmp_path: Path, repo: str) -> subprocess.CompletedProcess[str]:
+    fake = tmp_path / "fake" / "comfy_cli"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "__main__.py").write_text(FAILING_COMFY_CLI)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake.parent), str(REPO)])}
+    return subprocess.run([sys.executable, "-m", "agent.install", str(tmp_path / "ComfyUI"), "--repo", repo,
+                           "--device", "cpu"], capture_output=True, text=True, check=False, env=env)
+
+
+def test_an_install_that_cannot_reach_the_repository_says_so_and_what_to_do_instead(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there: the repository is out of reach, as without a network
+    done = run_install_with_a_failing_comfy_cli(tmp_path, f"https://127.0.0.1:{port}/ComfyUI.git")
+    assert done.returncode == 1
+    ours = done.stderr.split("could not resolve host\n", 1)[1]  # what follows comfy-cli's own output
+    assert ours.startswith("comfyui-agent-install: the install failed: comfy-cli exited with status 1; ")
+    assert f"127.0.0.1:{port} cannot be reached" in ours
+    assert "COMFYUI_DIR=/path/to/ComfyUI" in ours and "COMFYUI_URL=http://host:port" in ours
+    assert ours.count("\n") == 3 and "Traceback" not in ours
+
+
+def test_an_install_that_fails_otherwise_still_says_what_to_do_instead(tmp_path: Path) -> None:
+    done = run_install_with_a_failing_comfy_cli(tmp_path, str(tmp_path / "mirror"))
+    ours = done.stderr.split("could not resolve host\n", 1)[1]
+    assert done.returncode == 1 and ours.startswith("comfyui-agent-install: the install failed: comfy-cli exited")
+    assert "cannot be reached" not in ours and "COMFYUI_DIR=" in ours and "COMFYUI_URL=" in ours
 
 
 @pytest.mark.skipif(not os.environ.get("COMFYUI_INSTALL_REPO"), reason="COMFYUI_INSTALL_REPO names no repository")
