@@ -125,7 +125,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     proxy_session = _passing_session()
     client = ComfyClient(settings.comfyui_base_url, session, COMFYUI_CONNECTIONS)
     host = make_host(settings, client)
-    connection = EventConnection(settings.comfyui_base_url, settings.ws_stall_timeout)
+    connection = EventConnection(settings.comfyui_base_url, settings.ws_stall_timeout, client.queue)
     metrics = app[METRICS]
     store = MeteredStore(open_store(settings.store_url, settings.task_ttl, settings.stale_after), metrics)
     buckets = Buckets.from_settings(settings)

@@ -313,8 +313,9 @@ class Settings(BaseModel):
     log_format: Annotated[str, env("LOG_FORMAT", parse=_one_of("text", "json"), help=(
         "`text` (one `key=value` line per event) or `json` (one JSON object per line, for log collectors)"))] = "text"
     ws_stall_timeout: Annotated[float, env("WS_STALL_TIMEOUT", parse=_positive_float, help=(
-        "seconds the event connection to ComfyUI may stay silent while runs are followed before it is replaced "
-        "and every run re-checked over HTTP"))] = 30.0
+        "seconds of silence on the event connection to ComfyUI, while runs are followed, after which ComfyUI's "
+        "queue is asked whether the silence is a long step (kept) or a stalled connection (replaced, every run "
+        "re-checked over HTTP); asked again after as long once more"))] = 30.0
     comfyui_start_timeout: Annotated[float, env("COMFYUI_START_TIMEOUT", parse=_positive_float, help=(
         "seconds a ComfyUI start may take before it is killed and started again"))] = 600.0
     restart_backoff_max: Annotated[float, env("RESTART_BACKOFF_MAX", parse=_positive_float, help=(
