@@ -10,8 +10,9 @@ from aiohttp import web
 from agent.api.errors import NotFound
 from agent.api.files import file_in
 from agent.api.keys import WORKFLOWS
-from agent.api.replies import WorkflowList
+from agent.api.replies import Example, WorkflowList
 from agent.errors import RequestParamsError
+from agent.workflows.definition import Definition
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 WORKFLOW_NAME = re.compile(r"[A-Za-z0-9_.-]+\.json")
@@ -29,9 +30,17 @@ async def to_index(request: web.Request) -> web.Response:
     raise web.HTTPPermanentRedirect("app/")  # relative, so it works under any prefix
 
 
+def examples(request: web.Request) -> list[Definition]:
+    """The workflows a person can set something on: a graph with no parameters (the warm-up prompt) runs the
+    same every time, so the page does not offer it."""
+    return [definition for definition in request.app[WORKFLOWS].all() if definition.parameters]
+
+
 async def workflows(request: web.Request) -> web.Response:
-    names = [f"{definition.name}.json" for definition in request.app[WORKFLOWS].all()]
-    return web.json_response(WorkflowList(workflows=names).model_dump())
+    """The examples by title, for people; `name` is what the page asks the API for."""
+    listed = [Example(name=definition.name, title=definition.title or definition.name,
+                      description=definition.description) for definition in examples(request)]
+    return web.json_response(WorkflowList(workflows=listed).model_dump())
 
 
 async def workflow(request: web.Request) -> web.Response:
@@ -41,7 +50,9 @@ async def workflow(request: web.Request) -> web.Response:
         raise RequestParamsError("a workflow name is a .json file name")
     definition = request.app[WORKFLOWS].get(name.removesuffix(".json"))
     if definition is None:
-        raise NotFound(f"no example workflow {name}")
+        known = [f"{example.name}.json" for example in examples(request)]
+        raise NotFound(f"no example workflow {name}; the examples are: {', '.join(known) or 'none'}",
+                       workflows=known)
     return web.json_response(definition.graph)
 
 

@@ -55,5 +55,13 @@ class Stopping(BaseModel):
     open_runs: int
 
 
+class Example(BaseModel):
+    """A workflow the page offers: `name` for the API, `title` and `description` for people."""
+
+    name: str
+    title: str
+    description: str
+
+
 class WorkflowList(BaseModel):
-    workflows: list[str]
+    workflows: list[Example]

@@ -32,10 +32,14 @@ def _described(definition: Definition, choices: dict[str, list[Any]]) -> dict[st
 
 
 def named(request: web.Request) -> Definition:
+    """The workflow the path names; a 404 lists those there are, so a misspelt name is fixed at once."""
     name = request.match_info["name"]
-    definition = request.app[WORKFLOWS].get(name)
+    library = request.app[WORKFLOWS]
+    definition = library.get(name)
     if definition is None:
-        raise NotFound(f"no workflow {name}", workflow=name)
+        known = [found.name for found in library.all()]
+        raise NotFound(f"no workflow {name}; the workflows are: {', '.join(known) or 'none'}", workflow=name,
+                       workflows=known)
     return definition
 
 

@@ -41,10 +41,9 @@ export function describeError(status, data) {
   if (!data || typeof data !== "object") return `The agent answered ${status}.`;
   const where = data.node_id ? `node ${data.node_id}${data.node_type ? ` (${data.node_type})` : ""}: ` : "";
   if (data.message === "PromptValidationError") {
-    const nodes = Object.entries(data.node_errors || {}).map(([node, detail]) =>
-      `node ${node} (${detail.class_type}): ${(detail.errors || []).map((e) => `${e.message}${e.details ? ` — ${e.details}` : ""}`).join("; ")}`);
-    const head = (data.error && (data.error.message || data.error)) || "ComfyUI refused the workflow";
-    return [head, ...nodes].join("\n");
+    // the agent's `error.message` already names each node and its problem
+    const said = data.error && (data.error.message || data.error);
+    return `ComfyUI refused the workflow: ${typeof said === "string" ? said : JSON.stringify(said)}`;
   }
   if (data.message === "ExecutionError") {
     return `Failed at ${where}${data.exception_type || "error"}: ${(data.exception_message || data.error || "").trim()}`;

@@ -11,7 +11,8 @@ const MIME = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", webp: "i
 const $ = (id) => document.getElementById(id);
 const api = new AgentApi(() => $("token").value.trim());
 // `definition`: the name of the agent's workflow being run through its parameters; null for a pasted graph.
-const state = { workflow: null, definition: null, name: "", fields: [], values: new Map(), batch: [] };
+const state = { workflow: null, definition: null, name: "", fields: [], values: new Map(), batch: [],
+                examples: new Map(), readinessTimer: 0 };
 
 function element(tag, props = {}, ...children) {
   const node = Object.assign(document.createElement(tag), props);
@@ -39,12 +40,13 @@ function checkWorkflow(data) {
   return prompt;
 }
 
-async function showFields(fields, name) {
+// `about`: what the page says of the workflow under the list: its description, or a pasted file's name.
+async function showFields(fields, name, about) {
   showWorkflowError("");
   state.name = name;
   state.fields = fields;
   state.values = new Map(fields.map((field) => [field.key, field.value]));
-  $("workflow-name").textContent = name;
+  $("workflow-name").textContent = about;
   await renderParams();
   for (const id of ["params-panel", "run-panel"]) $(id).hidden = false;
 }
@@ -57,31 +59,38 @@ async function useWorkflow(data, name) {
     return;
   }
   state.definition = null;
-  await showFields(discover(state.workflow), name);
+  await showFields(discover(state.workflow), name, name);
 }
 
 // One of the agent's workflows: the same parameters its API takes, runs through /api/workflows/{name}/run.
 async function useDefinition(name) {
+  const example = state.examples.get(name);
   const reply = await api.definition(name);
   if (reply.status === 401) {  // without the token yet: the example's graph is public, its runs will ask for it
     const graph = await api.workflow(`${name}.json`);
-    if (graph.ok) await useWorkflow(graph.data, `${name}.json`);
+    if (graph.ok) await useWorkflow(graph.data, example.title);
     else showWorkflowError(describeError(graph.status, graph.data));
     return;
   }
   if (!reply.ok) { showWorkflowError(describeError(reply.status, reply.data)); return; }
   state.workflow = reply.data.graph;
   state.definition = reply.data.name;
-  await showFields(fieldsOf(reply.data), reply.data.title || reply.data.name);
+  await showFields(fieldsOf(reply.data), reply.data.title, reply.data.description);
 }
 
+// The examples by title; the warm-up graph (nothing to set) is not among them.
 async function loadExamples() {
   const reply = await api.workflows();
   if (!reply.ok) return;
-  for (const name of reply.data.workflows) $("examples").append(element("option", { value: name, textContent: name }));
+  for (const example of reply.data.workflows) {
+    state.examples.set(example.name, example);
+    $("examples").append(element("option", { value: example.name, textContent: example.title }));
+  }
 }
 
+// A workflow of one's own (opened or pasted): the examples list no longer names the one shown.
 function readJson(text, name) {
+  $("examples").value = "";
   try {
     return useWorkflow(JSON.parse(text), name);
   } catch {
@@ -112,16 +121,24 @@ function numberInput(field, key) {
 
 function imageInput(field, key) {
   const picker = element("input", { type: "file", accept: "image/*", name: key });
-  const preview = element("img", { alt: "" });
-  const wrap = element("div", {}, picker, element("div", { className: "muted", textContent: `now: ${field.value}` }), preview);
+  const preview = element("img", { alt: "", hidden: true });
+  const wrap = element("div", {}, picker, element("div", { className: "muted", textContent: `In use now: ${field.value}` }), preview);
   picker.addEventListener("change", () => {
     const file = picker.files[0];
     if (!file) return;
     const reader = new FileReader();
-    reader.onload = () => { state.values.set(key, reader.result); preview.src = reader.result; };
+    reader.onload = () => { state.values.set(key, reader.result); preview.src = reader.result; preview.hidden = false; };
     reader.readAsDataURL(file);
   });
   return wrap;
+}
+
+// A list ComfyUI fills with the models it has, and it has none: what to do instead of an empty picker.
+function noChoice(field, key) {
+  const folder = field.modelsFolder || "models";
+  return element("p", { className: "notice", id: key, textContent:
+    `No ${field.title.toLowerCase()} is installed. Put one in ComfyUI's ${folder} folder (on Function Compute: `
+    + `${folder} on the NAS), then reload this page.` });
 }
 
 async function fieldInput(field, key) {
@@ -133,10 +150,15 @@ async function fieldInput(field, key) {
   }
   let input;
   if (field.type === "choice") {
+    const options = await optionsOf(field);
+    if (!options.length) return noChoice(field, key);
     input = element("select", { name: key });
-    for (const option of await optionsOf(field)) input.append(element("option", { value: option, textContent: option }));
-    input.value = field.value;
-    if (input.value !== String(field.value)) state.values.set(key, input.value);  // the default is not offered
+    for (const option of options) input.append(element("option", { value: option, textContent: option }));
+    if (!options.includes(field.value)) {  // never send a default this ComfyUI lacks: take one it has
+      state.values.set(key, options[0]);
+      field.note = `${field.value} is not installed here: ${options[0]} is used instead.`;
+    }
+    input.value = state.values.get(key);
   } else if (field.type === "text" || field.type === "textarea") {
     input = element("textarea", { value: field.value, name: key });
   } else {
@@ -146,10 +168,11 @@ async function fieldInput(field, key) {
   return input;
 }
 
+// The fields, grouped by node for a graph of one's own (a definition's are one group without a title).
 async function renderParams() {
   const form = $("params");
   form.replaceChildren();
-  const groups = new Map();
+  const groups = new Map([["", form]]);
   for (const field of state.fields) {
     if (!groups.has(field.nodeTitle)) {
       groups.set(field.nodeTitle, element("fieldset", {}, element("legend", { textContent: field.nodeTitle })));
@@ -159,7 +182,11 @@ async function renderParams() {
     const label = element("label", { textContent: field.title, htmlFor: key });
     const input = await fieldInput(field, key);
     input.id = key;
-    groups.get(field.nodeTitle).append(element("div", { className: "field" }, label, input));
+    const hints = [];
+    if (field.note) hints.push(element("div", { className: "note", textContent: field.note }));
+    if (field.description) hints.push(element("div", { className: "muted", textContent: field.description }));
+    groups.get(field.nodeTitle).append(element("div", { className: "field" }, label,
+                                               element("div", { className: "control" }, input, ...hints)));
   }
   if (!state.fields.length) form.append(element("p", { className: "muted", textContent: "Nothing to edit in this workflow." }));
 }
@@ -183,19 +210,23 @@ function fractionDone(progress) {
   return nodes.reduce((sum, node) => sum + (node.max ? node.value / node.max : 0), 0) / nodes.length;
 }
 
+// How far the batch is, with the runs that failed or were canceled counted as such, never as done.
 function updateOverall() {
   const runs = state.batch;
-  const done = runs.length ? runs.reduce((sum, run) => sum + run.fraction, 0) / runs.length : 0;
-  $("overall").value = done;
-  const finished = runs.filter((run) => run.finished).length;
-  $("overall-text").textContent = runs.length ? `${finished} of ${runs.length} done` : "";
+  const count = (status) => runs.filter((run) => run.status === status).length;
+  const [succeeded, failed, canceled] = ["succeeded", "failed", "canceled"].map(count);
+  $("overall").value = runs.length ? runs.reduce((sum, run) => sum + run.fraction, 0) / runs.length : 0;
+  $("overall-text").textContent = !runs.length ? "" : [`${succeeded} of ${runs.length} done`,
+    failed && `${failed} failed`, canceled && `${canceled} canceled`].filter(Boolean).join(" · ");
+  $("overall-box").dataset.state = !runs.length ? "idle" : failed ? "failed"
+    : runs.every((run) => run.finished) ? "done" : "running";
 }
 
 // An image in the output store has its signed URL; otherwise its base64 came with the task.
 function figureFor(image, base64) {
   const extension = image.filename.split(".").pop().toLowerCase();
   const url = image.url || `data:${MIME[extension] || "application/octet-stream"};base64,${base64}`;
-  const link = element("a", { href: url, download: image.filename, textContent: `Download ${image.filename}` });
+  const link = element("a", { href: url, download: image.filename, title: image.filename, textContent: "Download" });
   const full = element("a", { href: url, target: "_blank", rel: "noopener", title: "Full size" },
                        element("img", { src: url, alt: image.filename }));  // opens the image at its own size
   return element("figure", {}, full, element("figcaption", {}, link));
@@ -232,17 +263,24 @@ function runCard(run) {
 }
 
 function setStatus(run, status) {
+  run.status = status;
   run.ui.card.dataset.status = status;
   run.ui.status.textContent = status;
 }
 
-function fail(run, message, status = "failed") {
+// A run that has ended has nothing left to cancel or to watch grow.
+function end(run) {
   run.finished = true;
   run.fraction = 1;
+  run.ui.cancel.hidden = true;
+  run.ui.bar.hidden = true;
+}
+
+function fail(run, message, status = "failed") {
+  end(run);
   setStatus(run, status);
   run.ui.error.textContent = message;
   run.ui.error.hidden = false;
-  run.ui.cancel.disabled = true;
   updateOverall();
 }
 
@@ -267,9 +305,8 @@ async function follow(run) {
 }
 
 function finish(run, task) {
-  run.finished = true;
+  end(run);
   run.ui.elapsed.textContent = `${(task.finished_at - task.created_at).toFixed(1)} s`;
-  run.ui.cancel.disabled = true;
   const figures = imagesOf(task);
   run.ui.images.append(...figures);
   $("gallery").prepend(...figures.map((figure) => figure.cloneNode(true)));
@@ -322,7 +359,8 @@ function renderHistory() {
     const images = element("div", { className: "images" });
     const when = new Date(entry.createdAt).toLocaleString();
     const line = element("li", { className: "run" },
-      element("header", {}, element("span", { textContent: `${when} · ${entry.workflow} · ${entry.label}` }),
+      element("header", {}, element("time", { className: "muted", textContent: when }),
+              element("span", { textContent: `${entry.workflow} · ${entry.label}` }),
               element("span", { className: "status", textContent: entry.status }), show), images);
     line.dataset.status = entry.status;
     show.addEventListener("click", async () => {
@@ -338,6 +376,7 @@ function renderHistory() {
 // ---- start ------------------------------------------------------------------------------------------------
 
 async function watchReadiness() {
+  clearTimeout(state.readinessTimer);
   const reply = await api.readiness().catch(() => ({ status: 0 }));
   const pill = $("readiness");
   // /readyz says why it takes no work now: ComfyUI starting, the instance stopping, or every place taken.
@@ -345,25 +384,28 @@ async function watchReadiness() {
   pill.dataset.state = reply.status === 200 ? "ready" : "down";
   pill.textContent = reply.status === 200 ? "ComfyUI ready" : reply.status === 401 ? "token needed"
     : why || "ComfyUI not ready";
-  setTimeout(watchReadiness, 5000);
+  state.readinessTimer = setTimeout(watchReadiness, 5000);
 }
 
 function wire() {
   $("token").value = localStorage.getItem(TOKEN_KEY) || "";
-  $("token").addEventListener("change", () => { localStorage.setItem(TOKEN_KEY, $("token").value.trim()); watchReadiness(); });
+  $("token").addEventListener("change", async () => {
+    localStorage.setItem(TOKEN_KEY, $("token").value.trim());
+    watchReadiness();
+    // An example shown as its bare graph for want of the token: now as the workflow, with its model lists.
+    if ($("examples").value && !state.definition) await useDefinition($("examples").value);
+  });
+  $("token-form").addEventListener("submit", (event) => event.preventDefault());  // Enter: the change above
   $("examples").addEventListener("change", async () => {
-    const name = $("examples").value;
-    if (!name) return;
-    await useDefinition(name.replace(/\.json$/, ""));
+    if ($("examples").value) await useDefinition($("examples").value);
   });
   $("file").addEventListener("change", async () => {
     const file = $("file").files[0];
     if (file) await readJson(await file.text(), file.name);
   });
-  $("paste-toggle").addEventListener("click", () => { $("paste-box").hidden = !$("paste-box").hidden; });
   $("paste-apply").addEventListener("click", async () => {
     await readJson($("paste").value, "pasted workflow");
-    if (state.name === "pasted workflow") $("paste-box").hidden = true;
+    if (state.name === "pasted workflow") $("own").open = false;
   });
   $("run").addEventListener("click", runBatch);
   $("history-clear").addEventListener("click", () => { localStorage.removeItem(HISTORY_KEY); renderHistory(); });

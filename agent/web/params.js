@@ -52,12 +52,16 @@ function randomSeed() {
 const WIDGETS = { string: "text", integer: "int", number: "float", boolean: "boolean", enum: "choice",
                   image: "image", seed: "seed" };
 
-// The fields of a workflow the agent defines (GET /api/workflows/{name}): one per parameter of its JSON Schema.
+// The fields of a workflow the agent defines (GET /api/workflows/{name}): one per parameter of its JSON Schema,
+// in one group (no node titles: the workflow's title says it all). An image's description is the API's (URLs,
+// base64), not the page's: it offers a file picker.
 export function fieldsOf(definition) {
   return Object.entries(definition.parameters.properties || {}).map(([name, schema]) => ({
-    key: name, node: "", input: name, nodeTitle: definition.title || definition.name, title: schema.title || name,
+    key: name, node: "", input: name, nodeTitle: "", title: schema.title || name,
+    description: schema["x-type"] === "image" ? "" : schema.description || "",
     type: WIDGETS[schema["x-type"]] || "text", min: schema.minimum, max: schema.maximum,
-    options: schema.enum, value: schema.default ?? (schema["x-type"] === "boolean" ? false : ""),
+    options: schema.enum, modelsFolder: schema["x-models-folder"],
+    value: schema.default ?? (schema["x-type"] === "boolean" ? false : ""),
   }));
 }
 

@@ -24,6 +24,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 TARGET = re.compile(r"[^.\s]+\.[^.\s]+")
 SEED_MAX = 2**64 - 1  # KSampler's own bound
+# The models folder each loader lists (as comfyui/extra_model_paths.yaml names them): where to put a model that an
+# enum filled from ComfyUI lacks.
+MODEL_FOLDERS = {
+    "CheckpointLoaderSimple.ckpt_name": "checkpoints", "ImageOnlyCheckpointLoader.ckpt_name": "checkpoints",
+    "unCLIPCheckpointLoader.ckpt_name": "checkpoints", "LoraLoader.lora_name": "loras",
+    "LoraLoaderModelOnly.lora_name": "loras", "VAELoader.vae_name": "vae",
+    "ControlNetLoader.control_net_name": "controlnet", "DiffControlNetLoader.control_net_name": "controlnet",
+    "UpscaleModelLoader.model_name": "upscale_models", "CLIPLoader.clip_name": "text_encoders",
+    "DualCLIPLoader.clip_name1": "text_encoders", "DualCLIPLoader.clip_name2": "text_encoders",
+    "CLIPVisionLoader.clip_name": "clip_vision", "UNETLoader.unet_name": "diffusion_models",
+}
 ParamType = Literal["string", "integer", "number", "boolean", "enum", "image", "seed"]
 
 
@@ -54,6 +65,12 @@ class Parameter(BaseModel):
         return targets
 
     @property
+    def models_folder(self) -> str | None:
+        """Where ComfyUI finds what this enum lists, when it lists models: `models/checkpoints`, ..."""
+        folder = MODEL_FOLDERS.get(self.choices_from or "")
+        return f"models/{folder}" if folder else None
+
+    @property
     def places(self) -> list[tuple[str, str]]:
         return [(node, field) for node, _, field in (target.partition(".") for target in self.target)]
 
@@ -73,6 +90,8 @@ class Parameter(BaseModel):
         listed = choices if choices is not None else self.choices
         if self.type == "enum" and listed is not None:
             schema["enum"] = listed
+        if self.models_folder:
+            schema["x-models-folder"] = self.models_folder  # what the page tells when none is there
         if self.type == "image":
             schema["description"] = (self.description + " " if self.description else "") + (
                 "A URL (http, https, oss, s3), a data URL, base64, or a file in ComfyUI's input folder.")

@@ -48,11 +48,36 @@ def _checked(parameter: Parameter, value: Any, choices: list[Any] | None) -> Any
             raise _refused(parameter, f"must be -1 (drawn at random) or 0 to {SEED_MAX}")
         return int(value)
     if kind == "enum":
-        listed = choices if choices is not None else parameter.choices
-        if listed is not None and value not in listed:
-            shown = ", ".join(map(str, listed[:20])) + (", ..." if len(listed) > 20 else "")
-            raise _refused(parameter, f"{value!r} is not one of the choices ({shown or 'none'})")
+        _among_choices(parameter, value, choices)
     return int(value) if kind == "integer" else value
+
+
+def _among_choices(parameter: Parameter, value: Any, choices: list[Any] | None, default: bool = False) -> None:
+    """An enum's value is one of its choices, as ComfyUI lists them now when it does: the refusal names them,
+    or says that none is installed and where models go."""
+    listed = choices if choices is not None else parameter.choices
+    if listed is None or value in listed:
+        return
+    given = f"{value!r}" + (" (the default)" if default else "")
+    if listed:
+        shown = ", ".join(map(str, listed[:20])) + (", ..." if len(listed) > 20 else "")
+        raise _refused(parameter, f"{given} is not one of the choices ({shown})")
+    if parameter.choices_from is None:
+        raise _refused(parameter, f"{given} is not available: the workflow lists no choices")
+    where = parameter.models_folder or "models"
+    raise _refused(parameter, f"{given} is not available: ComfyUI has none; put one in its {where} folder "
+                              f"($NAS_DIR/{where} on Function Compute), then run again")
+
+
+def _default(parameter: Parameter, choices: list[Any] | None) -> Any:
+    """A parameter's default as run: a seed of -1 drawn; an enum's checked against what this ComfyUI has, as a
+    model the definition names may be missing here (its other defaults are the definition's own: ComfyUI
+    judges them)."""
+    if parameter.type == "seed" and parameter.default == -1:
+        return _checked(parameter, -1, None)
+    if parameter.type == "enum":
+        _among_choices(parameter, parameter.default, choices, default=True)
+    return parameter.default
 
 
 def resolve(definition: Definition, params: Mapping[str, Any],
@@ -69,11 +94,11 @@ def resolve(definition: Definition, params: Mapping[str, Any],
     for parameter in definition.parameters:
         if parameter.name not in params and parameter.default is None:
             continue
+        listed = choices.get(parameter.name)
         if parameter.name in params:
-            value = _checked(parameter, params[parameter.name], choices.get(parameter.name))
-        else:  # a default is the definition's own, not the caller's mistake: ComfyUI judges it
-            value = _checked(parameter, -1, None) if parameter.type == "seed" and parameter.default == -1 \
-                else parameter.default
+            value = _checked(parameter, params[parameter.name], listed)
+        else:
+            value = _default(parameter, listed)
         used[parameter.name] = value
         for node, field in parameter.places:
             graph[node] = {**graph[node], "inputs": {**graph[node]["inputs"], field: value}}

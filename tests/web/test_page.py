@@ -1,4 +1,5 @@
-"""The web page, as a creator uses it: pick a workflow, edit it, run a batch, watch, cancel, read errors."""
+"""The web page, as a creator uses it: pick a workflow, edit it, run a batch, watch, cancel, read errors; and
+the examples it offers (by title, never the warm-up graph)."""
 
 from __future__ import annotations
 
@@ -21,15 +22,15 @@ from comfy_double.harness import start_double
 from s3_server import S3
 from waiting import until
 
-EXAMPLE_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
+DEFAULT_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"  # what the bundled workflows name: not in the double
+INSTALLED = "random-sd15.safetensors"  # the one checkpoint the double has
 TOKEN = "page-token"
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 async def comfy(tmp_path: Path) -> AsyncIterator[str]:
-    runner, url = await start_double(tmp_path / "comfyui", checkpoints=[EXAMPLE_CHECKPOINT],
-                                     node_delay={"KSampler": 0.6})
+    runner, url = await start_double(tmp_path / "comfyui", node_delay={"KSampler": 0.6})
     try:
         yield url
     finally:
@@ -49,14 +50,16 @@ async def history_prompts(comfy: str) -> list[dict[str, Any]]:
 
 
 def example(name: str) -> dict[str, Any]:
+    """A bundled workflow's graph, with the checkpoint the double has."""
     workflow: dict[str, Any] = json.loads((REPO / "comfyui" / "workflows" / name).read_text())
     graph: dict[str, Any] = workflow.get("graph", workflow)  # a declared definition, or a bare graph
+    graph["4"]["inputs"]["ckpt_name"] = INSTALLED
     return graph
 
 
 async def paste(page: Page, workflow: dict[str, Any]) -> None:
-    if await page.locator("#paste-box").is_hidden():
-        await page.click("#paste-toggle")
+    if await page.locator("#paste").is_hidden():
+        await page.click("#own summary")
     await page.fill("#paste", json.dumps(workflow))
     await page.click("#paste-apply")
 
@@ -64,10 +67,14 @@ async def paste(page: Page, workflow: dict[str, Any]) -> None:
 async def test_batch_of_four_from_an_example_with_an_edited_prompt(page: Page, site: str, comfy: str) -> None:
     await page.goto(site)
     await expect(page.locator("#readiness")).to_have_text("ComfyUI ready")
-    await page.select_option("#examples", "txt2img.json")
+    await page.select_option("#examples", label="Text to image")
     await page.fill("[id='prompt']", "a lighthouse at dusk, oil painting")
     await page.fill("[id='seed']", "-1")
-    await expect(page.locator("[id='checkpoint'] option")).to_have_text([EXAMPLE_CHECKPOINT])  # ComfyUI's list
+    await expect(page.locator("[id='checkpoint'] option")).to_have_text([INSTALLED])  # ComfyUI's list
+    # the workflow's default is not installed: one that is is chosen, and the page says so
+    await expect(page.locator("[id='checkpoint']")).to_have_value(INSTALLED)
+    await expect(page.locator("#params .note")).to_have_text(
+        f"{DEFAULT_CHECKPOINT} is not installed here: {INSTALLED} is used instead.")
     await page.fill("[id='width']", "64")
     await page.fill("[id='height']", "64")
     await page.fill("#batch", "4")
@@ -80,6 +87,7 @@ async def test_batch_of_four_from_an_example_with_an_edited_prompt(page: Page, s
     assert len(prompts) == 4
     assert {prompt["6"]["inputs"]["text"] for prompt in prompts} == {"a lighthouse at dusk, oil painting"}
     assert {prompt["5"]["inputs"]["width"] for prompt in prompts} == {64}
+    assert {prompt["4"]["inputs"]["ckpt_name"] for prompt in prompts} == {INSTALLED}
     assert len({prompt["3"]["inputs"]["seed"] for prompt in prompts}) == 4
     assert all(0 <= prompt["3"]["inputs"]["seed"] < 2**48 for prompt in prompts)
 
@@ -87,7 +95,7 @@ async def test_batch_of_four_from_an_example_with_an_edited_prompt(page: Page, s
 async def test_a_batch_with_a_fixed_seed_counts_up_and_each_run_shows_its_time(
         page: Page, site: str, comfy: str) -> None:
     await page.goto(site)
-    await page.select_option("#examples", "txt2img.json")
+    await page.select_option("#examples", label="Text to image")
     await page.fill("[id='seed']", "1000")
     await page.fill("[id='width']", "64")
     await page.fill("[id='height']", "64")
@@ -130,7 +138,9 @@ async def test_errors_are_shown_in_words(page: Page, site: str) -> None:
     invalid["4"]["inputs"]["ckpt_name"] = "missing.safetensors"
     await paste(page, invalid)
     await page.click("#run")
-    await expect(page.locator("#runs .run").first.locator(".error")).to_contain_text("Value not in list")
+    refusal = page.locator("#runs .run").first.locator(".error")
+    await expect(refusal).to_contain_text("CheckpointLoaderSimple (node 4): Value not in list")
+    await expect(refusal).not_to_contain_text("Prompt outputs failed validation")
 
 
 async def test_editor_format_is_refused_with_a_hint(page: Page, site: str) -> None:
@@ -161,12 +171,14 @@ async def test_token_protected_agent(page: Page, comfy: str) -> None:
     async with running_agent(comfyui_url=comfy, agent_token=TOKEN) as agent:
         await page.goto(str(agent.make_url("/app/")))
         await expect(page.locator("#readiness")).to_have_text("token needed")
-        await page.select_option("#examples", "txt2img.json")
+        await page.select_option("#examples", label="Text to image")
         await page.click("#run")
         await expect(page.locator("#runs .run").first.locator(".error")).to_contain_text("token")
         await page.fill("#token", TOKEN)
         await page.locator("#token").dispatch_event("change")
         await expect(page.locator("#readiness")).to_have_text("ComfyUI ready")
+        # with the token, the example is the agent's workflow: its checkpoint list is ComfyUI's
+        await expect(page.locator("[id='checkpoint']")).to_have_value(INSTALLED)
         await page.click("#run")
         await expect(page.locator("#runs .run[data-status='succeeded']")).to_have_count(1, timeout=15_000)
 
@@ -202,3 +214,61 @@ async def test_images_in_the_output_store_show_from_their_signed_urls(page: Page
         await expect(image).to_have_count(1, timeout=30_000)
         assert (await image.get_attribute("src") or "").startswith(f"{s3.endpoint}/{s3.bucket}/page/")
         await expect(image).to_have_js_property("naturalWidth", 8)  # the browser fetched it from the store
+
+
+async def test_the_examples_are_listed_by_title_without_the_warm_up_graph(site: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{site}workflows/") as reply:
+            listed = await reply.json()
+        async with session.get(f"{site}workflows/txt2im.json") as missing:
+            refused = await missing.json()
+    assert listed == {"workflows": [
+        {"name": "img2img", "title": "Image to image",
+         "description": "Stable Diffusion 1.5: an image repainted after a prompt."},
+        {"name": "txt2img", "title": "Text to image", "description": "Stable Diffusion 1.5: an image from a prompt."}]}
+    assert missing.status == 404
+    assert refused["error"] == "no example workflow txt2im.json; the examples are: img2img.json, txt2img.json"
+
+
+async def test_failed_runs_are_counted_as_failed_not_done(page: Page, site: str) -> None:
+    failing = example("txt2img.json")
+    failing["3"]["_meta"]["double"] = {"fault": "error"}
+    await page.goto(site)
+    await paste(page, failing)
+    await page.fill("[id='3.seed']", "5")
+    await page.fill("#batch", "2")
+    await page.click("#run")
+    await expect(page.locator("#runs .run[data-status='failed']")).to_have_count(2, timeout=15_000)
+    await expect(page.locator("#overall-text")).to_have_text("0 of 2 done · 2 failed")
+    await expect(page.locator("#overall-box")).to_have_attribute("data-state", "failed")
+    await expect(page.locator("#overall")).to_have_css("accent-color", "rgb(198, 40, 40)")  # the page's red
+    await expect(page.locator("#runs .run").get_by_role("button", name="Cancel")).to_have_count(0)
+
+
+async def test_a_graph_of_ones_own_is_not_named_after_the_example_shown_before(page: Page, site: str) -> None:
+    await page.goto(site)
+    await page.select_option("#examples", label="Text to image")
+    await expect(page.locator("#workflow-name")).to_have_text("Stable Diffusion 1.5: an image from a prompt.")
+    await paste(page, example("img2img.json"))
+    await expect(page.locator("#workflow-name")).to_have_text("pasted workflow")
+    await expect(page.locator("#examples")).to_have_value("")
+    await expect(page.locator("#examples option:checked")).to_have_text("choose…")
+
+
+async def test_with_no_checkpoint_installed_the_page_says_where_one_goes(page: Page, tmp_path: Path) -> None:
+    runner, url = await start_double(tmp_path / "empty-comfyui", checkpoints=[])
+    try:
+        async with running_agent(comfyui_url=url) as agent:
+            await page.goto(str(agent.make_url("/app/")))
+            await page.select_option("#examples", label="Text to image")
+            notice = page.locator("[id='checkpoint']")
+            await expect(notice).to_have_text(
+                "No checkpoint is installed. Put one in ComfyUI's models/checkpoints folder (on Function Compute: "
+                "models/checkpoints on the NAS), then reload this page.")
+            await page.click("#run")
+            error = page.locator("#runs .run[data-status='failed'] .error")
+            await expect(error).to_contain_text(
+                f"parameter checkpoint: '{DEFAULT_CHECKPOINT}' is not available: ComfyUI has none; put one in its "
+                "models/checkpoints folder")
+    finally:
+        await runner.cleanup()

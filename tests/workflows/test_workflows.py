@@ -1,5 +1,5 @@
 """Workflows as endpoints against the double: every parameter type, every 400, a graph without a declaration,
-and a definition added while the agent runs."""
+a definition added while the agent runs, and the bundled workflows on an install without their default model."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from agent_harness import running_agent
+from comfy_double.harness import start_double
 from files_server import png
 
 Client = TestClient[web.Request, web.Application]
+BUNDLED = Path(__file__).resolve().parents[2] / "comfyui" / "workflows"
 
 GRAPH: dict[str, Any] = {
     "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "random-sd15.safetensors"}},
@@ -186,3 +188,74 @@ async def test_each_workflow_has_its_own_run_in_the_served_contract(agent: Clien
     assert params["properties"]["checkpoint"]["enum"] == ["random-sd15.safetensors"]
     assert operation["summary"] == "Every type" and "404" in operation["responses"]
     assert "/api/workflows/broken/run" not in served["paths"]
+
+
+async def test_an_unknown_workflow_is_a_404_that_lists_the_known_ones(agent: Client) -> None:
+    for reply in (await agent.get("/api/workflows/txt2im"), await agent.post("/api/workflows/txt2im/run", json={})):
+        body = await reply.json()
+        assert reply.status == 404 and body["message"] == "NotFound", body
+        assert body["workflows"] == ["bare", "every", "invert"]
+        assert body["error"] == "no workflow txt2im; the workflows are: bare, every, invert"
+
+
+async def test_a_default_model_comfyui_lacks_is_refused_naming_the_ones_it_has(double: str, tmp_path: Path) -> None:
+    """The definition's default checkpoint is not installed: a 400 before anything runs, never ComfyUI's
+    PromptValidationError (a model given by the caller is judged the same way: BAD above)."""
+    workflows = tmp_path / "workflows"
+    workflows.mkdir()
+    graph = {**GRAPH, "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "absent.safetensors"}}}
+    (workflows / "every.json").write_text(json.dumps({**EVERY_TYPE, "graph": graph}))
+    async with running_agent(comfyui_url=double, workflows_dir=workflows) as agent:
+        reply = await agent.post("/api/workflows/every/run", json={}, headers={"task-id": "default-1"})
+        body = await reply.json()
+        assert reply.status == 400 and body["message"] == "RequestParamsError", body
+        assert body["parameter"] == "checkpoint"
+        assert body["error"] == ("parameter checkpoint: 'absent.safetensors' (the default) is not one of the choices "
+                                 "(random-sd15.safetensors)")
+        assert (await agent.get("/api/tasks/default-1")).status == 404
+        chosen = await agent.post("/api/workflows/every/run",
+                                  json={"params": {"checkpoint": "random-sd15.safetensors"}})
+        assert chosen.status == 200, await chosen.text()
+
+
+@pytest.fixture
+async def no_models(tmp_path: Path) -> AsyncIterator[str]:
+    """A ComfyUI with no checkpoint installed."""
+    runner, url = await start_double(tmp_path / "bare-comfyui", checkpoints=[])
+    try:
+        yield url
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("params", [{}, {"checkpoint": "v1-5-pruned-emaonly.safetensors"}], ids=["default", "given"])
+async def test_with_no_model_installed_the_refusal_says_where_models_go(
+        no_models: str, params: dict[str, str]) -> None:
+    async with running_agent(comfyui_url=no_models, workflows_dir=BUNDLED) as agent:
+        described = await (await agent.get("/api/workflows/txt2img")).json()
+        checkpoint = described["parameters"]["properties"]["checkpoint"]
+        assert checkpoint["enum"] == [] and checkpoint["x-models-folder"] == "models/checkpoints"
+        reply = await agent.post("/api/workflows/txt2img/run", json={"params": params})
+        body = await reply.json()
+    assert reply.status == 400 and body["parameter"] == "checkpoint", body
+    assert "'v1-5-pruned-emaonly.safetensors'" in body["error"] and "ComfyUI has none" in body["error"]
+    assert "models/checkpoints folder ($NAS_DIR/models/checkpoints on Function Compute)" in body["error"]
+
+
+@pytest.mark.parametrize("name", ["txt2img", "img2img"])
+async def test_the_bundled_workflows_name_the_installed_models_instead_of_failing_in_comfyui(
+        double: str, name: str) -> None:
+    """The README's `POST /api/workflows/txt2img/run` on an install without the default checkpoint."""
+    params: dict[str, Any]
+    async with running_agent(comfyui_url=double, workflows_dir=BUNDLED) as agent:
+        refused = await agent.post(f"/api/workflows/{name}/run", json={"params": {"steps": 2}})
+        body = await refused.json()
+        assert refused.status == 400 and body["message"] == "RequestParamsError", body
+        assert body["parameter"] == "checkpoint"
+        assert "'v1-5-pruned-emaonly.safetensors' (the default)" in body["error"]
+        assert "(random-sd15.safetensors)" in body["error"]
+        params = {"steps": 2, "width": 64, "height": 64, "checkpoint": "random-sd15.safetensors"}
+        if name == "img2img":  # the double's input folder lacks ComfyUI's example.png
+            params["image"] = base64.b64encode(png((10, 20, 30))).decode()
+        ran = await agent.post(f"/api/workflows/{name}/run", json={"params": params, "options": {"results": False}})
+        assert ran.status == 200, await ran.text()
