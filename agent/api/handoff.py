@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -16,7 +17,7 @@ from aiohttp import web
 
 from agent.api.errors import RequestTooLarge
 from agent.api.events import stream_events
-from agent.api.keys import HANDOFF, LOADERS, STREAM_SLOTS, WORKER
+from agent.api.keys import HANDOFF, LOADERS, SETTINGS, STREAM_SLOTS, WORKER
 from agent.api.requests import new_task_id, parse_run_body, task_id_of, wants_async
 from agent.api.run import accepted
 from agent.api.tasks import canceled
@@ -24,6 +25,7 @@ from agent.api.workflows import named, resolve_run
 from agent.gateway.worker import ASYNC_BODY_LIMIT
 from agent.runs.run import RunOptions
 from agent.tasks.model import check_task_id
+from agent.webhooks.address import check_webhook
 
 # Not passed on: hop-by-hop headers, the caller's credentials for the gateway (the worker gets its own token),
 # and what FC sets on each invocation itself.
@@ -63,7 +65,8 @@ def _path_for_worker(request: web.Request) -> str:
 async def _hand_off(request: web.Request, prompt: dict[str, Any], options: RunOptions,
                     body: bytes) -> web.StreamResponse:
     task_id = task_id_of(request) or new_task_id()
-    request.app[LOADERS].check(prompt)
+    await asyncio.to_thread(request.app[LOADERS].check, prompt)  # megabytes of base64 are read off the loop
+    await check_webhook(options.webhook, request.app[SETTINGS])
     streamed = "text/event-stream" in request.headers.get("Accept", "")
     if not streamed and not wants_async(request):
         return await _forward_held(request, task_id, body)

@@ -10,12 +10,13 @@ from typing import Any
 from aiohttp import web
 
 from agent.api.events import stream_events
-from agent.api.keys import BUCKETS, RUNS, STREAM_SLOTS
+from agent.api.keys import BUCKETS, RUNS, SETTINGS, STREAM_SLOTS
 from agent.api.render import run_response
 from agent.api.replies import Accepted
 from agent.api.requests import new_task_id, parse_run_body, task_id_of, wants_async
 from agent.errors import AgentError, RequestParamsError
 from agent.runs.run import Run, RunOptions
+from agent.webhooks.address import check_webhook
 
 Parse = Callable[[bytes], Awaitable[tuple[dict[str, Any], RunOptions]]]
 
@@ -27,6 +28,7 @@ async def _start(request: web.Request, task_id: str, background: bool, parse: Pa
         prompt, options = await parse(await request.read())
         if runs.outputs is None and options.delivery == "url":
             raise RequestParamsError("option output.delivery: `url` needs an output store (OUTPUT_STORE)")
+        await check_webhook(options.webhook, request.app[SETTINGS])
     except AgentError as exc:
         await runs.refused(task_id, exc)
         raise

@@ -10,6 +10,7 @@ canceled and runs nothing); one a worker runs gets the store's cancel request, a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -39,7 +40,8 @@ class Handoff:
                      body: bytes) -> None:
         """Record the task and hand its run to FC; a task that already succeeded with the same request stays as it
         is, nothing handed off (its caller reads the stored end)."""
-        task = Task(task_id=task_id, owner=self.owner, request_hash=request_hash(prompt), webhook=options.webhook,
+        digest = await asyncio.to_thread(request_hash, prompt)
+        task = Task(task_id=task_id, owner=self.owner, request_hash=digest, webhook=options.webhook,
                     params=options.params, deliver_by=time.time() + self.max_age)
         if await self.store.claim(task) is not None:
             self.metrics.handoffs.labels("replayed").inc()

@@ -65,9 +65,11 @@ class InputPreparer:
     async def prepare(self, prompt: dict[str, Any]) -> Prepared:
         """The prompt with every data-carrying input replaced by its uploaded name (the input is not changed).
 
-        Every input is read and checked before the first upload, so a bad one leaves ComfyUI untouched.
+        Every input is read and checked before the first upload, so a bad one leaves ComfyUI untouched. Reading,
+        decoding and hashing tens of megabytes is done in worker threads, so the event loop (other requests,
+        `/healthz`) never waits for it.
         """
-        slots = self.loaders.slots(prompt)
+        slots = await asyncio.to_thread(self.loaders.slots, prompt)
         if not slots:
             return Prepared(prompt)
         gate = asyncio.Semaphore(FETCHES_AT_ONCE)
@@ -83,25 +85,21 @@ class InputPreparer:
         return Prepared(rewritten, fetched)
 
     async def _file(self, slot: Slot, gate: asyncio.Semaphore, downloads: dict[str, asyncio.Future[bytes]]) -> File:
-        return self.loaders.file(slot, await self._bytes(slot, gate, downloads))
-
-    async def _bytes(self, slot: Slot, gate: asyncio.Semaphore, downloads: dict[str, asyncio.Future[bytes]]) -> bytes:
         if isinstance(slot.source, Inline):
-            data = slot.source.data
-        else:
-            url, in_bucket = slot.source.url, slot.source.in_bucket
+            return await asyncio.to_thread(self.loaders.inline_file, slot, slot.source)
+        url, in_bucket = slot.source.url, slot.source.in_bucket
 
-            async def download() -> bytes:
-                async with gate:
-                    if in_bucket:
-                        return await read_object(self.buckets, url, self.max_bytes, self.settings.input_fetch_timeout)
-                    return await self.fetcher.fetch(url)
+        async def download() -> bytes:
+            async with gate:
+                if in_bucket:
+                    return await read_object(self.buckets, url, self.max_bytes, self.settings.input_fetch_timeout)
+                return await self.fetcher.fetch(url)
 
-            try:
-                data = await _once(downloads, url, download)
-            except FetchError as exc:
-                raise slot.error(str(exc)) from None
-        return data
+        try:
+            data = await _once(downloads, url, download)
+        except FetchError as exc:
+            raise slot.error(str(exc)) from None
+        return await asyncio.to_thread(self.loaders.file, slot, data)
 
     async def _upload(self, file: File) -> str:
         try:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Kind = Literal["image", "video", "audio"]
+HEAD_BYTES = 12  # `sniff` reads no further: a file's kind is judged before the rest of it is decoded or fetched
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from agent.runs.events import (
 )
 from agent.runs.naming import with_task_names
 from agent.runs.results import read_results
-from agent.tasks.model import NodeOutput, Results, Task, TaskStatus, Webhook, request_hash
+from agent.tasks.model import NodeOutput, Results, Task, TaskStatus, Webhook
 from agent.tasks.progress import ProgressTracker, files_in
 
 if TYPE_CHECKING:  # the store's client is loaded only where an output store is configured
@@ -130,13 +130,13 @@ def _canceled_early() -> Canceled:
 
 class Run:
     def __init__(self, task_id: str, prompt: dict[str, Any], options: RunOptions, *, owner: str,
-                 timeout: float, events: RunEvents) -> None:
+                 timeout: float, events: RunEvents, digest: str) -> None:
         self.prompt = prompt
         self.timeout = min(options.timeout or timeout, timeout)
         self.options = options
         self.events = events
         self.tracker = ProgressTracker(prompt)
-        self.task = Task(task_id=task_id, progress=self.tracker.nodes, owner=owner, request_hash=request_hash(prompt),
+        self.task = Task(task_id=task_id, progress=self.tracker.nodes, owner=owner, request_hash=digest,
                          webhook=options.webhook and options.webhook.model_copy(deep=True), params=options.params)
         self._comfy_prompt: Prompt | None = None
         self._delivery: Delivery | None = None
@@ -196,6 +196,9 @@ class Run:
             self._fail(ComfyUICrashed("the agent stopped during the run"))
             await asyncio.shield(self._settle(None))
             raise
+        except Exception as exc:  # the agent's own fault: its caller still gets an end, the log its traceback
+            logger.exception("run.crashed task=%s", self.task_id)
+            self._fail(AgentError(f"unexpected error in the agent: {exc.__class__.__name__}: {exc}"[:500]))
         finally:
             if self._comfy_prompt is not None:
                 self._comfy_prompt.close()

@@ -22,7 +22,7 @@ from agent.logs import log_event
 from agent.runs.events import RunEvents, RunQueued
 from agent.runs.run import Comfy, Run, RunOptions, RunOutcome
 from agent.stores.base import TaskStore
-from agent.tasks.model import Task, TaskStatus
+from agent.tasks.model import Task, TaskStatus, request_hash
 
 if TYPE_CHECKING:
     from agent.outputs.delivery import Outputs
@@ -74,8 +74,14 @@ class RunService:
                      background: bool = False) -> Run:
         """The run, started or waiting its turn; a retried delivery of a task that succeeded comes back ended."""
         starts_now = self.check_room(background)
-        run = Run(task_id, prompt, options, owner=self.instance_id, timeout=self.run_timeout, events=self.events)
         self._reserve(starts_now, +1)
+        try:
+            digest = await asyncio.to_thread(request_hash, prompt)  # megabytes of base64 are hashed off the loop
+        except BaseException:
+            self._reserve(starts_now, -1)
+            raise
+        run = Run(task_id, prompt, options, owner=self.instance_id, timeout=self.run_timeout, events=self.events,
+                  digest=digest)
         began = time.monotonic()
         try:
             replay = await self.store.claim(run.task)

@@ -16,10 +16,26 @@ from agent.errors import InstanceLost, NotDelivered, RequestParamsError
 TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
+LONG_STRING = 65536  # characters: a string longer than this (an input's base64) enters the hash as its own digest
+
+
 def request_hash(prompt: dict[str, Any]) -> str:
-    """Identifies a request, so a retried delivery of it can be told from a new request under the same id."""
-    canonical = json.dumps(prompt, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """Identifies a request, so a retried delivery of it can be told from a new request under the same id.
+
+    Called in a thread: a long string is hashed on its own (hashlib lets the event loop run meanwhile), never
+    escaped by json.dumps, which holds the interpreter for the whole of a 20 MB input."""
+    canonical = json.dumps(_digested(prompt), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _digested(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > LONG_STRING:
+        return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    if isinstance(value, dict):
+        return {key: _digested(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_digested(item) for item in value]
+    return value
 
 
 def check_task_id(task_id: str) -> str:

@@ -29,6 +29,8 @@ Client = TestClient[web.Request, web.Application]
     (b'{"prompt": {"1": {"class_type": "X", "inputs": {}}}, "options": {"results": "maybe"}}', "option results"),
     (b'{"prompt": {"1": {"class_type": "X", "inputs": {}}}, "options": {"bogus": 1}}', "option bogus"),
     (b"\xff\xfe", "not valid JSON"),
+    (b'{"1": {"class_type": "EmptyImage",\n  "inputs": {},}}', "not valid JSON: Expecting property name enclosed in "
+                                                              "double quotes at line 2 column 16"),
 ])
 async def test_bad_body_is_request_params_error_and_reaches_nothing(agent: Client, double: str, body: bytes,
                                                                    reason: str) -> None:
@@ -122,3 +124,19 @@ async def test_a_bad_query_value_after_a_good_prompt_runs_nothing_and_holds_noth
     assert (await double_info(double))["prompts_received"] == 0
     drained = await agent.get("/pre-stop")  # nothing is left open that would keep the instance from stopping
     assert (await drained.json())["open_runs"] == 0
+
+
+async def test_a_fault_of_the_agent_mid_run_still_answers_and_is_stored(
+        agent: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug (here: preparing the inputs raises a TypeError) must not leave a held request without an answer."""
+    from agent.inputs.prepare import InputPreparer
+
+    async def broken(self: InputPreparer, prompt: dict[str, object]) -> None:
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(InputPreparer, "prepare", broken)
+    response = await asyncio.wait_for(agent.post("/api/run", json=save_prompt(1), headers={"task-id": "bug-1"}), 60)
+    assert response.status == 500
+    reply = await response.json()
+    assert reply["message"] == "InternalError" and "TypeError: a bug" in reply["error"]
+    assert (await (await agent.get("/api/tasks/bug-1")).json())["status"] == "failed"

@@ -8,7 +8,7 @@ from typing import Any
 import httpcore
 import pytest
 
-from agent.inputs.guard import AddressRefused, GuardedBackend, refusal
+from agent.inputs.guard import AddressRefused, GuardedBackend, HostUnresolved, refusal
 
 
 @pytest.mark.parametrize("address", [
@@ -73,7 +73,13 @@ async def test_allowlisted_host_and_allow_private_skip_the_check() -> None:
     assert inner.connected == [("10.0.0.5", 80), ("10.0.0.5", 80)]
 
 
-async def test_unresolvable_name_is_refused() -> None:
+async def test_an_unresolvable_name_is_not_found_rather_than_refused() -> None:
     backend = GuardedBackend(False, frozenset(), resolving(), Recorder())
-    with pytest.raises(AddressRefused, match="does not resolve"):
+    with pytest.raises(HostUnresolved, match="does not resolve"):
         await backend.connect_tcp("nowhere.invalid", 80)
+
+
+async def test_a_refusal_names_the_settings_that_allow_it() -> None:
+    backend = GuardedBackend(False, frozenset(), resolving("127.0.0.1"), Recorder())
+    with pytest.raises(AddressRefused, match="loopback.*URL_ALLOW_PRIVATE=true.*URL_ALLOW_HOSTS"):
+        await backend.connect_tcp("localhost", 80)

@@ -4,11 +4,16 @@ retries, a dead receiver, the throttled progress, the default URL, and the addre
 from __future__ import annotations
 
 import itertools
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from agent.config import Settings
+from agent.errors import RequestParamsError
+from agent.tasks.model import Webhook
+from agent.webhooks.address import check_webhook
 from agent_harness import running_agent, scrape, serving
 from agent_process import free_port
 from double_helpers import double_info, save_prompt
@@ -126,12 +131,13 @@ async def test_a_webhook_the_guard_refuses_is_a_400_before_anything_runs(double:
         assert (await double_info(double))["prompts_received"] == 0
 
 
-async def test_a_webhook_host_that_does_not_resolve_is_a_400_that_says_so(double: str) -> None:
-    async with running_agent(comfyui_url=double, webhook_secret=SECRET) as agent:
-        refused = await agent.post("/api/run", json=with_hook(save_prompt(0x71), "http://nowhere.invalid/hook"))
-        assert refused.status == 400
-        error = (await refused.json())["error"]
-        assert "does not resolve" in error and "refused" not in error, error
+async def test_a_webhook_host_that_does_not_resolve_is_a_400_that_says_so() -> None:
+    async def no_answer(host: str, port: int) -> list[str]:  # as getaddrinfo fails, without asking any DNS
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    with pytest.raises(RequestParamsError) as refused:
+        await check_webhook(Webhook(url="http://nowhere.example/hook"), Settings(), no_answer)
+    assert "does not resolve" in str(refused.value) and "refused" not in str(refused.value)
 
 
 async def test_a_refused_default_webhook_is_tried_once_never_retried(double: str) -> None:
