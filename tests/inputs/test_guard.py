@@ -81,5 +81,5 @@ async def test_an_unresolvable_name_is_not_found_rather_than_refused() -> None:
 
 async def test_a_refusal_names_the_settings_that_allow_it() -> None:
     backend = GuardedBackend(False, frozenset(), resolving("127.0.0.1"), Recorder())
-    with pytest.raises(AddressRefused, match="loopback.*URL_ALLOW_PRIVATE=true.*URL_ALLOW_HOSTS"):
+    with pytest.raises(AddressRefused, match=r"loopback.*URL_ALLOW_PRIVATE=true.*URL_ALLOW_HOSTS"):
         await backend.connect_tcp("localhost", 80)
