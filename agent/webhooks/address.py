@@ -9,20 +9,20 @@ from urllib.parse import urlsplit
 
 from agent.config import Settings
 from agent.errors import RequestParamsError
-from agent.inputs.guard import AddressRefused, GuardedBackend, HostUnresolved
+from agent.inputs.guard import AddressRefused, GuardedBackend, HostUnresolved, Resolver, resolve
 from agent.tasks.model import Webhook
 
 RESOLVE_TIMEOUT = 5.0  # a resolver that has not answered by then will not answer the sender either
 
 
-async def check_webhook(webhook: Webhook | None, settings: Settings) -> None:
+async def check_webhook(webhook: Webhook | None, settings: Settings, resolver: Resolver = resolve) -> None:
     """Refuse a webhook named by the request whose host the sender could never reach; the agent's own
     WEBHOOK_URL is the operator's choice and is left to the sender."""
     if webhook is None or webhook.url == settings.webhook_url:
         return
     parts = urlsplit(webhook.url)
     host = parts.hostname or ""
-    guard = GuardedBackend(settings.url_allow_private, settings.url_allow_hosts)
+    guard = GuardedBackend(settings.url_allow_private, settings.url_allow_hosts, resolver)
     try:
         async with asyncio.timeout(RESOLVE_TIMEOUT):
             await guard.addresses(host, parts.port or (443 if parts.scheme == "https" else 80))
