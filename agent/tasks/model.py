@@ -28,6 +28,18 @@ def request_hash(prompt: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def holds_long_text(value: Any) -> bool:
+    """Whether a prompt carries a string long enough (an input's base64) to be worth a thread: below it, the hop
+    to a thread costs more than the work."""
+    if isinstance(value, str):
+        return len(value) > LONG_STRING
+    if isinstance(value, dict):
+        return any(holds_long_text(item) for item in value.values())
+    if isinstance(value, list):
+        return any(holds_long_text(item) for item in value)
+    return False
+
+
 def _digested(value: Any) -> Any:
     if isinstance(value, str) and len(value) > LONG_STRING:
         return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
