@@ -1,5 +1,6 @@
 """Shared fixtures: the recordings must be there, the double in-process, integration tests gated, a timeout on
-every test (pyproject.toml's, longer for the hardening and integration suites), and the time spent per folder."""
+every test (pyproject.toml's, longer for the hardening and integration suites, all scaled by TEST_WAIT_SCALE),
+and the time spent per folder."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from comfy_double.harness import start_double
 from recordings import PROTOCOL_DIR
 from s3_server import s3, s3_endpoint  # noqa: F401 - fixtures for every folder
+from waiting import SCALE
 
 
 @pytest.fixture
@@ -33,11 +35,25 @@ LONG = (TESTS / "hardening", TESTS / "integration")
 LONG_TIMEOUT = 420
 
 
+def timeout_of(item: pytest.Item) -> float | None:
+    """A test's own timeout marker, else its folder's; None: pytest-timeout's own (`--timeout`, pyproject.toml)."""
+    marker = item.get_closest_marker("timeout")
+    if marker is not None and marker.args:
+        return float(marker.args[0])
+    if any(item.path.is_relative_to(folder) for folder in LONG):
+        return LONG_TIMEOUT
+    return None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Integration tests need a real ComfyUI; without COMFYUI_DIR they are skipped, never failed."""
+    """Timeouts: the long folders' own, and every one scaled with the waits (TEST_WAIT_SCALE, tests/waiting.py).
+    Integration tests need a real ComfyUI; without COMFYUI_DIR they are skipped, never failed."""
     for item in items:
-        if any(item.path.is_relative_to(folder) for folder in LONG) and item.get_closest_marker("timeout") is None:
-            item.add_marker(pytest.mark.timeout(LONG_TIMEOUT))
+        timeout = timeout_of(item)
+        if SCALE != 1:
+            timeout = (timeout or float(config.getoption("timeout") or config.getini("timeout"))) * SCALE
+        if timeout is not None:
+            item.add_marker(pytest.mark.timeout(timeout), append=False)
     comfyui_dir = os.environ.get("COMFYUI_DIR")
     if comfyui_dir and (Path(comfyui_dir) / "main.py").is_file():
         return

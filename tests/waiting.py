@@ -4,6 +4,7 @@ naming what never happened, once a deadline has passed. Shared by the tests (thr
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -11,6 +12,11 @@ from typing import TypeVar
 T = TypeVar("T")
 
 INTERVAL = 0.05  # seconds between two looks: the wait ends this long at most after the event
+# The one deadline for "a condition that must come true eventually": a hang guard, never a speed bound, so a
+# loaded machine passes where a fast one does (TEST_WAIT_SCALE=2 doubles it, and every test's timeout with it:
+# tests/conftest.py). It stays well inside those timeouts, so a hang is named by the wait, not by pytest-timeout.
+SCALE = float(os.environ.get("TEST_WAIT_SCALE", "1"))
+EVENTUALLY = 60.0 * SCALE
 
 
 def wait_for(condition: Callable[[], T | None], timeout: float, what: str) -> T:

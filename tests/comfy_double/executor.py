@@ -89,11 +89,26 @@ class Executor:
         self._hub = hub
         self._faults = Faults(hub, config.exit_process)
         self._interrupt = asyncio.Event()
+        self.holding = False  # the ``hold`` knob
+        self.held: str | None = None  # the prompt whose node waits at the hold, if any
+        self._way_on: asyncio.Future[None] | None = None  # what the node at the hold waits for
         self.cache = NodeCache()
 
     def interrupt(self) -> None:
         """nodes.interrupt_processing(): the running node stops at its next check."""
         self._interrupt.set()
+
+    def hold(self, on: bool) -> None:
+        """The ``hold`` knob: while on, every node waits as it starts and after each progress step it reports, so
+        a run lasts until the test ends it."""
+        self.holding = on
+        if not on:
+            self.step()
+
+    def step(self) -> None:
+        """What waits at the hold goes on, to the next place it waits while the hold is on."""
+        if self._way_on is not None and not self._way_on.done():
+            self._way_on.set_result(None)
 
     async def worker(self, queue: PromptQueue) -> None:
         """prompt_worker: run prompts in queue order, then honour ``/free`` flags.
@@ -224,6 +239,7 @@ class Executor:
         class_type = run.prompt[node_id]["class_type"]
         node: Node = self.cache.node_object(node_id, class_type, lambda: NODE_CLASSES[class_type](self._config))
         self._check_interrupt()
+        await self._wait_at_hold(run)
         hooks = run.hooks(node_id)
         await self._faults.node_started(hooks.get("fault"), run.client_id)
         steps = node.steps(inputs) if hasattr(node, "steps") else []
@@ -234,6 +250,7 @@ class Executor:
         for value, maximum, preview in steps:
             await self._sleep(delay / len(steps))
             self._report(run, node_id, (value, maximum), preview, progress)
+            await self._wait_at_hold(run)
         if not steps:
             await self._sleep(delay)
         return await asyncio.to_thread(node.run, **inputs)
@@ -249,6 +266,22 @@ class Executor:
     def _check_interrupt(self) -> None:
         if self._interrupt.is_set():
             raise Interrupted
+
+    async def _wait_at_hold(self, run: PromptRun) -> None:
+        """While the hold is on, wait until it is turned off or stepped past; an interrupt ends the wait, as it
+        ends a delay."""
+        if not self.holding:
+            return
+        way_on: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._way_on, self.held = way_on, run.prompt_id
+        interrupted = asyncio.ensure_future(self._interrupt.wait())
+        try:
+            waits: list[asyncio.Future[Any]] = [way_on, interrupted]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.held = self._way_on = None
+            interrupted.cancel()
+        self._check_interrupt()
 
     async def _sleep(self, seconds: float) -> None:
         """Wait while the node "works"; an interrupt ends the wait at once."""

@@ -12,7 +12,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -58,6 +58,24 @@ async def start_double(tmp_path: Path, **config: Any) -> tuple[web.AppRunner, st
     site = web.SockSite(runner, sock)
     await site.start()
     return runner, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+async def control(url: str, **knobs: Any) -> dict[str, Any]:
+    """``POST /__double__/control`` on the double at ``url``: set knobs (``hold=True``...); returns them all."""
+    async with aiohttp.ClientSession() as session, session.post(f"{url}/__double__/control", json=knobs) as reply:
+        assert reply.status == 200, await reply.text()
+        return cast("dict[str, Any]", await reply.json())
+
+
+@contextlib.asynccontextmanager
+async def held(url: str) -> AsyncIterator[None]:
+    """Inside the block the double at ``url`` holds every node as it starts (the ``hold`` knob): a run lasts
+    until the test leaves the block (or steps it on), however slow the machine."""
+    await control(url, hold=True)
+    try:
+        yield
+    finally:
+        await control(url, hold=False)
 
 
 class DoubleProcess:

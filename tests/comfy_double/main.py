@@ -2,7 +2,8 @@
 
 Takes ComfyUI's options (unknown ones are ignored, as ``--cpu``). ``--temp-directory D`` puts temporary
 files in ``D/temp``, as ComfyUI does. ``DOUBLE_STARTUP_DELAY=<seconds>`` delays listening, to act like a
-slow ComfyUI start. SIGTERM and SIGINT stop the server cleanly (exit status 0).
+slow ComfyUI start; ``DOUBLE_STARTUP_GATE=<file>`` delays it until that file exists. SIGTERM and SIGINT stop
+the server cleanly (exit status 0).
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ async def serve(args: argparse.Namespace, config: DoubleConfig) -> None:
     delay = float(os.environ.get("DOUBLE_STARTUP_DELAY", "0"))
     if delay > 0 and await _stopped_within(stop, delay):
         return
+    gate = os.environ.get("DOUBLE_STARTUP_GATE")
+    if gate and await _stopped_before(stop, Path(gate)):
+        return
     runner = web.AppRunner(create_app(config), access_log=None)
     await runner.setup()
     log.info("Starting server\n")
@@ -83,6 +87,14 @@ async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+async def _stopped_before(stop: asyncio.Event, gate: Path) -> bool:
+    """Until the file `gate` exists: a start that lasts until the test says, not a number of seconds."""
+    while not gate.exists():
+        if await _stopped_within(stop, 0.05):
+            return True
+    return False
 
 
 def main(argv: list[str]) -> None:

@@ -258,6 +258,7 @@ class DoubleServer:
             "sockets": list(self.hub.sockets),
             "running": running[0] if running else None,
             "pending": [item[1] for item in pending],
+            "held": self.executor.held,
         })
 
     async def double_control(self, request: web.Request) -> web.StreamResponse:
@@ -267,11 +268,16 @@ class DoubleServer:
             self.config.ws_send_delay = float(body["ws_send_delay"])
         if "node_delay" in body:
             self.config.node_delay = {str(k): float(v) for k, v in body["node_delay"].items()}
+        if "hold" in body:
+            self.executor.hold(bool(body["hold"]))
+        if body.get("step"):
+            self.executor.step()
         if body.get("drop_sockets"):
             self.hub.drop_all()
         if body.get("stall_sockets"):
             self.hub.stall_all()
-        response = web.json_response({"ws_send_delay": self.config.ws_send_delay, "node_delay": self.config.node_delay})
+        response = web.json_response({"ws_send_delay": self.config.ws_send_delay, "node_delay": self.config.node_delay,
+                                      "hold": self.executor.holding})
         if body.get("exit") is not None:
             await response.prepare(request)
             await response.write_eof()

@@ -1,4 +1,5 @@
-"""The double's fault hooks: per-node ``_meta.double.fault``, ``/__double__/control`` and ``/__double__/info``."""
+"""The double's fault hooks: per-node ``_meta.double.fault``, ``/__double__/control`` (the hold included) and
+``/__double__/info``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any, cast
 
 import aiohttp
 
-from comfy_double.harness import DoubleClient, DoubleProcess, Frame, MakeDouble, WsClient
+from comfy_double.harness import DoubleClient, DoubleProcess, Frame, MakeDouble, WsClient, control, held
+from waiting import EVENTUALLY
 
 
 def chain(fault: str | None = None, delay: float | None = None) -> dict[str, Any]:
@@ -32,8 +34,12 @@ def executing_preview(frame: Frame) -> bool:
     return frame.type == "executing" and frame.data["data"]["node"] == "2"
 
 
+def executing_empty(frame: Frame) -> bool:
+    return frame.type == "executing" and frame.data["data"]["node"] == "1"
+
+
 async def test_crash_exits_the_process_after_the_node_starts(tmp_path: Path) -> None:
-    process = await DoubleProcess(tmp_path).start()
+    process = await DoubleProcess(tmp_path).start(EVENTUALLY)
     try:
         async with aiohttp.ClientSession() as session:
             client = await WsClient(session, process.url, "doomed").connect()
@@ -41,7 +47,7 @@ async def test_crash_exits_the_process_after_the_node_starts(tmp_path: Path) -> 
             async with session.post(process.url + "/prompt", json={"prompt": chain("crash"), "client_id": "doomed"}):
                 pass
             await client.wait_for(executing_preview)  # everything up to the node's start got out
-            code = await process.wait_exit(5.0)
+            code = await process.wait_exit(EVENTUALLY)
             await client.close()
     finally:
         process.stop()
@@ -53,7 +59,7 @@ async def test_drop_socket_aborts_the_clients_socket_and_the_prompt_still_finish
     client = await double.ws("dropped")
     prompt_id = await submit(double, chain("drop_socket", delay=0.2), "dropped")
     await client.wait_for(executing_preview)
-    await asyncio.wait_for(client.close(), 2.0)
+    await asyncio.wait_for(client.close(), EVENTUALLY)
     assert client.closed
     assert client.types()[-1] == "executing"  # nothing after the node started
     entry = await double.wait_history(prompt_id)
@@ -70,7 +76,7 @@ async def test_stall_socket_keeps_it_open_but_silent(double: DoubleClient) -> No
     prompt_id = await submit(double, chain("stall_socket"), "stalled")
     received: list[dict[str, Any]] = []
     while not received or received[-1].get("data", {}).get("node") != "2":
-        received.append(await stalled.receive_json(timeout=2.0))
+        received.append(await stalled.receive_json(timeout=EVENTUALLY))
     await double.wait_history(prompt_id)
     await other.wait_quiet()
     await asyncio.sleep(0.3)  # the thing tested: several 0.1 s heartbeats pass, and the pings are still answered
@@ -105,13 +111,13 @@ async def test_crash_and_exit_call_the_exit_hook(make_double: MakeDouble) -> Non
     await client.wait_done(prompt_id)  # the stub returns, so this in-process double carries on
     status, reply = await double.request("POST", "/__double__/control", json={"exit": 3})
     assert (status, exits) == (200, [1, 3])
-    assert reply == {"ws_send_delay": 0.0, "node_delay": {}}
+    assert reply == {"ws_send_delay": 0.0, "node_delay": {}, "hold": False}
 
 
 async def test_control_drop_and_stall_every_socket(double: DoubleClient) -> None:
     dropped = await double.ws("a")
     await double.request("POST", "/__double__/control", json={"drop_sockets": True})
-    await asyncio.wait_for(dropped.close(), 2.0)
+    await asyncio.wait_for(dropped.close(), EVENTUALLY)
     stalled = await double.ws("b")
     await stalled.wait_quiet()
     await double.request("POST", "/__double__/control", json={"stall_sockets": True})
@@ -135,10 +141,39 @@ async def test_info_counts_what_the_double_saw(double: DoubleClient) -> None:
     client = await double.ws("counted")
     await double.post_prompt({"prompt": {}})  # rejected, still received
     await double.upload("x.png", b"not really a png")
-    running = await submit(double, chain(delay=0.5), "counted")
-    pending = await submit(double, chain(), "counted")
-    await client.wait_for(executing_preview)
-    _, info = await double.request("GET", "/__double__/info")
+    async with held(double.url):
+        running = await submit(double, chain(), "counted")
+        pending = await submit(double, chain(), "counted")
+        await client.wait_for(executing_empty)
+        _, info = await double.request("GET", "/__double__/info")
     assert (info["prompts_received"], info["prompts_queued"], info["uploads"]) == (3, 2, 1)
     assert (info["running"], info["pending"], info["sockets"]) == (running, [pending], ["counted"])
-    assert isinstance(info["pid"], int)
+    assert info["held"] == running and isinstance(info["pid"], int)
+    await client.wait_done(pending)
+
+
+async def test_hold_keeps_each_node_at_its_start_until_stepped_on_or_released(double: DoubleClient) -> None:
+    client = await double.ws("held")
+    async with held(double.url):
+        prompt_id = await submit(double, chain(), "held")
+        await client.wait_for(executing_empty)
+        assert (await double.request("GET", "/__double__/info"))[1]["held"] == prompt_id
+        assert await double.request("GET", f"/history/{prompt_id}") == (200, {})
+        assert (await control(double.url, step=True))["hold"] is True  # node 1 goes on, node 2 waits
+        await client.wait_for(executing_preview)
+        assert (await double.request("GET", "/__double__/info"))[1]["held"] == prompt_id
+        assert "executed" not in client.types()  # the preview, held at its start, saved nothing yet
+    await client.wait_done(prompt_id)
+    assert (await double.request("GET", "/__double__/info"))[1]["held"] is None
+    assert (await double.wait_history(prompt_id))["status"]["status_str"] == "success"
+
+
+async def test_an_interrupt_ends_the_wait_at_the_hold(double: DoubleClient) -> None:
+    client = await double.ws("stopped")
+    async with held(double.url):
+        prompt_id = await submit(double, chain(), "stopped")
+        await client.wait_for(executing_empty)
+        await double.request("POST", "/interrupt", json={"prompt_id": prompt_id})
+        interrupted = await client.wait_for(lambda f: f.type == "execution_interrupted")
+        assert (interrupted.data["data"]["node_id"], interrupted.data["data"]["executed"]) == ("1", [])
+        await client.wait_done(prompt_id)  # while the hold is still on: the interrupt ended the wait

@@ -5,18 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, cast
 
-from comfy_double.harness import DoubleClient, Frame, WsClient
+from comfy_double.harness import DoubleClient, Frame, WsClient, control, held
 from comfy_double.recordings import as_lines, exchange_views, id_labels, live_frames, load, recorded_frames
 from comfy_double.replay import Replay
 
 
-def empty_to_save(color: int = 0, delay: float | None = None) -> dict[str, Any]:
-    """EmptyImage -> SaveImage; a delay makes the EmptyImage take that long."""
+def empty_to_save(color: int = 0) -> dict[str, Any]:
+    """EmptyImage -> SaveImage."""
     empty: dict[str, Any] = {
         "class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": color}
     }
-    if delay is not None:
-        empty["_meta"] = {"double": {"delay": delay}}
     return {"1": empty, "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "queue"}}}
 
 
@@ -38,7 +36,7 @@ def split_status(frames: list[Any]) -> tuple[list[Any], list[int]]:
 
 
 class QueueOpsReplay:
-    """queue_ops.json step by step; ``node_delay`` keeps the long job busy exactly where the recording was."""
+    """queue_ops.json step by step; the double's hold keeps the long job exactly where the recording had it."""
 
     def __init__(self, double: DoubleClient, main: WsClient) -> None:
         self.double = double
@@ -51,22 +49,19 @@ class QueueOpsReplay:
         for index in indexes:
             self.pairs.append((self.http[index], await self.replayer.exchange(self.http[index], wait=False)))
 
-    async def delays(self, **seconds: float) -> None:
-        await self.double.request("POST", "/__double__/control", json={"node_delay": seconds})
-
     def live_id(self, index: int) -> str:
         return cast(str, self.pairs[index][1]["body"]["prompt_id"])
 
     async def long_job_interrupted(self, post: int, queue_steps: tuple[int, ...], interrupt: int) -> str:
-        """Submit the long job, do queue_steps while its node 1 works, interrupt it when node 100 starts."""
-        await self.delays(EmptyImage=1.0, ImageScale=5.0)
-        await self.send(post)
-        job: str = self.pairs[-1][1]["body"]["prompt_id"]
-        await self.main.wait_for(executing("1", job))
-        await self.send(*queue_steps)
-        await self.delays(ImageScale=5.0)
-        await self.main.wait_for(executing("100", job))
-        await self.send(interrupt)
+        """Submit the long job, do queue_steps while its node 1 is held, interrupt it held as node 100 starts."""
+        async with held(self.double.url):
+            await self.send(post)
+            job: str = self.pairs[-1][1]["body"]["prompt_id"]
+            await self.main.wait_for(executing("1", job))
+            await self.send(*queue_steps)
+            await control(self.double.url, step=True)
+            await self.main.wait_for(executing("100", job))
+            await self.send(interrupt)
         return job
 
     async def run(self) -> None:
@@ -105,11 +100,12 @@ async def submit(double: DoubleClient, prompt: dict[str, Any], **extra: object) 
 
 async def test_history_is_empty_until_the_prompt_finishes(double: DoubleClient) -> None:
     client = await double.ws("waiting")
-    prompt_id = await submit(double, empty_to_save(delay=0.3), client_id="waiting")
-    await client.wait_for(lambda f: f.type == "executing")
-    assert await double.request("GET", f"/history/{prompt_id}") == (200, {})
-    _, queue = await double.request("GET", "/queue")
-    assert [item[1] for item in queue["queue_running"]] == [prompt_id]
+    async with held(double.url):
+        prompt_id = await submit(double, empty_to_save(), client_id="waiting")
+        await client.wait_for(lambda f: f.type == "executing")
+        assert await double.request("GET", f"/history/{prompt_id}") == (200, {})
+        _, queue = await double.request("GET", "/queue")
+        assert [item[1] for item in queue["queue_running"]] == [prompt_id]
     await client.wait_done(prompt_id)
     _, history = await double.request("GET", f"/history/{prompt_id}")
     assert history[prompt_id]["status"]["status_str"] == "success"
@@ -136,12 +132,13 @@ async def test_first_front_prompt_gets_number_zero_and_explicit_numbers_are_floa
 async def test_deleting_the_last_pending_prompt_broadcasts_status_twice(double: DoubleClient) -> None:
     """PromptQueue.delete_queue_item wipes the queue (one status) and notifies again (a second one)."""
     observer = await double.ws("observer")
-    running = await submit(double, empty_to_save(delay=0.5))
-    pending = await submit(double, empty_to_save())
-    await observer.wait_quiet()
-    before = len(observer.frames)
-    await double.request("POST", "/queue", json={"delete": [pending]})
-    await observer.wait_quiet()
+    async with held(double.url):
+        running = await submit(double, empty_to_save())
+        pending = await submit(double, empty_to_save())
+        await observer.wait_quiet()
+        before = len(observer.frames)
+        await double.request("POST", "/queue", json={"delete": [pending]})
+        await observer.wait_quiet()
     assert [f.data["data"]["status"]["exec_info"]["queue_remaining"] for f in observer.frames[before:]] == [1, 1]
     await double.wait_history(running)
     assert await double.request("GET", f"/history/{pending}") == (200, {})

@@ -9,9 +9,9 @@ from typing import Any, cast
 
 import pytest
 
-from comfy_double.harness import DoubleClient, WsClient
+from comfy_double.harness import DoubleClient, WsClient, control, held
 from comfy_double.recordings import as_lines, id_labels, live_frames, load, recorded_frames
-from waiting import until
+from waiting import EVENTUALLY, until
 
 EMPTY_TO_SAVE = {
     "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 48, "batch_size": 1, "color": 255}},
@@ -85,7 +85,7 @@ async def test_old_socket_closing_late_orphans_the_new_one(double: DoubleClient)
     async def unregistered() -> bool:  # the old socket's handler has ended, taking the registration with it
         return client_id not in double.server.hub.sockets
 
-    await until(unregistered, 5, "the old socket's close to remove the registration")
+    await until(unregistered, EVENTUALLY, "the old socket's close to remove the registration")
     prompt_id = await submit(double, EMPTY_TO_SAVE, client_id)
     entry = await double.wait_history(prompt_id)
     await new.wait_quiet()
@@ -96,15 +96,13 @@ async def test_old_socket_closing_late_orphans_the_new_one(double: DoubleClient)
     assert client_id not in double.server.hub.sockets
 
 
-def shrunk_with_delays(prompt: dict[str, Any], delays: dict[str, float]) -> dict[str, Any]:
-    """The recorded long chain at 1/16 of its size, with the double's delays making it take time."""
+def shrunk(prompt: dict[str, Any]) -> dict[str, Any]:
+    """The recorded long chain at 1/16 of its size (the double's hold makes it last)."""
     prompt = copy.deepcopy(prompt)
     for node in prompt.values():
         for key in ("width", "height"):
             if key in node["inputs"]:
                 node["inputs"][key] //= 16
-    for node_id, delay in delays.items():
-        prompt[node_id]["_meta"] = {"double": {"delay": delay}}
     return prompt
 
 
@@ -113,16 +111,20 @@ async def test_reconnect_during_execution_gets_current_node_and_no_replay(double
     client_id = rec["client_id"]
     first = await double.ws(client_id)
     observer = await double.ws(rec["ws_observer_client_id"])
-    prompt_id = await submit(double, shrunk_with_delays(rec["request"]["prompt"], {"100": 0.3, "101": 1.0}), client_id)
-    await first.wait_for(lambda f: f.type == "executing" and f.data["data"]["node"] == "100")
-    await first.close()
+    async with held(double.url):  # each node waits at its start until stepped on
+        prompt_id = await submit(double, shrunk(rec["request"]["prompt"]), client_id)
+        await first.wait_for(lambda f: f.type == "executing" and f.data["data"]["node"] == "1")
+        await control(double.url, step=True)
+        await first.wait_for(lambda f: f.type == "executing" and f.data["data"]["node"] == "100")
+        await first.close()
+        await control(double.url, step=True)
 
-    async def on_101() -> bool:
-        return double.server.hub.last_node_id == "101"
+        async def on_101() -> bool:
+            return double.server.hub.last_node_id == "101"
 
-    await until(on_101, 5, "node 101 to start")  # node 100 ends and 101 starts while nobody listens
-    await double.server.hub.flush()  # and what was sent meanwhile is out, to nobody: those messages are lost
-    second = await double.ws(client_id)
+        await until(on_101, EVENTUALLY, "node 101 to start")  # node 100 ends and 101 starts while nobody listens
+        await double.server.hub.flush()  # and what was sent meanwhile is out, to nobody: those messages are lost
+        second = await double.ws(client_id)
     await second.wait_done(prompt_id)
     await observer.wait_quiet()
     ids = id_labels((rec["http"][0]["body"]["prompt_id"], prompt_id))

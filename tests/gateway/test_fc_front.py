@@ -19,10 +19,9 @@ from multidict import CIMultiDictProxy
 
 from agent_harness import serving
 from fc_front import ASYNC_BODY_LIMIT, FcFront, retry_after
-from waiting import until
+from waiting import EVENTUALLY, until
 
 ASYNC = {"X-Fc-Invocation-Type": "Async"}
-SETTLE = 2.0  # seconds: the longest any invocation here may take to settle
 
 
 @dataclass
@@ -112,7 +111,7 @@ async def test_async_invocation_answers_202_with_request_id_before_delivery_ends
         request_id = await invoke(url, json={"prompt": 1})
         assert front.invocations[request_id].state in {"pending", "delivering"}
         worker.gate.set()
-        invocation = await front.wait_settled(request_id, SETTLE)
+        invocation = await front.wait_settled(request_id, EVENTUALLY)
     assert invocation.state == "succeeded"
     assert [attempt.status for attempt in invocation.attempts] == [200]
 
@@ -124,7 +123,7 @@ async def test_delivered_request_is_the_callers_request() -> None:
                "x-fc-async-task-id": "task_1-a", "Connection": "keep-alive, X-Hop", "X-Hop": "gone"}
     async with running(worker) as worker_url, front_over(worker_url) as (front, url):
         request_id = await invoke(url, "/api/run?wait=false&n=2", data=body, headers=headers)
-        await front.wait_settled(request_id, SETTLE)
+        await front.wait_settled(request_id, EVENTUALLY)
     [seen] = worker.seen
     assert (seen.method, seen.path_qs, seen.body) == ("POST", "/api/run?wait=false&n=2", body)
     for name in ("Content-Type", "X-Custom", "Authorization", "x-fc-async-task-id"):
@@ -139,7 +138,7 @@ async def test_invocation_is_found_by_its_async_task_id() -> None:
     worker = Worker()
     async with running(worker) as worker_url, front_over(worker_url) as (front, url):
         request_id = await invoke(url, headers={"x-fc-async-task-id": "job-7"})
-        invocation = await front.wait_settled("job-7", SETTLE)
+        invocation = await front.wait_settled("job-7", EVENTUALLY)
     assert invocation is front.invocations[request_id]
     assert (invocation.task_id, invocation.state) == ("job-7", "succeeded")
 
@@ -176,7 +175,7 @@ async def test_body_over_128_kb_is_refused_with_413() -> None:
 async def test_500_is_retried_until_the_worker_handles_it() -> None:
     worker = Worker(statuses=[500, 503])
     async with running(worker) as worker_url, front_over(worker_url) as (front, url):
-        invocation = await front.wait_settled(await invoke(url, data=b"again"), SETTLE)
+        invocation = await front.wait_settled(await invoke(url, data=b"again"), EVENTUALLY)
     assert invocation.state == "succeeded"
     assert [attempt.status for attempt in invocation.attempts] == [500, 503, 200]
     assert [seen.body for seen in worker.seen] == [b"again"] * 3
@@ -185,14 +184,14 @@ async def test_500_is_retried_until_the_worker_handles_it() -> None:
 async def test_4xx_other_than_429_is_handled_not_retried() -> None:
     worker = Worker(statuses=[422])
     async with running(worker) as worker_url, front_over(worker_url) as (front, url):
-        invocation = await front.wait_settled(await invoke(url), SETTLE)
+        invocation = await front.wait_settled(await invoke(url), EVENTUALLY)
     assert (invocation.state, [attempt.status for attempt in invocation.attempts]) == ("succeeded", [422])
 
 
 async def test_exhausted_retries_leave_the_invocation_failed() -> None:
     worker = Worker(statuses=[500] * 10)
     async with running(worker) as worker_url, front_over(worker_url, max_retries=2) as (front, url):
-        invocation = await front.wait_settled(await invoke(url), SETTLE)
+        invocation = await front.wait_settled(await invoke(url), EVENTUALLY)
     assert invocation.state == "failed"
     assert [attempt.status for attempt in invocation.attempts] == [500, 500, 500]
     assert len(worker.seen) == 3
@@ -201,7 +200,7 @@ async def test_exhausted_retries_leave_the_invocation_failed() -> None:
 async def test_retries_back_off_exponentially() -> None:
     worker = Worker(statuses=[500, 500])
     async with running(worker) as worker_url, front_over(worker_url, retry_base=0.1) as (front, url):
-        invocation = await front.wait_settled(await invoke(url), SETTLE)
+        invocation = await front.wait_settled(await invoke(url), EVENTUALLY)
     times = [attempt.at for attempt in invocation.attempts]
     assert times[1] - times[0] >= 0.1
     assert times[2] - times[1] >= 0.2
@@ -210,7 +209,7 @@ async def test_retries_back_off_exponentially() -> None:
 async def test_429_is_retried_after_its_retry_after() -> None:
     worker = Worker(statuses=[429], retry_after="1")
     async with running(worker) as worker_url, front_over(worker_url) as (front, url):
-        invocation = await front.wait_settled(await invoke(url), SETTLE)
+        invocation = await front.wait_settled(await invoke(url), EVENTUALLY)
     first, second = invocation.attempts
     assert (first.status, second.status, invocation.state) == (429, 200, "succeeded")
     assert second.at - first.at >= 1.0
@@ -231,7 +230,7 @@ async def test_refused_connection_is_a_failed_attempt_retried_on_the_next_worker
     worker = Worker()
     refused = closed_port()
     async with running(worker) as worker_url, front_over(refused, worker_url) as (front, url):
-        invocation = await front.wait_settled(await invoke(url), SETTLE)
+        invocation = await front.wait_settled(await invoke(url), EVENTUALLY)
     first, second = invocation.attempts
     assert (first.worker, first.status) == (refused, None)
     assert first.error
@@ -243,7 +242,7 @@ async def test_read_timeout_is_a_failed_attempt() -> None:
     slow.gate.clear()
     async with running(slow) as slow_url, running(quick) as quick_url, \
             front_over(slow_url, quick_url, delivery_timeout=0.3) as (front, url):
-        invocation = await front.wait_settled(await invoke(url), SETTLE)
+        invocation = await front.wait_settled(await invoke(url), EVENTUALLY)
         slow.gate.set()
     first, second = invocation.attempts
     assert (first.status, first.error) == (None, "TimeoutError")
@@ -252,7 +251,7 @@ async def test_read_timeout_is_a_failed_attempt() -> None:
 
 async def test_no_worker_at_all_is_a_failed_attempt() -> None:
     async with front_over(max_retries=1) as (front, url):
-        invocation = await front.wait_settled(await invoke(url), SETTLE)
+        invocation = await front.wait_settled(await invoke(url), EVENTUALLY)
     assert invocation.state == "failed"
     assert [(attempt.worker, attempt.error) for attempt in invocation.attempts] == [("", "no worker")] * 2
 
@@ -264,7 +263,7 @@ async def test_set_workers_sends_later_deliveries_to_the_new_backends() -> None:
         request_id = await invoke(url)
         front.set_workers([worker_url])
         front.release()
-        invocation = await front.wait_settled(request_id, SETTLE)
+        invocation = await front.wait_settled(request_id, EVENTUALLY)
     assert [(attempt.worker, attempt.status) for attempt in invocation.attempts] == [(worker_url, 200)]
 
 
@@ -277,11 +276,11 @@ async def test_held_invocations_wait_until_release() -> None:
         async def both_parked() -> bool:
             return front.waiting == 2
 
-        await until(both_parked, SETTLE, "both deliveries parked at the hold")
+        await until(both_parked, EVENTUALLY, "both deliveries parked at the hold")
         assert worker.seen == []
         assert [front.invocations[i].state for i in ids] == ["pending", "pending"]
         front.release()
-        settled = [await front.wait_settled(i, SETTLE) for i in ids]
+        settled = [await front.wait_settled(i, EVENTUALLY) for i in ids]
     assert [invocation.state for invocation in settled] == ["succeeded", "succeeded"]
     assert sorted(seen.headers["x-fc-request-id"] for seen in worker.seen) == sorted(ids)
 
@@ -291,7 +290,7 @@ async def test_duplicate_delivers_every_invocation_twice_one_after_the_other() -
     async with running(worker) as worker_url, front_over(worker_url) as (front, url):
         front.duplicate = True
         request_id = await invoke(url, data=b"twice", headers={"x-fc-async-task-id": "dup"})
-        invocation = await front.wait_settled(request_id, SETTLE)
+        invocation = await front.wait_settled(request_id, EVENTUALLY)
     assert invocation.state == "succeeded"
     assert [(attempt.status, attempt.duplicate) for attempt in invocation.attempts] == [(200, False), (200, True)]
     assert [(seen.body, seen.headers["x-fc-request-id"]) for seen in worker.seen] == [(b"twice", request_id)] * 2
@@ -302,9 +301,9 @@ async def test_drop_accepts_but_never_delivers() -> None:
     worker = Worker()
     async with running(worker) as worker_url, front_over(worker_url) as (front, url):
         front.drop = True
-        dropped = await front.wait_settled(await invoke(url, headers={"x-fc-async-task-id": "lost"}), SETTLE)
+        dropped = await front.wait_settled(await invoke(url, headers={"x-fc-async-task-id": "lost"}), EVENTUALLY)
         front.drop = False
-        delivered = await front.wait_settled(await invoke(url), SETTLE)  # what came after it did arrive
+        delivered = await front.wait_settled(await invoke(url), EVENTUALLY)  # what came after it did arrive
     assert (dropped.state, dropped.attempts) == ("dropped", [])
     assert delivered.state == "succeeded"
     assert [seen.headers["x-fc-request-id"] for seen in worker.seen] == [delivered.request_id]
@@ -327,7 +326,7 @@ async def test_invocation_past_max_age_is_expired_not_delivered() -> None:
         request_id = await invoke(url)
         clock.now += 61
         front.release()
-        invocation = await front.wait_settled(request_id, SETTLE)
+        invocation = await front.wait_settled(request_id, EVENTUALLY)
     assert (invocation.state, invocation.attempts, worker.seen) == ("expired", [], [])
 
 
@@ -341,7 +340,7 @@ async def test_invocation_aging_past_max_age_between_retries_is_expired() -> Non
     app = web.Application()
     app.router.add_post("/run", fail_and_age)
     async with serving(app) as worker_url, front_over(worker_url, max_age=60, clock=clock) as (front, url):
-        invocation = await front.wait_settled(await invoke(url), SETTLE)
+        invocation = await front.wait_settled(await invoke(url), EVENTUALLY)
     assert invocation.state == "expired"
     assert [attempt.status for attempt in invocation.attempts] == [500]
 
@@ -364,9 +363,9 @@ async def test_synchronous_request_is_streamed_chunk_by_chunk() -> None:
             session.get(url + "/events") as reply:
         assert (reply.status, reply.content_type) == (200, "text/event-stream")
         assert "X-Fc-Request-Id" in reply.headers
-        first = await asyncio.wait_for(reply.content.readuntil(b"\n\n"), SETTLE)  # the front would hang here
+        first = await asyncio.wait_for(reply.content.readuntil(b"\n\n"), EVENTUALLY)  # the front would hang here
         first_read.set()                                                            # if it buffered the answer
-        rest = await asyncio.wait_for(reply.content.read(), SETTLE)
+        rest = await asyncio.wait_for(reply.content.read(), EVENTUALLY)
     assert (first, rest) == (b"data: first\n\n", b"data: second\n\n")
 
 
@@ -397,7 +396,7 @@ async def test_close_cancels_pending_deliveries() -> None:
         async def attempted() -> bool:
             return bool(invocation.attempts)
 
-        await until(attempted, SETTLE, "the first attempt")
+        await until(attempted, EVENTUALLY, "the first attempt")
     # serving's exit ran the app's cleanup: the delivery sleeping out its 60 s backoff is gone
     assert invocation.state == "pending"
     assert not invocation.settled.is_set()

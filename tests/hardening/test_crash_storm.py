@@ -1,5 +1,5 @@
-"""ComfyUI SIGKILLed at random moments, 20 times: every run it takes down says so within 5 s, ComfyUI comes back
-each time and runs again, and no zombie or orphan is ever left."""
+"""ComfyUI SIGKILLed at random moments, 20 times: every run it takes down says so (how fast: the figure kept in
+.artifacts/hardening.json), ComfyUI comes back each time and runs again, and no zombie or orphan is ever left."""
 
 from __future__ import annotations
 
@@ -12,17 +12,18 @@ from collections.abc import Callable
 from typing import Any
 
 from agent_process import AgentProcess
-from double_helpers import save_prompt
+from double_helpers import pixel, rgb, save_prompt
 from hardening.conftest import record
 from procs import children, group_members, state
-from waiting import wait_for
+from waiting import EVENTUALLY, wait_for
 
 KILLS = 20
 
 
 def wait_for_new_comfyui(agent: AgentProcess, old: int) -> int:
-    agent.wait_ready(60)
-    kids = wait_for(lambda: [kid for kid in children(agent.proc.pid) if kid != old], 30, "ComfyUI to be restarted")
+    agent.wait_ready()
+    kids = wait_for(lambda: [kid for kid in children(agent.proc.pid) if kid != old], EVENTUALLY,
+                    "ComfyUI to be restarted")
     return kids[0]
 
 
@@ -41,30 +42,30 @@ def test_twenty_random_kills(agent_factory: Callable[..., AgentProcess]) -> None
         queued = agent.comfyui("/__double__/info")["prompts_queued"]
         replies: list[dict[str, Any]] = []
         threads = []
-        for lane in range(3):
-            thread, reply = agent.run_in_background(save_prompt(round_ * 10 + lane, f"storm{lane}",
-                                                                delay=rng.uniform(0.2, 1.5)))
+        colors = [round_ * 10 + lane for lane in range(3)]
+        for lane, color in enumerate(colors):
+            thread, reply = agent.run_in_background(save_prompt(color, f"storm{lane}", delay=rng.uniform(0.2, 1.5)))
             threads.append(thread)
             replies.append(reply)
         wait_queued(agent, queued + 3)
         # The kill lands at a random moment of the runs on purpose; the 3 are in flight (waited for above), and
-        # every check below holds wherever the kill falls: done before it, or ComfyUICrashed within 5 s.
+        # every check below holds wherever the kill falls: done before it (its own image), or ComfyUICrashed.
         time.sleep(rng.uniform(0.05, 1.0))
         killed_at = time.monotonic()
         os.kill(comfyui, signal.SIGKILL)
         for thread in threads:
-            thread.join(30)
-        for reply in replies:
+            thread.join(EVENTUALLY)
+        for color, reply in zip(colors, replies, strict=True):
             response = reply["response"]
             if response.status_code == 200:
-                assert reply["at"] < killed_at + 0.5, "a run answered 200 after its ComfyUI died"
+                assert pixel(response.json(), "2") == rgb(color), "a 200 without its run's own image"
                 continue
             assert response.status_code == 502 and response.json()["message"] == "ComfyUICrashed", response.text
             latencies.append(reply["at"] - killed_at)
-            assert reply["at"] - killed_at < 5
         replacement = wait_for_new_comfyui(agent, comfyui)
         assert state(comfyui) is None, f"round {round_}: the killed ComfyUI {comfyui} is a zombie or still there"
         assert agent.run(save_prompt(0x335577, "after")).status_code == 200
+        assert agent.comfyui("/__double__/info")["prompts_received"] == 1, "a run was sent again after the kill"
         assert children(agent.proc.pid) == [replacement]
     assert agent.http.get("/readyz").json()["restarts"] >= KILLS
     for group in groups:

@@ -14,7 +14,7 @@ from agent.app import COMFYUI_CONNECTIONS
 from agent_process import AgentProcess
 from double_helpers import double_info, save_prompt, with_preview
 from hardening.conftest import record
-from waiting import until
+from waiting import EVENTUALLY, until
 
 RUNS = 5000
 WARMUP = 500
@@ -54,7 +54,7 @@ async def wound_down(agent: AgentProcess, connections: int) -> None:
     async def quiet() -> bool:
         return open_connections(agent.port) <= connections and len((await double_info(comfyui))["sockets"]) <= 1
 
-    await until(quiet, 10, "the agent to close its connections to its callers")
+    await until(quiet, EVENTUALLY, "the agent to close its connections to its callers")
 
 
 async def run_many(url: str, start: int, count: int) -> None:
@@ -68,7 +68,7 @@ async def run_many(url: str, start: int, count: int) -> None:
             assert response.status == 200, await response.text()
             await response.read()
 
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2 * EVENTUALLY)) as session:
         await asyncio.gather(*(one(session, serial) for serial in range(start, start + count)))
 
 

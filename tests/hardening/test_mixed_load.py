@@ -18,6 +18,7 @@ from PIL import Image
 from agent_process import AgentProcess
 from double_helpers import rgb, save_prompt, with_preview
 from hardening.conftest import record
+from waiting import EVENTUALLY, until
 
 RUNS = 1000
 CONCURRENCY = 32
@@ -47,8 +48,8 @@ class Case:
             prompt = with_preview(prompt)
         if self.kind == "invalid":
             prompt["1"]["inputs"]["width"] = 0
-        if self.kind in ("timeout", "canceled"):
-            prompt["1"]["_meta"] = {"double": {"delay": 5.0}}
+        if self.kind in ("timeout", "canceled"):  # a node only its timeout or its cancel can end
+            prompt["1"]["_meta"] = {"double": {"delay": 10 * EVENTUALLY}}
         return {"prompt": prompt, "options": {"timeout": 0.3}} if self.kind == "timeout" else {"prompt": prompt}
 
 
@@ -89,11 +90,11 @@ def _error(status: int, body: dict[str, Any], want: int, kind: str, **fields: st
 
 
 async def cancel_when_started(session: aiohttp.ClientSession, url: str, case: Case) -> None:
-    for _ in range(400):
+    async def started() -> bool:
         async with session.get(f"{url}/api/tasks/{case.task_id}") as response:
-            if response.status == 200 and (await response.json())["status"] in ("queued", "running"):
-                break
-        await asyncio.sleep(0.02)
+            return response.status == 200 and (await response.json())["status"] in ("queued", "running")
+
+    await until(started, EVENTUALLY, f"{case.task_id} to start")
     async with session.post(f"{url}/api/tasks/{case.task_id}/cancel") as response:
         assert response.status in (200, 202), await response.text()
 
@@ -105,7 +106,7 @@ async def test_thousand_mixed_runs(agent_factory: Callable[..., AgentProcess]) -
     rng.shuffle(kinds)
     cases = [Case(index, kind) for index, kind in enumerate(kinds)]
     gate = asyncio.Semaphore(CONCURRENCY)
-    timeout = aiohttp.ClientTimeout(total=120)
+    timeout = aiohttp.ClientTimeout(total=2 * EVENTUALLY)
 
     async def one(session: aiohttp.ClientSession, case: Case) -> float:
         async with gate:

@@ -14,6 +14,7 @@ from PIL import Image
 
 from agent_process import AgentProcess
 from double_helpers import rgb, save_prompt, wait_double, with_preview
+from waiting import EVENTUALLY
 
 RUNS = 40
 
@@ -36,7 +37,7 @@ async def test_sockets_failing_mid_run(agent_factory: Callable[..., AgentProcess
 
     async def saboteur(session: aiohttp.ClientSession) -> int:
         assert agent.comfyui_url is not None
-        await wait_double(agent.comfyui_url, lambda info: info["running"], "a run executing")
+        await wait_double(agent.comfyui_url, lambda info: info["running"], "a run executing", timeout=EVENTUALLY)
         strikes = 0
         for _ in range(8):
             # Each fault lands at a random moment on purpose: the answers must be right wherever it falls. What
@@ -46,7 +47,7 @@ async def test_sockets_failing_mid_run(agent_factory: Callable[..., AgentProcess
             strikes += 1
         return strikes
 
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=90)) as session:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2 * EVENTUALLY)) as session:
         runs = asyncio.gather(*(one(session, index) for index in range(RUNS)))
         strikes = await saboteur(session)
         replies = await runs

@@ -1,5 +1,9 @@
 """The task store failing under running tasks: Redis restarted, the task folder read-only, the folder full.
-Clear errors while it lasts, nothing corrupted, and every run's end written once the store is back."""
+Clear errors while it lasts, nothing corrupted, and every run's end written once the store is back.
+
+Every step waits for the event it follows, never for a number of seconds: the runs are held in ComfyUI (the
+double's hold) until every one has met the outage (its heartbeat failed: TASK_HEARTBEAT is short), then they end
+during it, so each final write meets it too and retries, and the outage ends once the agent has ended them all."""
 
 from __future__ import annotations
 
@@ -17,9 +21,10 @@ import pytest
 from agent.stores.file import SPARE_PREFIX
 from agent_process import AgentProcess, free_port
 from double_helpers import save_prompt
-from waiting import wait_for
+from waiting import EVENTUALLY, wait_for
 
 RUNS = 4
+HEARTBEAT = "0.3"  # seconds: held runs write this often, so each meets the outage soon after it starts
 
 
 class RedisServer:
@@ -32,7 +37,7 @@ class RedisServer:
     def start(self) -> None:
         self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                                       "--appendonly", "no"], stdout=subprocess.DEVNULL)
-        wait_for(self.answers, 10, "redis-server to answer PING")
+        wait_for(self.answers, EVENTUALLY, "redis-server to answer PING")
 
     def answers(self) -> bool:
         return subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).stdout == b"PONG\n"
@@ -40,7 +45,7 @@ class RedisServer:
     def kill(self) -> None:
         assert self.proc is not None
         self.proc.kill()
-        self.proc.wait(10)
+        self.proc.wait(EVENTUALLY)
 
 
 @pytest.fixture
@@ -54,24 +59,29 @@ def redis_server() -> Iterator[RedisServer]:
         server.kill()
 
 
-def start_runs(agent: AgentProcess, delay: float) -> list[tuple[Any, dict[str, Any]]]:
-    return [agent.run_in_background(save_prompt(0x112233 + index, f"sf{index}", delay=delay))
-            for index in range(RUNS)]
-
-
-def wait_in_flight(agent: AgentProcess) -> None:
-    """Until every run is in ComfyUI (its task claimed in the store): the fault then lands mid-run for all."""
-    agent.wait_comfyui(lambda info: info["prompts_queued"] == RUNS, f"all {RUNS} runs queued")
+def start_runs(agent: AgentProcess) -> list[tuple[Any, dict[str, Any]]]:
+    """RUNS runs, once every one is in ComfyUI (its task claimed in the store) and the first is held there: the
+    fault then lands mid-run for all (call inside `agent.comfyui_held()`)."""
+    runs = [agent.run_in_background(save_prompt(0x112233 + index, f"sf{index}")) for index in range(RUNS)]
+    agent.wait_comfyui(lambda info: info["prompts_queued"] == RUNS and info["held"], f"all {RUNS} runs queued")
+    return runs
 
 
 def wait_outage_met(agent: AgentProcess) -> None:
     """Until every run in flight has tried to write during the outage, and failed (logged once per run)."""
-    wait_for(lambda: agent.log().count("store.write_failed") >= RUNS, 10, f"all {RUNS} runs to meet the outage")
+    wait_for(lambda: agent.log().count("store.write_failed") >= RUNS, EVENTUALLY, f"all {RUNS} runs to meet the outage")
+
+
+def wait_ended(agent: AgentProcess) -> None:
+    """Until the agent has ended every run (released from the hold during the outage): their final writes have
+    met the outage and are retrying, and the store may come back."""
+    wait_for(lambda: agent.metric("comfyui_agent_runs_total", status="succeeded") == RUNS, EVENTUALLY,
+             f"the agent to end all {RUNS} runs")
 
 
 def finish(runs: list[tuple[Any, dict[str, Any]]]) -> list[Any]:
     for thread, _ in runs:
-        thread.join(60)
+        thread.join(EVENTUALLY)
     return [reply["response"] for _, reply in runs]
 
 
@@ -91,14 +101,15 @@ def assert_recovered(agent: AgentProcess, responses: list[Any]) -> None:
 
 
 def test_redis_restarted_mid_run(agent_factory: Callable[..., AgentProcess], redis_server: RedisServer) -> None:
-    agent = agent_factory(TASK_STORE=f"redis://127.0.0.1:{redis_server.port}/0", TASK_HEARTBEAT="0.3")
-    runs = start_runs(agent, delay=3.0)
-    wait_in_flight(agent)
-    redis_server.kill()
-    status = agent.http.get("/api/status", params={"id": "anything"})
-    assert status.status_code == 503 and status.json()["message"] == "StoreUnavailable"
-    assert_store_outage_answers(agent)
-    wait_outage_met(agent)
+    agent = agent_factory(TASK_STORE=f"redis://127.0.0.1:{redis_server.port}/0", TASK_HEARTBEAT=HEARTBEAT)
+    with agent.comfyui_held():
+        runs = start_runs(agent)
+        redis_server.kill()
+        status = agent.http.get("/api/status", params={"id": "anything"})
+        assert status.status_code == 503 and status.json()["message"] == "StoreUnavailable"
+        assert_store_outage_answers(agent)
+        wait_outage_met(agent)
+    wait_ended(agent)
     redis_server.start()  # empty: Redis here keeps nothing on disk
     assert_recovered(agent, finish(runs))
     log = agent.log()
@@ -121,14 +132,15 @@ def test_task_folder_read_only_mid_run(agent_factory: Callable[..., AgentProcess
     if os.geteuid() != 0:
         pytest.skip("making a folder read-only for root needs chattr, which needs root")
     folder = tmp_path / "tasks"
-    agent = agent_factory(TASK_STORE=f"file://{folder}")
-    runs = start_runs(agent, delay=2.5)
-    wait_in_flight(agent)
-    subprocess.run(["chattr", "+i", str(folder)], check=True)
+    agent = agent_factory(TASK_STORE=f"file://{folder}", TASK_HEARTBEAT=HEARTBEAT)
     try:
-        assert_store_outage_answers(agent)
-        assert agent.http.get("/api/status", params={"id": "nothing"}).status_code == 404
-        wait_outage_met(agent)
+        with agent.comfyui_held():
+            runs = start_runs(agent)
+            subprocess.run(["chattr", "+i", str(folder)], check=True)
+            assert_store_outage_answers(agent)
+            assert agent.http.get("/api/status", params={"id": "nothing"}).status_code == 404
+            wait_outage_met(agent)
+        wait_ended(agent)
     finally:
         subprocess.run(["chattr", "-i", str(folder)], check=True)
     assert_recovered(agent, finish(runs))
@@ -142,14 +154,15 @@ def test_task_folder_full_mid_run(agent_factory: Callable[..., AgentProcess], tm
     folder.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(folder)], check=True)
     try:
-        agent = agent_factory(TASK_STORE=f"file://{folder}")
-        runs = start_runs(agent, delay=2.5)
-        wait_in_flight(agent)
-        filler = folder / "filler"
-        with contextlib.suppress(OSError), open(filler, "wb") as handle:
-            handle.write(b"\0" * 1024 * 1024)
-        assert_store_outage_answers(agent)
-        wait_outage_met(agent)
+        agent = agent_factory(TASK_STORE=f"file://{folder}", TASK_HEARTBEAT=HEARTBEAT)
+        with agent.comfyui_held():
+            runs = start_runs(agent)
+            filler = folder / "filler"
+            with contextlib.suppress(OSError), open(filler, "wb") as handle:
+                handle.write(b"\0" * 1024 * 1024)
+            assert_store_outage_answers(agent)
+            wait_outage_met(agent)
+        wait_ended(agent)
         filler.unlink()
         assert_recovered(agent, finish(runs))
         assert_folder_intact(folder)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from agent.outputs.sweep import sweep_outputs
 from agent_harness import running_agent
-from waiting import until
+from waiting import EVENTUALLY, until
 
 DAY = 86400
 
@@ -47,5 +47,5 @@ async def test_the_agent_sweeps_from_its_start_unless_told_to_keep(double: str, 
         return not old.exists()
 
     async with running_agent(comfyui_url=double, comfyui_output_dir=output, task_ttl=DAY):
-        await until(swept, 10, "the old output swept")
+        await until(swept, EVENTUALLY, "the old output swept")
     assert [path.name for path in output.iterdir()] == ["k1_kept_00001_.png"]  # a day old only tomorrow

@@ -13,7 +13,7 @@ from agent.errors import RequestParamsError, StoreUnavailable
 from agent.filesystems import on_local_disk
 from agent.stores.file import SPARE_FILES, FileStore
 from agent.tasks.model import NodeProgress, Task, TaskStatus
-from waiting import until
+from waiting import EVENTUALLY, until
 
 
 def store_at(path: Path, ttl: float = 3600) -> FileStore:
@@ -66,7 +66,7 @@ async def test_writes_fill_files_made_ahead_and_survive_their_sweep(tmp_path: Pa
         names = {path.name for path in tmp_path.glob(".spare-*.tmp")}
         return names if len(names) == SPARE_FILES else None
 
-    spares = await until(all_spares, 10, "the files made ahead")
+    spares = await until(all_spares, EVENTUALLY, "the files made ahead")
     await store.save(Task(task_id="second"))
     assert len(spares - {path.name for path in tmp_path.glob(".spare-*.tmp")}) == 1  # one was filled and renamed
     for path in tmp_path.glob(".spare-*.tmp"):

@@ -11,6 +11,7 @@ from agent.errors import RequestParamsError, TaskConflict
 from agent.stores.base import TaskStore
 from agent.tasks.model import NodeOutput, NodeProgress, Task, TaskStatus
 from stores.conftest import STALE_AFTER, TTL
+from waiting import EVENTUALLY
 
 
 def task(task_id: str = "t-1", request: str = "r1", **fields: object) -> Task:
@@ -152,10 +153,10 @@ async def test_a_read_waits_for_the_next_entry_and_a_new_claim_starts_afresh(sto
     await store.claim(first)
     await store.append_events("t-1", [("status", {"status": "queued"})])
     [queued] = await store.read_events("t-1", None, 0)
-    waiting = asyncio.ensure_future(store.read_events("t-1", queued.id, 3.0))
-    await asyncio.sleep(0)  # the read is waiting before the entry comes
+    waiting = asyncio.ensure_future(store.read_events("t-1", queued.id, EVENTUALLY))
+    await asyncio.sleep(0)  # a yield, not a wait: the read starts before the entry comes (it finds it either way)
     await store.append_events("t-1", [("status", {"status": "running"})])
-    [running] = await asyncio.wait_for(waiting, 4)
+    [running] = await waiting  # bounded by the read's own wait
     assert running.data == {"status": "running"}
     first.finish(TaskStatus.FAILED)
     await store.save(first)

@@ -17,11 +17,12 @@ from agent.api import events as events_module
 from agent.stores.file import FileStore
 from agent.tasks.model import NodeProgress, Task, TaskStatus
 from agent_harness import running_agent
-from comfy_double.harness import start_double
+from comfy_double.harness import held, start_double
 from double_helpers import save_prompt, with_preview
 from recordings import http_calls
 from sse_client import Sse, read_events
 from stores.conftest import REDIS_URL, clean_redis
+from waiting import EVENTUALLY
 
 Client = TestClient[web.Request, web.Application]
 STREAM = {"Accept": "text/event-stream"}
@@ -35,7 +36,7 @@ async def stream(agent: Client, task_id: str, **headers: str) -> list[Sse]:
     response = await agent.get(f"/api/tasks/{task_id}/events", headers=headers)
     assert response.status == 200, await response.text()
     assert response.content_type == "text/event-stream"
-    return await asyncio.wait_for(read_events(response), 30)
+    return await asyncio.wait_for(read_events(response), EVENTUALLY)
 
 
 async def test_a_run_streams_its_life_and_the_stream_ends_with_the_task(double: str) -> None:
@@ -43,7 +44,7 @@ async def test_a_run_streams_its_life_and_the_stream_ends_with_the_task(double: 
         response = await agent.post("/api/run", json=with_preview(save_prompt(0x336699, delay=0.3)),
                                     headers={**STREAM, "task-id": "sse-1"})
         assert response.status == 200 and response.headers["X-Task-Id"] == "sse-1"
-        events = await asyncio.wait_for(read_events(response), 30)
+        events = await asyncio.wait_for(read_events(response), EVENTUALLY)
     assert kinds(events)[:2] == ["status", "status"] and kinds(events)[-1] == "end"
     assert [event.data["status"] for event in events[:2]] == ["queued", "running"]
     assert {"progress", "output"} <= set(kinds(events))
@@ -63,7 +64,7 @@ async def test_last_event_id_resumes_with_nothing_missed_and_nothing_repeated(do
                                     headers={"Prefer": "respond-async", "task-id": "sse-2"})
         assert accepted.status == 202
         first = await agent.get("/api/tasks/sse-2/events")
-        head = await asyncio.wait_for(read_events(first, limit=2), 30)
+        head = await asyncio.wait_for(read_events(first, limit=2), EVENTUALLY)
         first.close()  # the client goes away after two events
         rest = await stream(agent, "sse-2", **{"Last-Event-ID": str(head[-1].id)})
         whole = await stream(agent, "sse-2")
@@ -88,7 +89,7 @@ async def test_previews_arrive_as_small_data_urls(tmp_path: Path) -> None:
     try:
         async with running_agent(comfyui_url=url) as agent:
             response = await agent.post("/api/run", json=prompt, headers=STREAM)
-            events = await asyncio.wait_for(read_events(response), 60)
+            events = await asyncio.wait_for(read_events(response), EVENTUALLY)
     finally:
         await runner.cleanup()
     previews = [event.data for event in events if event.event == "preview"]
@@ -128,7 +129,8 @@ async def test_a_stream_on_another_instance_sees_the_run_in_order_and_its_end(
         assert accepted.status == 202
         there = await stream(other, "far-1")
         here = await stream(owner, "far-1")
-        head = await asyncio.wait_for(read_events(await other.get("/api/tasks/far-1/events"), limit=3), 30)
+        head = await asyncio.wait_for(read_events(await other.get("/api/tasks/far-1/events"), limit=3),
+                                      EVENTUALLY)
         rest = await stream(other, "far-1", **{"Last-Event-ID": str(head[-1].id)})
     assert there == here and [*head, *rest] == there
     assert kinds(there)[:2] == ["status", "status"] and kinds(there)[-1] == "end"
@@ -139,6 +141,9 @@ async def test_a_quiet_stream_gets_heartbeat_comments(double: str, monkeypatch: 
     monkeypatch.setattr(events_module, "HEARTBEAT", 0.2)
     monkeypatch.setattr(events_module, "READ_WAIT", 0.1)
     async with running_agent(comfyui_url=double) as agent:
-        response = await agent.post("/api/run", json=save_prompt(0x30, delay=1.0), headers=STREAM)
-        raw = await asyncio.wait_for(response.read(), 30)
-    assert raw.count(b"\n: heartbeat\n\n") >= 2 and raw.rstrip().endswith(b"}")
+        async with held(double):  # the run goes quiet in ComfyUI until two heartbeats have come
+            response = await agent.post("/api/run", json=save_prompt(0x30), headers=STREAM)
+            for _ in range(2):
+                await asyncio.wait_for(response.content.readuntil(b"\n: heartbeat\n\n"), EVENTUALLY)
+        rest = await asyncio.wait_for(response.read(), EVENTUALLY)
+    assert b"event: end\n" in rest and rest.rstrip().endswith(b"}")
