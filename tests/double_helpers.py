@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 from PIL import Image
 
-from waiting import until
+from waiting import EVENTUALLY, until
 
 
 def rgb(color: int) -> tuple[int, int, int]:
@@ -48,7 +48,7 @@ async def double_info(url: str) -> dict[str, Any]:
 
 
 async def wait_double(url: str, condition: Callable[[dict[str, Any]], object], what: str,
-                      timeout: float = 10.0) -> dict[str, Any]:
+                      timeout: float = EVENTUALLY) -> dict[str, Any]:
     """The double's first `/__double__/info` for which `condition` holds (a prompt running, N queued, ...)."""
 
     async def seen() -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from agent_process import free_port
 from comfy_double.harness import dirs_config
 from comfy_double.server import create_app
 from double_helpers import double_info, save_prompt, wait_double
-from waiting import until
+from waiting import EVENTUALLY, until
 
 Client = TestClient[web.Request, web.Application]
 
@@ -32,7 +32,7 @@ async def test_initialize_waits_until_comfyui_answers(tmp_path: Path) -> None:
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         try:
-            response = await asyncio.wait_for(initializing, 15)
+            response = await asyncio.wait_for(initializing, EVENTUALLY)
             body = await response.json()
             assert response.status == 200 and body["status"] == "ready"
             # the agent counts from when the request reached it, which is after sent_at by an unknown delay
@@ -77,7 +77,7 @@ async def test_pre_stop_refuses_new_runs_and_lets_open_ones_finish(agent: Client
     async def draining() -> bool:
         return agent.app[RUNS].draining
 
-    await until(draining, 5, "/pre-stop to start draining")
+    await until(draining, EVENTUALLY, "/pre-stop to start draining")
     refused = await agent.post("/api/run", json=save_prompt(2))
     assert refused.status == 503 and "stopping" in (await refused.json())["error"]
     assert (await running).status == 200

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from agent_harness import running_agent
 from double_helpers import double_info, save_prompt
-from waiting import until
+from waiting import EVENTUALLY, until
 
 Client = TestClient[web.Request, web.Application]
 
@@ -97,7 +97,7 @@ async def test_same_task_id_while_running_is_409(agent: Client) -> None:
         response = await agent.get("/api/tasks/dup")
         return response.status == 200 and (await response.json())["status"] == "running"
 
-    await until(running, 10, "the first run under dup to be running")
+    await until(running, EVENTUALLY, "the first run under dup to be running")
     second = await agent.post("/api/run", json=save_prompt(2), headers={"task-id": "dup"})
     assert second.status == 409
     assert (await second.json())["message"] == "TaskConflict"

@@ -13,9 +13,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from agent_harness import running_agent
-from comfy_double.harness import start_double
+from comfy_double.harness import held, start_double
 from double_helpers import double_info, save_prompt, wait_double, with_preview
-from waiting import until
+from waiting import EVENTUALLY, until
 
 Client = TestClient[web.Request, web.Application]
 
@@ -58,11 +58,12 @@ async def test_prefer_respond_async_answers_202_and_the_run_goes_on(agent: Clien
     assert "results" not in plain["progress"]["2"]
 
 
-async def test_async_query_flag_and_conflict_before_202(agent: Client) -> None:
-    first = await agent.post("/api/run?async=1", json=save_prompt(1, delay=1.0), headers={"task-id": "bg-2"})
-    assert first.status == 202
-    second = await agent.post("/api/run?async=1", json=save_prompt(2), headers={"task-id": "bg-2"})
-    assert second.status == 409
+async def test_async_query_flag_and_conflict_before_202(agent: Client, double: str) -> None:
+    async with held(double):  # the first run cannot end before the second asks under its id
+        first = await agent.post("/api/run?async=1", json=save_prompt(1), headers={"task-id": "bg-2"})
+        assert first.status == 202
+        second = await agent.post("/api/run?async=1", json=save_prompt(2), headers={"task-id": "bg-2"})
+        assert second.status == 409
     assert (await poll(agent, "bg-2", {"succeeded"}))["status"] == "succeeded"
 
 
@@ -85,15 +86,17 @@ async def test_cancel_a_running_task_here(agent: Client, double: str) -> None:
 
 
 async def test_cancel_a_task_still_waiting_in_comfyui_queue(agent: Client, double: str) -> None:
-    blocker = asyncio.create_task(agent.post("/api/run", json=save_prompt(1, "block", delay=1.5)))
-    await wait_double(double, lambda info: info["running"], "the blocking run executing")
-    waiting = await agent.post("/api/run", json=save_prompt(2, "waiting"),
-                               headers={"Prefer": "respond-async", "task-id": "stop-2"})
-    assert waiting.status == 202
-    await wait_double(double, lambda info: info["pending"], "the second run waiting in the queue", timeout=2)
-    response = await agent.post("/api/tasks/stop-2/cancel")
-    assert (await response.json())["status"] == "canceled"
-    assert not (await double_info(double))["pending"]
+    async with held(double):  # the blocking run holds ComfyUI until the block ends
+        blocker = asyncio.create_task(agent.post("/api/run", json=save_prompt(1, "block")))
+        await wait_double(double, lambda info: info["running"], "the blocking run executing", timeout=EVENTUALLY)
+        waiting = await agent.post("/api/run", json=save_prompt(2, "waiting"),
+                                   headers={"Prefer": "respond-async", "task-id": "stop-2"})
+        assert waiting.status == 202
+        await wait_double(double, lambda info: info["pending"], "the second run waiting in the queue",
+                          timeout=EVENTUALLY)
+        response = await agent.post("/api/tasks/stop-2/cancel")
+        assert (await response.json())["status"] == "canceled"
+        assert not (await double_info(double))["pending"]
     assert (await blocker).status == 200
 
 

@@ -160,5 +160,7 @@ async def test_validation_errors_keep_comfyui_error_and_node_errors(index: int) 
         body = await response.json()
     assert response.status == 400
     assert body["message"] == "PromptValidationError"
-    assert body["error"] == call["body"]["error"]
+    comfyui_error = call["body"]["error"]
+    assert body["error"] == {**comfyui_error, "message": body["error"]["message"],
+                             "comfyui_message": comfyui_error["message"]}  # ComfyUI's, its message made readable
     assert body["node_errors"] == call["body"]["node_errors"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agent_process import AgentProcess, free_port
+from agent_process import AgentProcess, double_settings, free_port
 from double_helpers import save_prompt
 from procs import alive, children, group_members, state
 from waiting import wait_for
@@ -22,9 +21,8 @@ DOUBLE_DIR = Path(__file__).resolve().parent.parent / "comfy_double"
 
 
 def launching(tmp_path: Path, comfyui_dir: Path = DOUBLE_DIR, **env: str) -> AgentProcess:
-    return AgentProcess(tmp_path, {"COMFYUI_DIR": str(comfyui_dir), "COMFYUI_PYTHON": sys.executable,
-                                   "COMFYUI_PORT": str(free_port()), "NAS_DIR": str(tmp_path / "nas"),
-                                   "STOP_GRACE": "3", **env})
+    return AgentProcess(tmp_path, {**double_settings(tmp_path), "COMFYUI_DIR": str(comfyui_dir), "STOP_GRACE": "3",
+                                   **env})
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
@@ -80,12 +79,10 @@ async def test_direct_private_address_is_refused_without_allowlist() -> None:
 
 async def test_slow_server_times_out(files: tuple[FilesServer, str]) -> None:
     _, url = files
-    started = time.monotonic()
     with pytest.raises(FetchError, match="timed out after 1 s"):
         await fetch(f"{url}/slow", timeout=1.0)
     with pytest.raises(FetchError, match="timed out"):
         await fetch(f"{url}/drip", timeout=1.0)
-    assert time.monotonic() - started < 10
 
 
 async def test_endless_body_stops_at_the_cap(files: tuple[FilesServer, str]) -> None:

@@ -30,10 +30,11 @@ from agent.inputs.slots import Loaders
 from agent_harness import running_agent, serving
 from double_helpers import double_info
 from files_server import FilesServer, png
+from waiting import SCALE
 
 MAX_BYTES = Settings.model_fields["input_max_bytes"].default
-HOLD = 20.0  # how long a held step waits for /healthz before it concludes it holds the loop itself
-LAG_BOUND = 2.0  # seconds: the most a loaded machine explains (module docstring)
+HOLD = 20.0 * SCALE  # how long a held step waits for /healthz before it concludes it holds the loop itself
+LAG_BOUND = 2.0 * SCALE  # seconds: the most a loaded machine explains (module docstring)
 
 
 def max_size_png() -> bytes:

@@ -20,7 +20,7 @@ from playwright.async_api import Page, expect
 from agent_harness import running_agent
 from comfy_double.harness import start_double
 from s3_server import S3
-from waiting import until
+from waiting import EVENTUALLY, until
 
 DEFAULT_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"  # what the bundled workflows name: not in the double
 INSTALLED = "random-sd15.safetensors"  # the one checkpoint the double has
@@ -189,7 +189,7 @@ async def test_a_full_agent_says_it_is_busy_not_that_comfyui_is_down(page: Page,
                       "_meta": {"double": {"delay": 5.0}}},
                 "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "busy"}}}
         held = asyncio.ensure_future(agent.post("/api/run", json=slow))
-        await until(lambda: readiness_is(agent, 503), 10, "the agent to be full")
+        await until(lambda: readiness_is(agent, 503), EVENTUALLY, "the agent to be full")
         await page.goto(str(agent.make_url("/app/")))
         await expect(page.locator("#readiness")).to_have_text("agent busy")
         assert (await held).status == 200
