@@ -7,6 +7,7 @@ A failed task stores the same body it is answered with, so an error looks identi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 
@@ -126,6 +127,32 @@ class Overloaded(_Retryable):
     default_retry_after = 1
 
 
+# The kinds the HTTP layer raises of its own (agent/api/): here with the rest, so that a client that never
+# imports the server (the CLI) knows them too.
+class Unauthorized(AgentError):
+    kind = "Unauthorized"
+
+
+class NotFound(AgentError):
+    """No such file or example workflow (also aiohttp's own 403 and 404)."""
+
+    kind = "NotFound"
+
+
+class MethodNotAllowed(AgentError):
+    """An agent route asked with another method; `Allow` lists the methods it takes (RFC 9110)."""
+
+    kind = "MethodNotAllowed"
+
+    def __init__(self, error: Any, allowed: Iterable[str] = (), **extra: Any) -> None:
+        super().__init__(error, **extra)
+        self.allowed = sorted(set(allowed))
+
+
+class RequestTooLarge(AgentError):
+    kind = "RequestTooLarge"
+
+
 def kind_classes() -> dict[str, type[AgentError]]:
     """Every kind a failure can have, and its class (those of modules imported so far)."""
     found: dict[str, type[AgentError]] = {AgentError.kind: AgentError}
@@ -140,3 +167,4 @@ def kind_classes() -> dict[str, type[AgentError]]:
 
 def kinds() -> set[str]:
     return set(kind_classes())
+

@@ -4,42 +4,18 @@ middleware that answers every failure in the seed's JSON shape, never as aiohttp
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from agent.api.keys import SETTINGS
-from agent.errors import AgentError, RequestParamsError
+from agent.errors import AgentError, MethodNotAllowed, NotFound, RequestParamsError, RequestTooLarge, Unauthorized
 from agent.logs import log_event
 
 logger = logging.getLogger("agent.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class Unauthorized(AgentError):
-    kind = "Unauthorized"
-
-
-class NotFound(AgentError):
-    """No such file or example workflow (also aiohttp's own 403 and 404)."""
-
-    kind = "NotFound"
-
-
-class MethodNotAllowed(AgentError):
-    """An agent route asked with another method; `Allow` lists the methods it takes (RFC 9110)."""
-
-    kind = "MethodNotAllowed"
-
-    def __init__(self, error: Any, allowed: Iterable[str], **extra: Any) -> None:
-        super().__init__(error, **extra)
-        self.allowed = sorted(set(allowed))
-
-
-class RequestTooLarge(AgentError):
-    kind = "RequestTooLarge"
 
 
 STATUS_BY_KIND: dict[str, int] = {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from agent.api.errors import NotFound
+from agent.errors import NotFound
 
 
 def file_in(folder: Path, name: str, headers: dict[str, str] | None = None) -> web.FileResponse:

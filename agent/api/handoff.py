@@ -15,13 +15,13 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.api.errors import RequestTooLarge
 from agent.api.events import stream_events
 from agent.api.keys import HANDOFF, LOADERS, SETTINGS, STREAM_SLOTS, WORKER
 from agent.api.requests import new_task_id, parse_run_body, task_id_of, wants_async
 from agent.api.run import accepted
 from agent.api.tasks import canceled
 from agent.api.workflows import named, resolve_run
+from agent.errors import RequestTooLarge
 from agent.gateway.worker import ASYNC_BODY_LIMIT
 from agent.runs.run import RunOptions
 from agent.tasks.model import check_task_id

@@ -7,11 +7,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from agent.api.errors import NotFound
 from agent.api.files import file_in
 from agent.api.keys import WORKFLOWS
 from agent.api.replies import Example, WorkflowList
-from agent.errors import RequestParamsError
+from agent.errors import NotFound, RequestParamsError
 from agent.workflows.definition import Definition
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from agent.api.errors import MethodNotAllowed
 from agent.api.keys import HOST, PROXY_SESSION, SETTINGS
 from agent.comfy.proxy import ProxyUnreachable, forward_http, forward_websocket
-from agent.errors import ComfyUIUnavailable
+from agent.errors import ComfyUIUnavailable, MethodNotAllowed
 
 
 async def _agent_methods(request: web.Request) -> set[str]:

@@ -12,8 +12,9 @@ import hmac
 
 from aiohttp import web
 
-from agent.api.errors import Handler, Unauthorized, error_response
+from agent.api.errors import Handler, error_response
 from agent.api.keys import SETTINGS
+from agent.errors import Unauthorized
 
 TOKEN_COOKIE = "comfyui_agent_token"
 PUBLIC_PATHS = frozenset({"/healthz", "/app", "/openapi.json", "/docs"})

@@ -9,10 +9,11 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.api.errors import Handler, NotFound
+from agent.api.errors import Handler
 from agent.api.keys import CHOICES, WORKFLOWS
 from agent.api.requests import WorkflowRunRequest, parse_options, parse_workflow_body
 from agent.api.run import serve_run
+from agent.errors import NotFound
 from agent.runs.run import RunOptions
 from agent.workflows.definition import Definition
 from agent.workflows.params import resolve

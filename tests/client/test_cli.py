@@ -195,3 +195,13 @@ def test_every_exit_status_names_a_kind_the_agent_has() -> None:
     from agent.errors import kinds
 
     assert set(EXIT_BY_KIND) <= kinds()
+
+
+def test_the_command_line_knows_every_error_kind_without_the_server() -> None:
+    """The CLI never imports the server, so each kind it must name (exit status, message) lives in agent/errors."""
+    from agent.api.errors import STATUS_BY_KIND
+
+    known = subprocess.run([sys.executable, "-c", "import json, agent.client.cli, agent.errors; "
+                            "print(json.dumps(sorted(agent.errors.kinds())))"],
+                           capture_output=True, text=True, check=True, timeout=EVENTUALLY)
+    assert set(json.loads(known.stdout)) >= set(STATUS_BY_KIND)
