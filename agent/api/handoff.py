@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -24,7 +23,7 @@ from agent.api.workflows import named, resolve_run
 from agent.errors import RequestTooLarge
 from agent.gateway.worker import ASYNC_BODY_LIMIT
 from agent.runs.run import RunOptions
-from agent.tasks.model import check_task_id
+from agent.tasks.model import check_task_id, when_long
 from agent.webhooks.address import check_webhook
 
 # Not passed on: hop-by-hop headers, the caller's credentials for the gateway (the worker gets its own token),
@@ -65,7 +64,7 @@ def _path_for_worker(request: web.Request) -> str:
 async def _hand_off(request: web.Request, prompt: dict[str, Any], options: RunOptions,
                     body: bytes) -> web.StreamResponse:
     task_id = task_id_of(request) or new_task_id()
-    await asyncio.to_thread(request.app[LOADERS].check, prompt)  # megabytes of base64 are read off the loop
+    await when_long(request.app[LOADERS].check, prompt)
     await check_webhook(options.webhook, request.app[SETTINGS])
     streamed = "text/event-stream" in request.headers.get("Accept", "")
     if not streamed and not wants_async(request):

@@ -10,7 +10,6 @@ canceled and runs nothing); one a worker runs gets the store's cancel request, a
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -22,7 +21,7 @@ from agent.metrics import Metrics
 from agent.runs.run import RunOptions
 from agent.runs.service import CANCEL_WAIT
 from agent.stores.base import TaskStore
-from agent.tasks.model import Task, TaskStatus, holds_long_text, request_hash
+from agent.tasks.model import Task, TaskStatus, request_hash, when_long
 
 logger = logging.getLogger("agent.gateway")
 
@@ -40,8 +39,8 @@ class Handoff:
                      body: bytes) -> None:
         """Record the task and hand its run to FC; a task that already succeeded with the same request stays as it
         is, nothing handed off (its caller reads the stored end)."""
-        digest = await asyncio.to_thread(request_hash, prompt) if holds_long_text(prompt) else request_hash(prompt)
-        task = Task(task_id=task_id, owner=self.owner, request_hash=digest, webhook=options.webhook,
+        task = Task(task_id=task_id, owner=self.owner, request_hash=await when_long(request_hash, prompt),
+                    webhook=options.webhook,
                     params=options.params, deliver_by=time.time() + self.max_age)
         if await self.store.claim(task) is not None:
             self.metrics.handoffs.labels("replayed").inc()

@@ -21,7 +21,7 @@ from agent.errors import ComfyUIUnavailable
 from agent.inputs.objects import read_object
 from agent.inputs.slots import File, Loaders, Slot
 from agent.inputs.sources import FetchError, Inline
-from agent.tasks.model import holds_long_text
+from agent.tasks.model import when_long
 
 if TYPE_CHECKING:
     from agent.inputs.fetch import UrlFetcher
@@ -70,8 +70,7 @@ class InputPreparer:
         decoding and hashing tens of megabytes is done in worker threads, so the event loop (other requests,
         `/healthz`) never waits for it.
         """
-        slots = (await asyncio.to_thread(self.loaders.slots, prompt) if holds_long_text(prompt)
-                 else self.loaders.slots(prompt))
+        slots = await when_long(self.loaders.slots, prompt)
         if not slots:
             return Prepared(prompt)
         gate = asyncio.Semaphore(FETCHES_AT_ONCE)

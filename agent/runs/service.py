@@ -22,7 +22,7 @@ from agent.logs import log_event
 from agent.runs.events import RunEvents, RunQueued
 from agent.runs.run import Comfy, Run, RunOptions, RunOutcome
 from agent.stores.base import TaskStore
-from agent.tasks.model import Task, TaskStatus, holds_long_text, request_hash
+from agent.tasks.model import Task, TaskStatus, request_hash, when_long
 
 if TYPE_CHECKING:
     from agent.outputs.delivery import Outputs
@@ -76,8 +76,7 @@ class RunService:
         starts_now = self.check_room(background)
         self._reserve(starts_now, +1)
         try:
-            digest = (await asyncio.to_thread(request_hash, prompt) if holds_long_text(prompt)  # megabytes of base64
-                      else request_hash(prompt))
+            digest = await when_long(request_hash, prompt)
         except BaseException:
             self._reserve(starts_now, -1)
             raise

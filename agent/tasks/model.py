@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
 import time
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agent.errors import InstanceLost, NotDelivered, RequestParamsError
 
 TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+T = TypeVar("T")
 
 
 LONG_STRING = 65536  # characters: a string longer than this (an input's base64) enters the hash as its own digest
@@ -22,8 +25,8 @@ LONG_STRING = 65536  # characters: a string longer than this (an input's base64)
 def request_hash(prompt: dict[str, Any]) -> str:
     """Identifies a request, so a retried delivery of it can be told from a new request under the same id.
 
-    Called in a thread: a long string is hashed on its own (hashlib lets the event loop run meanwhile), never
-    escaped by json.dumps, which holds the interpreter for the whole of a 20 MB input."""
+    A long string is hashed on its own (hashlib lets the event loop run meanwhile, so `when_long` runs this in a
+    thread), never escaped by json.dumps, which holds the interpreter for the whole of a 20 MB input."""
     canonical = json.dumps(_digested(prompt), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -38,6 +41,12 @@ def holds_long_text(value: Any) -> bool:
     if isinstance(value, list):
         return any(holds_long_text(item) for item in value)
     return False
+
+
+async def when_long(work: Callable[[dict[str, Any]], T], prompt: dict[str, Any]) -> T:
+    """`work(prompt)`, in a worker thread when the prompt carries long text (megabytes of base64 must not hold
+    the event loop), else at once."""
+    return await asyncio.to_thread(work, prompt) if holds_long_text(prompt) else work(prompt)
 
 
 def _digested(value: Any) -> Any:
