@@ -7,13 +7,20 @@
 #   docker run -p 9000:9000 -v /data/comfyui:/mnt/auto/comfyui -e WORKER_URL=https://... comfyui-agent-gateway
 # The last stage is the default target, so it stays the GPU image; BuildKit builds only the stages a target needs.
 
-ARG PYTORCH_IMAGE=pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
+# PyTorch 2.9.1 built for CUDA 12.8 (ComfyUI 0.33.0 asks for torch 2.7 or newer). The image carries no driver: FC's
+# GPU hosts bring theirs. CUDA 12.x runs on any driver from 525 on (NVIDIA's minor-version compatibility; the wheels
+# carry compiled kernels for sm_75 to sm_120, so nothing is JIT-compiled from PTX), which covers the Tesla 535 and
+# 550 drivers of Alibaba Cloud's GPU hosts and FC's T4, A10, Ada and Hopper types. A CUDA 13 base (ComfyUI's
+# README advises cu130 for comfy-kitchen's fp8/fp4 kernels; without it those ops take its portable path) needs a
+# 580 driver: pass --build-arg PYTORCH_IMAGE=...-cuda13.0-... only where the hosts have one.
+ARG PYTORCH_IMAGE=pytorch/pytorch:2.9.1-cuda12.8-cudnn9-runtime
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
 # Sources: ComfyUI and the custom nodes of comfyui/custom_nodes.txt, each at its pinned commit, without .git.
 FROM ${PYTHON_IMAGE} AS sources
 ARG COMFYUI_REPO=https://github.com/comfyanonymous/ComfyUI.git
-ARG COMFYUI_COMMIT=a125cd84b054a57729b5eecab930ca9408719832
+# ComfyUI 0.33.0 (master of 2026-08-22); agent/install.py pins the same (tests/packaging checks).
+ARG COMFYUI_COMMIT=783545f689a0af730065994b46b382ae24844c99
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # Debian's package versions rotate with security updates; the base image tag pins the release.
 # hadolint ignore=DL3008

@@ -11,6 +11,7 @@ import argparse
 import os
 import shlex
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,6 +222,10 @@ class Settings(BaseModel):
     comfyui_temp_dir: Annotated[Path | None, env("COMFYUI_TEMP_DIR", parse=Path, shown="ComfyUI's own", help=(
         "ComfyUI's `--temp-directory` (previews go to its `temp/`, which ComfyUI empties at each start: never a "
         "folder that instances share)"))] = None
+    comfyui_user_dir: Annotated[Path | None, env("COMFYUI_USER_DIR", parse=Path, shown=(
+        "ComfyUI's own `user/`; a folder of the system's temp folder when that `user/` is under `NAS_DIR`"), help=(
+        "ComfyUI's `--user-directory` (its settings, the editor's saved workflows): each instance's own, since "
+        "ComfyUI writes there without locks"))] = None
     output_store: Annotated[str | None, env("OUTPUT_STORE", parse=_output_store, help=(
         "`s3://BUCKET/PREFIX` (AWS S3, R2, MinIO, any S3 API) or `oss://BUCKET/PREFIX` (Alibaba Cloud OSS): "
         "outputs are uploaded there and answered as signed URLs"))] = None
@@ -377,6 +382,18 @@ class Settings(BaseModel):
         return {kind: folder for kind, folder in folders.items() if folder is not None}
 
     @property
+    def comfyui_user_folder(self) -> Path:
+        """Where the launched ComfyUI keeps `user/`: a ComfyUI installed on the NAS would otherwise share one
+        folder among every instance."""
+        if self.comfyui_user_dir is not None:
+            return self.comfyui_user_dir
+        base = _flag_value(self.comfyui_args, "--base-directory")
+        own = Path(os.path.abspath(base or self.comfyui_dir)) / "user"
+        if self.nas_dir is not None and own.is_relative_to(os.path.abspath(self.nas_dir)):
+            return Path(tempfile.gettempdir()) / "comfyui-user"
+        return own
+
+    @property
     def store_url(self) -> str:
         if self.task_store:
             return self.task_store
@@ -477,10 +494,18 @@ def _flag_value(args: Sequence[str], flag: str) -> str | None:
 
 
 def _check_folders(settings: Settings) -> None:
-    """The agent reads (and later removes) ComfyUI's files, so it must be the one that says where they go."""
-    for flag, name in (("--output-directory", "COMFYUI_OUTPUT_DIR"), ("--temp-directory", "COMFYUI_TEMP_DIR")):
+    """The agent reads (and later removes) ComfyUI's files, and keeps instances apart, so it must be the one that
+    says where they go."""
+    for flag, name in (("--output-directory", "COMFYUI_OUTPUT_DIR"), ("--temp-directory", "COMFYUI_TEMP_DIR"),
+                       ("--user-directory", "COMFYUI_USER_DIR")):
         if _flag_value(settings.comfyui_args, flag) is not None:
             raise ConfigError(f"invalid setting COMFYUI_ARGS: set {name} instead of {flag}")
+    database = _flag_value(settings.comfyui_args, "--database-url") or ""
+    if settings.nas_dir is not None and database.startswith("sqlite:///") and Path(
+            os.path.abspath(database.removeprefix("sqlite:///"))).is_relative_to(os.path.abspath(settings.nas_dir)):
+        raise ConfigError("invalid setting COMFYUI_ARGS: --database-url on NAS_DIR would be one SQLite file for every "
+                          "instance, and only the first can lock it (leave --database-url out: each ComfyUI then "
+                          "keeps its database in memory)")
 
 
 def _check_launchable(settings: Settings) -> None:

@@ -22,10 +22,12 @@ from urllib.parse import urlsplit
 from agent.comfy.device import Device, detect
 
 # The ComfyUI the image is built from (the Dockerfile's COMFYUI_COMMIT; tests/packaging checks they agree):
-# 0.3.64, the version the recorded protocol and the integration tests come from.
-COMFYUI_COMMIT = "a125cd84b054a57729b5eecab930ca9408719832"
+# 0.33.0, master of 2026-08-22, the newest the project's recordings and integration tests cover (README: the
+# supported range, and how to move the pin).
+COMFYUI_COMMIT = "783545f689a0af730065994b46b382ae24844c99"
 COMFYUI_REPO = "https://github.com/comfyanonymous/ComfyUI.git"
-# ComfyUI 0.3.64 imports these without listing them in its requirements.txt (app/frontend_management.py).
+# ComfyUI 0.3.64, the oldest supported (`--commit a125cd84b054a57729b5eecab930ca9408719832`), imports these without
+# listing them in its requirements.txt (app/frontend_management.py); 0.33.0 lists them.
 UNLISTED_REQUIREMENTS = ("requests",)
 _DEVICE_FLAGS = {Device.NVIDIA: "--nvidia", Device.AMD: "--amd", Device.APPLE: "--m-series", Device.CPU: "--cpu"}
 _GIT_PORTS = {"http": 80, "https": 443, "ssh": 22, "git": 9418}

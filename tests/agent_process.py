@@ -18,7 +18,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from procs import children
-from waiting import EVENTUALLY, wait_for
+from waiting import COMFYUI_START, EVENTUALLY, wait_for
 
 DOUBLE_DIR = Path(__file__).resolve().parent / "comfy_double"
 
@@ -134,9 +134,11 @@ class AgentProcess:
 def double_settings(workdir: Path) -> dict[str, str]:
     """The settings of an agent that launches the test double as its ComfyUI, everything of it under `workdir`:
     its temp folder too, which ComfyUI empties as it starts and stops (left to its default, the one folder
-    tests/comfy_double/temp, every double running on this machine would empty the others' previews)."""
+    tests/comfy_double/temp, every double running on this machine would empty the others' previews); its `user/`
+    too, which would otherwise be made in the source tree."""
     return {"COMFYUI_DIR": str(DOUBLE_DIR), "COMFYUI_PYTHON": sys.executable, "COMFYUI_PORT": str(free_port()),
-            "COMFYUI_TEMP_DIR": str(double_temp(workdir)), "NAS_DIR": str(workdir / "nas")}
+            "COMFYUI_TEMP_DIR": str(double_temp(workdir)), "COMFYUI_USER_DIR": str(workdir / "comfyui-user"),
+            "NAS_DIR": str(workdir / "nas")}
 
 
 def double_temp(workdir: Path) -> Path:
@@ -160,11 +162,12 @@ def real_comfyui_agent(workdir: Path, **env: str) -> Iterator[AgentProcess]:
         "COMFYUI_PORT": str(free_port()),
         "COMFYUI_ARGS": os.environ.get("COMFYUI_TEST_ARGS", "--cpu"),
         "NAS_DIR": str(workdir / "nas"),
+        "COMFYUI_USER_DIR": str(workdir / "comfyui-user"),  # not the checkout's, which every test would share
         **env,
     }
     process = AgentProcess(workdir, {key: value for key, value in settings.items() if value})
     try:
-        process.wait_ready(120)
+        process.wait_ready(COMFYUI_START)
         yield process
     finally:
         process.stop()

@@ -1,4 +1,4 @@
-"""The real ComfyUI traffic recorded in tests/fixtures/comfyui-0.3.64/, as test data."""
+"""The real ComfyUI traffic recorded in tests/fixtures/comfyui-VERSION/ (0.3.64 and 0.33.0), as test data."""
 
 from __future__ import annotations
 
@@ -11,16 +11,26 @@ from typing import Any
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PROTOCOL_DIR = Path(os.environ.get("COMFYUI_PROTOCOL_DIR", FIXTURES / "comfyui-0.3.64"))
+RECORDED_VERSIONS = ("0.3.64", "0.33.0")  # oldest first; the first is the default everywhere
 
 
-def recording(name: str) -> dict[str, Any]:
+def protocol_dir(version: str = RECORDED_VERSIONS[0]) -> Path:
+    return PROTOCOL_DIR if version == RECORDED_VERSIONS[0] else FIXTURES / f"comfyui-{version}"
+
+
+def recorded(name: str) -> list[str]:
+    """The versions that have a recording of ``name``."""
+    return [version for version in RECORDED_VERSIONS if (protocol_dir(version) / f"{name}.json").is_file()]
+
+
+def recording(name: str, version: str = RECORDED_VERSIONS[0]) -> dict[str, Any]:
     """A fresh copy each call, so a test that edits what it got cannot change what later tests read."""
-    return copy.deepcopy(_parsed(name))
+    return copy.deepcopy(_parsed(name, version))
 
 
 @cache
-def _parsed(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((PROTOCOL_DIR / f"{name}.json").read_text())
+def _parsed(name: str, version: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((protocol_dir(version) / f"{name}.json").read_text())
     return data
 
 

@@ -19,9 +19,15 @@ def _warmup_id(instance_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "-", f"warmup-{instance_id}")[:128]
 
 
+def _left(budget: float, started: float) -> float:
+    """What the readiness wait left of the budget (a second at least: the wait ended in time)."""
+    return max(budget - (time.monotonic() - started), 1.0)
+
+
 async def initialize(request: web.Request) -> web.Response:
-    """Wait (bounded) until ComfyUI answers, then run the configured warm-up prompt once; a warm-up that
-    fails is reported (500), so FC does not send traffic to an instance that cannot run."""
+    """Wait until ComfyUI answers, then run the configured warm-up prompt once, both within INITIALIZE_TIMEOUT (FC's
+    initializer timeout bounds the whole call); a warm-up that fails is reported (500), so FC does not send traffic
+    to an instance that cannot run."""
     settings, runs = request.app[SETTINGS], request.app[RUNS]
     started = time.monotonic()
     runs.resume()
@@ -31,7 +37,7 @@ async def initialize(request: web.Request) -> web.Response:
     if settings.warmup_prompt is not None:
         prompt = check_prompt(json.loads(settings.warmup_prompt.read_text()))
         run = await runs.submit(_warmup_id(runs.instance_id), prompt,
-                                RunOptions(results=False, timeout=settings.initialize_timeout))
+                                RunOptions(results=False, timeout=_left(settings.initialize_timeout, started)))
         outcome = await run.outcome()
         if outcome.task.error is not None:
             raise WarmupFailed("the warm-up prompt failed", warmup=outcome.task.error)

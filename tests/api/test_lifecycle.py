@@ -42,6 +42,32 @@ async def test_initialize_waits_until_comfyui_answers(tmp_path: Path) -> None:
             await runner.cleanup()
 
 
+async def test_the_warmup_gets_only_what_the_wait_for_comfyui_left(tmp_path: Path) -> None:
+    """INITIALIZE_TIMEOUT bounds the whole call, as FC's initializer timeout does: a slow first start leaves the
+    warm-up less time, not a fresh budget of its own."""
+    budget, start_after = 4.0, 2.0
+    warmup = tmp_path / "warmup.json"
+    warmup.write_text(json.dumps(save_prompt(5, "warm")))
+    port = free_port()
+    async with running_agent(comfyui_url=f"http://127.0.0.1:{port}", ready=False, warmup_prompt=warmup,
+                             initialize_timeout=budget) as agent:
+        sent_at = time.monotonic()
+        initializing = asyncio.create_task(agent.post("/initialize"))
+        await asyncio.sleep(start_after)  # the thing tested: the first start takes half the budget
+        config = dirs_config(tmp_path / "comfyui", node_delay={"EmptyImage": 600.0})
+        runner = web.AppRunner(create_app(config))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            response = await asyncio.wait_for(initializing, EVENTUALLY)
+            body = await response.json()
+            assert response.status == 500 and body["warmup"]["message"] == "Timeout"
+            # a fresh budget for the warm-up would have answered after start_after + budget at the earliest
+            assert time.monotonic() - sent_at < start_after + budget
+        finally:
+            await runner.cleanup()
+
+
 async def test_initialize_gives_up_after_its_timeout() -> None:
     async with running_agent(comfyui_url="http://127.0.0.1:9", ready=False, initialize_timeout=0.5) as agent:
         response = await agent.post("/initialize")

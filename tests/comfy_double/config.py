@@ -25,6 +25,7 @@ class DoubleConfig:
     latent_previews: bool = False  # like ``--preview-method latent2rgb``: KSampler sends a preview per step
     node_delay: dict[str, float] = field(default_factory=dict)  # class_type -> seconds a node takes
     ws_send_delay: float = 0.0  # seconds to wait before every websocket frame
+    version: str = "0.3.64"  # the ComfyUI release the double acts as (comfy_double.versions)
     exit_process: Callable[[int], object] = os._exit  # the "crash" fault and control "exit" (a stub in-process)
 
     def __post_init__(self) -> None:

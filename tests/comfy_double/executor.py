@@ -76,7 +76,8 @@ def gather_inputs(
             data[name] = value
     context = {"prompt": prompt, "extra_pnginfo": extra.get("extra_pnginfo"), "unique_id": node_id}
     for name, kind in types.get("hidden", {}).items():
-        data[name] = context[_HIDDEN_VALUES[kind]]
+        # ComfyUI 0.33.0's schema-based (v3) nodes declare a hidden input as a list: ["PROMPT"]
+        data[name] = context[_HIDDEN_VALUES[kind[0] if isinstance(kind, list) else kind]]
     return data
 
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -170,6 +170,7 @@ class Frame:
     """One received websocket frame: a JSON message or a binary preview."""
 
     data: Any  # dict for a text frame, bytes for a binary one
+    at: float = field(default_factory=time.monotonic)  # when it arrived (the recorder's t_ms)
 
     @property
     def type(self) -> str:
@@ -279,6 +280,14 @@ class DoubleClient:
         self.session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._sockets: list[WsClient] = []
+
+    @classmethod
+    def attached(cls, url: str) -> DoubleClient:
+        """A client of a server already running at ``url`` (a real ComfyUI, for comfy_double.record)."""
+        client = cls(Path())
+        client.url = url
+        client.session = aiohttp.ClientSession()
+        return client
 
     async def start(self) -> DoubleClient:
         """Serve the double and open the session."""

@@ -18,11 +18,10 @@ from typing import Any, cast
 import aiohttp
 from aiohttp import web
 
-from .config import MAX_UPLOAD_SIZE, DoubleConfig
+from .config import DoubleConfig
+from .versions import VERSIONS
 
 log = logging.getLogger("comfy_double")
-
-SERVER_FEATURES = {"supports_preview_metadata": True, "max_upload_size": MAX_UPLOAD_SIZE}
 
 Payload = dict[str, Any] | bytes  # a JSON message {"type", "data"} or a binary frame
 
@@ -153,5 +152,6 @@ class Hub:
                 data = json.loads(msg.data)
                 if first_message and data.get("type") == "feature_flags":
                     self._flags[sid] = data.get("data", {})
-                    await self._deliver({"type": "feature_flags", "data": dict(SERVER_FEATURES)}, sid)
+                    features = dict(VERSIONS[self._config.version].features)
+                    await self._deliver({"type": "feature_flags", "data": features}, sid)
                 first_message = False

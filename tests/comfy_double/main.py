@@ -2,7 +2,9 @@
 
 Takes ComfyUI's options (unknown ones are ignored, as ``--cpu``). ``--temp-directory D`` puts temporary
 files in ``D/temp``, as ComfyUI does. ``DOUBLE_STARTUP_DELAY=<seconds>`` delays listening, to act like a
-slow ComfyUI start; ``DOUBLE_STARTUP_GATE=<file>`` delays it until that file exists. SIGTERM and SIGINT stop
+slow ComfyUI start; ``DOUBLE_STARTUP_GATE=<file>`` delays it until that file exists;
+``DOUBLE_COMFYUI_VERSION`` names the ComfyUI release it acts as (``comfy_double.versions``, 0.3.64
+by default). SIGTERM and SIGINT stop
 the server cleanly (exit status 0).
 """
 
@@ -22,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, the p
 from aiohttp import web
 
 from comfy_double import DoubleConfig, create_app
+from comfy_double.versions import OLDEST
 
 log = logging.getLogger("comfy_double")
 
@@ -55,6 +58,7 @@ def config_from(args: argparse.Namespace) -> DoubleConfig:
         output_dir=Path(args.output_directory) if args.output_directory else cwd / "output",
         temp_dir=temp,
         latent_previews=args.preview_method != "none",
+        version=os.environ.get("DOUBLE_COMFYUI_VERSION", OLDEST),
     )
 
 
@@ -103,7 +107,7 @@ def main(argv: list[str]) -> None:
     args = parse_args(argv)
     config = config_from(args)
     log.info("Python version: %s", sys.version)
-    log.info("ComfyUI version: 0.3.64 (comfy_double, pid %s)", os.getpid())
+    log.info("ComfyUI version: %s (comfy_double, pid %s)", config.version, os.getpid())
     shutil.rmtree(config.temp_dir, ignore_errors=True)
     asyncio.run(serve(args, config))
     shutil.rmtree(config.temp_dir, ignore_errors=True)

@@ -1,7 +1,8 @@
 """Node definitions as ComfyUI's ``/object_info`` reports them, for the classes the double implements.
 
-``object_info.json`` is a verbatim excerpt of a real server's ``/object_info``; the file and model lists
-inside it are replaced by live ones, as ComfyUI computes them on every call.
+``object_info.json`` (0.3.64) and ``object_info-VERSION.json`` are verbatim excerpts of real servers'
+``/object_info``; the file and model lists inside them are replaced by live ones, as ComfyUI computes them on
+every call.
 """
 
 from __future__ import annotations
@@ -11,12 +12,19 @@ import json
 import mimetypes
 import os
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
 from .config import DoubleConfig
+from .versions import VERSIONS
 
-_OBJECT_INFO: dict[str, dict[str, Any]] = json.loads(Path(__file__).with_name("object_info.json").read_text())
+
+@cache
+def object_info(version: str) -> dict[str, dict[str, Any]]:
+    """The excerpt of that version's ``/object_info`` (read once; callers copy what they change)."""
+    path = Path(__file__).with_name(VERSIONS[version].object_info)
+    return cast("dict[str, dict[str, Any]]", json.loads(path.read_text()))
 
 
 def input_files(config: DoubleConfig) -> list[str]:
@@ -43,17 +51,18 @@ class NodeDefs:
 
     def __init__(self, config: DoubleConfig) -> None:
         self._config = config
+        self._info = object_info(config.version)
 
     def __contains__(self, class_type: object) -> bool:
-        return class_type in _OBJECT_INFO
+        return class_type in self._info
 
     def names(self) -> list[str]:
         """All class names, in ComfyUI's registration order."""
-        return list(_OBJECT_INFO)
+        return list(self._info)
 
     def info(self, class_type: str) -> dict[str, Any]:
         """The ``/object_info`` entry, with today's file and model lists."""
-        info = copy.deepcopy(_OBJECT_INFO[class_type])
+        info = copy.deepcopy(self._info[class_type])
         for (owner, name), lister in _LIVE_LISTS.items():
             if owner == class_type:
                 info["input"]["required"][name][0] = lister(self._config)
@@ -65,11 +74,11 @@ class NodeDefs:
 
     def return_types(self, class_type: str) -> tuple[str, ...]:
         """``RETURN_TYPES`` (a tuple, so a bad output index fails with the same message as in ComfyUI)."""
-        return tuple(_OBJECT_INFO[class_type]["output"])
+        return tuple(self._info[class_type]["output"])
 
     def is_output_node(self, class_type: str) -> bool:
         """Whether the class is an ``OUTPUT_NODE``."""
-        return bool(_OBJECT_INFO[class_type]["output_node"])
+        return bool(self._info[class_type]["output_node"])
 
 
 def input_info(types: dict[str, Any], name: str) -> tuple[object, str | None, dict[str, Any]]:

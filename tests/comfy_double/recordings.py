@@ -1,6 +1,7 @@
-"""Traffic recorded from a real ComfyUI (``tests/fixtures/comfyui-0.3.64/``, see ``tests/recordings.py``) and the
+"""Traffic recorded from a real ComfyUI (``tests/fixtures/comfyui-*/``, see ``tests/recordings.py``) and the
 normalisation that makes it comparable with live traffic: only volatile values become placeholders
-(prompt ids, timestamps, tracebacks, random temp-file parts, file counters, the input directory path).
+(prompt ids, timestamps, tracebacks, random temp-file parts, file counters, the input directory path), and lists
+that ComfyUI builds from Python sets are sorted.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from typing import Any, cast
 
 from PIL import Image
 
-from recordings import PROTOCOL_DIR
+from recordings import RECORDED_VERSIONS, recording
 
-RECORDED_DIR = PROTOCOL_DIR
-_SET_LIKE = {"executed", "current_outputs"}  # ComfyUI fills these from Python sets: order is arbitrary
-_VOLATILE = {"timestamp": "<timestamp>", "traceback": "<traceback>"}
+# ComfyUI fills these from Python sets: their order changes with the process's hash seed. "errors" are one
+# node's validation errors, found by walking a set of input names.
+_SET_LIKE = {"executed", "current_outputs", "errors"}
+_VOLATILE = {"timestamp": "<timestamp>", "traceback": "<traceback>", "create_time": "<timestamp>",
+             "execution_start_time": "<timestamp>", "execution_end_time": "<timestamp>"}
 _PATTERNS = [
     (re.compile(r"_temp_[a-z]{5}_"), "_temp_?????_"),
     (re.compile(r"_\d{5}_\.png"), "_#####_.png"),
@@ -25,9 +28,9 @@ _PATTERNS = [
 ]
 
 
-def load(name: str) -> dict[str, Any]:
+def load(name: str, version: str = RECORDED_VERSIONS[0]) -> dict[str, Any]:
     """One recorded scenario, e.g. ``load("success_empty_image")``."""
-    return cast("dict[str, Any]", json.loads((RECORDED_DIR / f"{name}.json").read_text()))
+    return recording(name, version)
 
 
 def normalize(value: Any, ids: dict[str, str] | None = None) -> Any:
@@ -49,7 +52,7 @@ def _normalize_item(key: str, item: Any, ids: dict[str, str]) -> Any:
     if key in _VOLATILE:
         return _VOLATILE[key]
     if key in _SET_LIKE and isinstance(item, list):
-        return sorted(normalize(item, ids))
+        return sorted(normalize(item, ids), key=json.dumps)
     return normalize(item, ids)
 
 
@@ -103,11 +106,12 @@ def id_labels(*pairs: tuple[str, str]) -> dict[str, str]:
 
 
 def _blank_number(item: list[Any]) -> list[Any]:
-    return ["<number>", *item[1:]]
+    """A queue item or history ``prompt``: its number blanked, its outputs to execute (a set) sorted."""
+    return ["<number>", *item[1:4], sorted(item[4]), *item[5:]]
 
 
 def _blank_entry(entry: Any) -> Any:
-    if isinstance(entry, dict) and "prompt" in entry:
+    if isinstance(entry, dict) and isinstance(entry.get("prompt"), list):
         return {**entry, "prompt": _blank_number(entry["prompt"])}
     return entry
 

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,37 +18,58 @@ from aiohttp import web
 from .config import MAX_UPLOAD_SIZE, DoubleConfig
 from .executor import Executor
 from .files import save_upload, view_file
-from .hub import SERVER_FEATURES, Hub
+from .hub import Hub
+from .jobs import SORT_KEYS, STATUSES, all_jobs, one_job
 from .nodedefs import NodeDefs
 from .prompt_queue import PromptQueue
 from .validation import PromptValidator
+from .versions import VERSIONS, Version
 
 log = logging.getLogger("comfy_double")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-MODEL_FOLDERS = [
-    "checkpoints", "configs", "loras", "vae", "text_encoders", "diffusion_models", "clip_vision", "style_models",
-    "embeddings", "diffusers", "vae_approx", "controlnet", "gligen", "upscale_models", "custom_nodes",
-    "hypernetworks", "photomaker", "classifiers", "model_patches", "audio_encoders",
-]
-
-
-def system_stats() -> dict[str, Any]:
-    """``/system_stats`` shaped like a CPU-only ComfyUI 0.3.64."""
+def system_stats(version: Version) -> dict[str, Any]:
+    """``/system_stats`` shaped like a CPU-only ComfyUI of that version."""
     page = os.sysconf("SC_PAGE_SIZE")
     total, free = page * os.sysconf("SC_PHYS_PAGES"), page * os.sysconf("SC_AVPHYS_PAGES")
     system = {
-        "os": os.name, "ram_total": total, "ram_free": free, "comfyui_version": "0.3.64",
-        "required_frontend_version": "1.27.10", "installed_templates_version": "0.1.95",
-        "required_templates_version": "0.1.95", "python_version": sys.version, "pytorch_version": "2.13.0+cpu",
-        "embedded_python": False, "argv": sys.argv,
+        "os": os.name, "ram_total": total, "ram_free": free, **version.system, "python_version": sys.version,
+        "pytorch_version": "2.13.0+cpu", "embedded_python": False, "argv": sys.argv,
     }
     device = {
         "name": "cpu", "type": "cpu", "index": None, "vram_total": total, "vram_free": free,
         "torch_vram_total": total, "torch_vram_free": free,
     }
     return {"system": system, "devices": [device]}
+
+
+INVALID_PROMPT_ID = {
+    "type": "invalid_prompt_id", "message": "prompt_id must be a valid UUID",
+    "details": "prompt_id must be a UUID string in canonical lowercase hyphenated form; omit it to let the server "
+               "generate one",
+    "extra_info": {},
+}
+
+
+def _canonical_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+def _page_problem(query: Any) -> str | None:
+    """ComfyUI's message for a bad ``limit`` or ``offset`` of ``/api/jobs``, if any."""
+    for name, low in (("limit", 1), ("offset", None)):
+        if name in query:
+            try:
+                value = int(query[name])
+            except ValueError:
+                return f"{name} must be an integer"
+            if low is not None and value < low:
+                return "limit must be a positive integer"
+    return None
 
 
 def member(data: Any, key: str, default: Any = None) -> Any:
@@ -75,6 +97,7 @@ class DoubleServer:
 
     def __init__(self, config: DoubleConfig) -> None:
         self.config = config
+        self.version = VERSIONS[config.version]
         self.defs = NodeDefs(config)
         self.hub = Hub(config, self._queue_info)
         self.queue = PromptQueue(self.hub.queue_updated)
@@ -100,14 +123,21 @@ class DoubleServer:
             ("GET", "/view", self.view),
             ("GET", "/object_info", self.object_info),
             ("GET", "/object_info/{node_class}", self.object_info_node),
-            ("GET", "/system_stats", self.json_of(system_stats)),
-            ("GET", "/features", self.json_of(lambda: dict(SERVER_FEATURES))),
+            ("GET", "/system_stats", self.json_of(lambda: system_stats(self.version))),
+            ("GET", "/features", self.json_of(lambda: dict(self.version.features))),
             ("GET", "/embeddings", self.json_of(list)),
-            ("GET", "/models", self.json_of(lambda: list(MODEL_FOLDERS))),
+            ("GET", "/models", self.json_of(lambda: list(self.version.model_folders))),
             ("GET", "/models/{folder}", self.models_in_folder),
             ("GET", "/__double__/info", self.double_info),
             ("POST", "/__double__/control", self.double_control),
         ]
+
+    def api_routes(self) -> list[tuple[str, str, Handler]]:
+        """Routes that exist only under ``/api`` (declared with it, so ComfyUI serves them once more under
+        ``/api/api``, which no client uses)."""
+        if not self.version.jobs:
+            return []
+        return [("GET", "/api/jobs", self.get_jobs), ("GET", "/api/jobs/{job_id}", self.get_job)]
 
     async def start(self, _app: web.Application) -> None:
         """Create the directories and start the publish loop and the prompt worker."""
@@ -149,6 +179,15 @@ class DoubleServer:
         self.number += 1
         return number
 
+    def _prompt_id(self, json_data: dict[str, Any]) -> str | None:
+        """The client's id, or a new one; None when this version refuses the client's."""
+        if not self.version.strict_prompt_ids:
+            return str(json_data.get("prompt_id", uuid.uuid4()))
+        chosen = json_data.get("prompt_id")
+        if chosen is None:
+            return str(uuid.uuid4())
+        return chosen if isinstance(chosen, str) and _canonical_uuid(chosen) else None
+
     async def post_prompt(self, request: web.Request) -> web.StreamResponse:
         """Validate and queue a prompt: 200 with node_errors, or 400 with ComfyUI's error body."""
         log.info("got prompt")
@@ -159,7 +198,9 @@ class DoubleServer:
             error = {"type": "no_prompt", "message": "No prompt provided", "details": "No prompt provided"}
             return web.json_response({"error": {**error, "extra_info": {}}, "node_errors": {}}, status=400)
         prompt = json_data["prompt"]
-        prompt_id = str(json_data.get("prompt_id", uuid.uuid4()))
+        prompt_id = self._prompt_id(json_data)
+        if prompt_id is None:
+            return web.json_response({"error": INVALID_PROMPT_ID, "node_errors": {}}, status=400)
         valid = PromptValidator(prompt, self.defs, self.config).validate(json_data.get("partial_execution_targets"))
         extra_data = json_data.get("extra_data", {})
         if "client_id" in json_data:
@@ -167,9 +208,38 @@ class DoubleServer:
         if not valid.ok:
             log.warning("invalid prompt: %s", valid.error)
             return web.json_response({"error": valid.error, "node_errors": valid.node_errors}, status=400)
+        if self.version.create_time:
+            extra_data["create_time"] = int(time.time() * 1000)
         self.queue.put((number, prompt_id, prompt, extra_data, valid.outputs))
         self.counters["prompts_queued"] += 1
         return web.json_response({"prompt_id": prompt_id, "number": number, "node_errors": valid.node_errors})
+
+    async def get_jobs(self, request: web.Request) -> web.StreamResponse:
+        """``GET /api/jobs?status=&sort_by=&sort_order=&limit=&offset=`` with ComfyUI's checks and messages."""
+        query = request.rel_url.query
+        statuses = [s.strip().lower() for s in query.get("status", "").split(",") if s.strip()] or list(STATUSES)
+        invalid = [s for s in statuses if s not in STATUSES]
+        sort_by, order = query.get("sort_by", "created_at").lower(), query.get("sort_order", "desc").lower()
+        problem = (f"Invalid status value(s): {', '.join(invalid)}. Valid values: {', '.join(STATUSES)}" if invalid
+                   else "sort_by must be 'created_at' or 'execution_duration'" if sort_by not in SORT_KEYS
+                   else "sort_order must be 'asc' or 'desc'" if order not in ("asc", "desc")
+                   else _page_problem(query))
+        if problem:
+            return web.json_response({"error": problem}, status=400)
+        limit = int(query["limit"]) if "limit" in query else None
+        offset = max(int(query.get("offset", "0")), 0)
+        jobs = all_jobs(list(self.queue.running.values()), list(self.queue.pending), self.queue.history, statuses,
+                        sort_by, order == "desc")
+        page = jobs[offset:][:limit]
+        return web.json_response({"jobs": page, "pagination": {
+            "offset": offset, "limit": limit, "total": len(jobs), "has_more": offset + len(page) < len(jobs)}})
+
+    async def get_job(self, request: web.Request) -> web.StreamResponse:
+        job = one_job(request.match_info["job_id"], list(self.queue.running.values()), list(self.queue.pending),
+                      self.queue.history)
+        if job is None:
+            return web.json_response({"error": "Job not found"}, status=404)
+        return web.json_response(job)
 
     async def get_queue(self, _request: web.Request) -> web.StreamResponse:
         running = list(self.queue.running.values())
@@ -243,7 +313,7 @@ class DoubleServer:
 
     async def models_in_folder(self, request: web.Request) -> web.StreamResponse:
         folder = request.match_info["folder"]
-        if folder not in MODEL_FOLDERS:
+        if folder not in self.version.model_folders:
             return web.Response(status=404)
         lists = {"checkpoints": self.config.checkpoints, "loras": self.config.loras}
         return web.json_response(list(lists.get(folder, [])))
@@ -293,6 +363,7 @@ def create_app(config: DoubleConfig) -> web.Application:
     server = DoubleServer(config)
     app = web.Application(client_max_size=MAX_UPLOAD_SIZE, middlewares=[empty_not_found])
     routes = server.routes()
+    app.add_routes([web.route(method, path, handler) for method, path, handler in server.api_routes()])
     app.add_routes([web.route(method, "/api" + path, handler) for method, path, handler in routes])
     app.add_routes([web.route(method, path, handler) for method, path, handler in routes])
     app[SERVER_KEY] = server

@@ -16,6 +16,7 @@ from .config import DoubleConfig
 from .graph import is_link
 from .nodedefs import NodeDefs, input_info
 from .nodes import NODE_CLASSES
+from .versions import VERSIONS
 
 _CONVERTERS = {"INT": int, "FLOAT": float, "STRING": str, "BOOLEAN": bool}
 _INVALID = object()  # an input whose upstream node is invalid: the node fails without an error of its own
@@ -65,17 +66,29 @@ class PromptValidator:
         self._config = config
         self._validated: dict[Any, tuple[bool, list[dict[str, Any]], Any]] = {}
 
+    def _unknown_class(self, node_id: str) -> dict[str, Any]:
+        """A node without a class_type, or of a class this ComfyUI lacks: the first one stops validation."""
+        node, details = self._prompt[node_id], f"Node ID '#{node_id}'"
+        has_class = "class_type" in node  # also a substring test when the node is a string, as in ComfyUI
+        class_type = node["class_type"] if has_class else None
+        if not VERSIONS[self._config.version].missing_node_type:
+            message = (f"Cannot execute because node {class_type} does not exist." if has_class
+                       else "Cannot execute because a node is missing the class_type property.")
+            return _error("invalid_prompt", message, details)
+        title = node.get("_meta", {}).get("title", class_type)
+        message = (f"Node '{title}' not found. The custom node may not be installed." if has_class else
+                   f"Node '{title or f'ID #{node_id}'}' has no class_type. The workflow may be corrupted or a custom "
+                   "node is missing.")
+        return _error("missing_node_type", message, details,
+                      {"node_id": node_id, "class_type": class_type, "node_title": title})
+
     def validate(self, partial_targets: list[Any] | None = None) -> Validation:
         """Check classes, find the output nodes, then validate each output's inputs recursively."""
         outputs = []
         for node_id in self._prompt:
-            if "class_type" not in self._prompt[node_id]:
-                message = "Cannot execute because a node is missing the class_type property."
-                return Validation(False, _error("invalid_prompt", message, f"Node ID '#{node_id}'"), [], {})
+            if "class_type" not in self._prompt[node_id] or self._prompt[node_id]["class_type"] not in self._defs:
+                return Validation(False, self._unknown_class(node_id), [], {})
             class_type = self._prompt[node_id]["class_type"]
-            if class_type not in self._defs:
-                message = f"Cannot execute because node {class_type} does not exist."
-                return Validation(False, _error("invalid_prompt", message, f"Node ID '#{node_id}'"), [], {})
             if self._defs.is_output_node(class_type) and (partial_targets is None or node_id in partial_targets):
                 outputs.append(node_id)
         if not outputs:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,32 @@ def test_the_launched_comfyui_is_told_the_folders_the_agent_reads() -> None:
     assert args[args.index("--temp-directory") + 1] == "/scratch"
 
 
-@pytest.mark.parametrize("args", ["--output-directory /x", "--cpu --temp-directory=/y"])
+@pytest.mark.parametrize("args", ["--output-directory /x", "--cpu --temp-directory=/y", "--user-directory /u"])
 def test_comfyui_args_cannot_move_the_folders_behind_the_agents_back(args: str) -> None:
-    with pytest.raises(ConfigError, match=r"COMFYUI_ARGS: set COMFYUI_(OUTPUT|TEMP)_DIR instead"):
+    with pytest.raises(ConfigError, match=r"COMFYUI_ARGS: set COMFYUI_(OUTPUT|TEMP|USER)_DIR instead"):
         load_settings([], {**REMOTE, "COMFYUI_ARGS": args})
+
+
+def test_each_instance_keeps_its_own_comfyui_user_folder() -> None:
+    assert Settings(comfyui_dir=Path("/c"), nas_dir=Path("/mnt/nas")).comfyui_user_folder == Path("/c/user")
+    assert Settings(comfyui_args=("--base-directory", "/b")).comfyui_user_folder == Path("/b/user")
+    on_nas = Settings(comfyui_dir=Path("/mnt/nas/ComfyUI"), nas_dir=Path("/mnt/nas"))
+    assert on_nas.comfyui_user_folder == Path(tempfile.gettempdir()) / "comfyui-user"
+    told = Settings(comfyui_dir=Path("/mnt/nas/ComfyUI"), nas_dir=Path("/mnt/nas"), comfyui_user_dir=Path("/u"))
+    assert told.comfyui_user_folder == Path("/u")
+    args = comfyui_args(on_nas, Device.NVIDIA)
+    assert args[args.index("--user-directory") + 1] == str(on_nas.comfyui_user_folder)
+
+
+def test_comfyui_keeps_its_database_in_memory_unless_told_otherwise() -> None:
+    args = comfyui_args(Settings(), Device.NVIDIA)
+    assert args[args.index("--database-url") + 1] == "sqlite:///:memory:"
+    own = comfyui_args(Settings(comfyui_args=("--database-url=sqlite:////data/comfy.db",)), Device.NVIDIA)
+    assert [arg for arg in own if arg.startswith("--database-url")] == ["--database-url=sqlite:////data/comfy.db"]
+
+
+def test_a_database_on_the_nas_is_refused() -> None:
+    nas = {**REMOTE, "NAS_DIR": "/mnt/nas"}
+    with pytest.raises(ConfigError, match="--database-url on NAS_DIR would be one SQLite file for every instance"):
+        load_settings([], {**nas, "COMFYUI_ARGS": "--database-url sqlite:////mnt/nas/user/comfyui.db"})
+    assert load_settings([], {**nas, "COMFYUI_ARGS": "--database-url sqlite:////local/comfyui.db"})

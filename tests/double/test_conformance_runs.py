@@ -1,9 +1,9 @@
-"""Recorded scenarios replayed against the double: every HTTP reply and every websocket frame (submitting
-client and observer) must equal the real ComfyUI's, up to volatile values (see comfy_double.recordings)."""
+"""Recorded scenarios replayed against the double acting as the ComfyUI version recorded: every HTTP reply and
+every websocket frame (submitting client and observer) must equal the real ComfyUI's, up to volatile values (see
+comfy_double.recordings)."""
 
 from __future__ import annotations
 
-from io import BytesIO
 from typing import Any
 
 import pytest
@@ -18,9 +18,11 @@ from comfy_double.recordings import (
     load,
     recorded_frames,
 )
-from comfy_double.replay import Replay
+from comfy_double.replay import Replay, upload_payload
+from recordings import RECORDED_VERSIONS, recorded
 
-# Each of these is one or more prompts submitted and awaited in turn, so its replay is deterministic.
+# Each of these is one or more prompts submitted and awaited in turn, or sent on the cues its script recorded
+# (comfy_double.replay), so its replay is deterministic.
 SCENARIOS = [
     "success_empty_image",
     "success_cached_resubmit",
@@ -37,26 +39,17 @@ SCENARIOS = [
     "http_basics",
     "api_prefix",
     "sd15_random_weights",
+    "prompt_ids_and_jobs",
+    "queue_and_interrupt",
 ]
-
-
-def upload_payload(field: dict[str, Any], label: str) -> bytes:
-    """Stand-ins for recorded uploads (only their sizes were kept): equal sizes give equal bytes."""
-    if "non-image" in label:
-        return (b"this is not an image " * 4)[: field["bytes"]]
-    # LoadImage's mask of the chain's source has the image's size, so that source had an alpha channel.
-    mode = "RGBA" if field["filename"] == "probe_chain_src.png" else "RGB"
-    image = Image.new(mode, (96, 64), (field["bytes"] % 256, 90, 160, 200)[: len(mode)])
-    buffer = BytesIO()
-    image.save(buffer, format="JPEG" if field["content_type"] == "image/jpeg" else "PNG")
-    return buffer.getvalue()
+RECORDED = [(version, name) for name in SCENARIOS for version in recorded(name)]
 
 
 async def replay(
     double: DoubleClient, name: str
 ) -> tuple[dict[str, Any], Replay, list[tuple[dict[str, Any], dict[str, Any]]], WsClient, WsClient | None]:
     """Open the recorded client's socket (and observer, if recorded), then replay the HTTP exchanges."""
-    rec = load(name)
+    rec = load(name, double.server.config.version)
     Image.new("RGB", (64, 64)).save(double.server.config.input_dir / "example.png")  # shipped with ComfyUI
     main, observer = await double.recorded_sockets(rec)
     replayer = Replay(double, main, upload_payload)
@@ -84,13 +77,21 @@ def assert_matches(
     assert main.types() == rec["ws_type_sequence"]
 
 
-@pytest.mark.parametrize("name", SCENARIOS)
-async def test_scenario_matches_recording(double: DoubleClient, name: str) -> None:
+def test_every_recorded_version_is_replayed() -> None:
+    assert {version for version, _ in RECORDED} == set(RECORDED_VERSIONS)
+    assert len(RECORDED) > len(SCENARIOS)
+
+
+@pytest.mark.parametrize(("version", "name"), RECORDED)
+async def test_scenario_matches_recording(make_double: MakeDouble, version: str, name: str) -> None:
+    double = await make_double(version=version)
     assert_matches(*await replay(double, name))
 
 
-async def test_api_prefix_websocket_greets_like_plain_ws(double: DoubleClient) -> None:
-    rec = load("api_prefix")
+@pytest.mark.parametrize("version", recorded("api_prefix"))
+async def test_api_prefix_websocket_greets_like_plain_ws(make_double: MakeDouble, version: str) -> None:
+    double = await make_double(version=version)
+    rec = load("api_prefix", version)
     recorded = recorded_frames(rec["ws_api_prefix"])
     client = await double.ws(recorded[0]["data"]["sid"], path="/api/ws")
     await client.wait_quiet()

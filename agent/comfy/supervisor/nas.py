@@ -21,3 +21,11 @@ def prepare_nas(nas_dir: Path) -> None:
             (nas_dir / folder).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         log_event(logger, "nas.prepare_failed", level=logging.ERROR, nas_dir=nas_dir, error=exc)
+
+
+def prepare_user_folder(folder: Path) -> None:
+    """ComfyUI refuses a `--user-directory` that does not exist; one that cannot be made shows in its own error."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log_event(logger, "comfyui.user_folder_failed", level=logging.ERROR, folder=folder, error=exc)

@@ -11,7 +11,7 @@ from pathlib import Path
 from agent.comfy.client import ComfyClient
 from agent.comfy.device import Device, detect
 from agent.comfy.lifecycle import Lifecycle
-from agent.comfy.supervisor.nas import prepare_nas
+from agent.comfy.supervisor.nas import prepare_nas, prepare_user_folder
 from agent.comfy.supervisor.output import Levels
 from agent.comfy.supervisor.process import ComfyProcess
 from agent.config import Settings
@@ -23,6 +23,10 @@ output_logger = logging.getLogger("comfyui")
 READY_POLL_SECONDS = 0.1
 FIRST_BACKOFF = 1.0
 HIDDEN_FROM_COMFYUI = ("AGENT_TOKEN",)
+# ComfyUI (0.3.6x on) keeps an index of assets and jobs in SQLite, by default a file in its own user/: one file for
+# every instance when ComfyUI is on a NAS, which only the first can lock, and a migration at every cold start. The
+# agent reads nothing from it (tasks live in its own store), so each ComfyUI keeps its database in memory.
+IN_MEMORY_DATABASE = "sqlite:///:memory:"
 
 
 def port_is_free(port: int) -> bool:
@@ -51,9 +55,16 @@ def comfyui_args(settings: Settings, device: Device) -> list[str]:
     args += ["--output-directory", str(settings.comfyui_folders["output"])]
     if settings.comfyui_temp_dir is not None:
         args += ["--temp-directory", str(settings.comfyui_temp_dir)]
+    args += ["--user-directory", str(settings.comfyui_user_folder)]
+    if "--database-url" not in _flags(settings.comfyui_args):
+        args += ["--database-url", IN_MEMORY_DATABASE]
     if on_cpu(settings, device):
         args.append("--cpu")
     return args + list(settings.comfyui_args)
+
+
+def _flags(args: tuple[str, ...]) -> set[str]:
+    return {arg.split("=", 1)[0] for arg in args}
 
 
 def _child_env() -> dict[str, str]:
@@ -126,6 +137,7 @@ class Supervisor(Lifecycle):
             return False
         if self.settings.nas_dir is not None:
             await asyncio.to_thread(prepare_nas, self.settings.nas_dir)
+        await asyncio.to_thread(prepare_user_folder, self.settings.comfyui_user_folder)
         device = detect()
         try:
             process = await ComfyProcess.spawn(self.settings.comfyui_interpreter, Path(self.settings.comfyui_dir),
