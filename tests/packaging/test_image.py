@@ -14,35 +14,9 @@ from agent.api.requests import check_prompt
 from agent.comfy.supervisor.nas import FOLDERS, MODEL_KINDS
 from agent.install import COMFYUI_COMMIT, COMFYUI_REPO
 from agent.workflows.definition import load_definition
+from dockerfile import DOCKERFILE, REPO, final_stage, instructions, run_lines, stage, stages
 
-REPO = Path(__file__).resolve().parents[2]
-DOCKERFILE = (REPO / "Dockerfile").read_text()
 COMMIT = re.compile(r"[0-9a-f]{40}")
-
-
-def instructions(keyword: str, text: str = DOCKERFILE) -> list[str]:
-    return [line.split(None, 1)[1] for line in text.splitlines() if line.startswith(keyword + " ")]
-
-
-def stages() -> list[tuple[str | None, str]]:
-    """Each stage's name (None when unnamed) and text, in order: the last is what a plain `docker build` makes."""
-    parts = re.split(r"^(?=FROM )", DOCKERFILE, flags=re.MULTILINE)[1:]
-    named = [re.match(r"FROM \S+(?: AS (\S+))?", part) for part in parts]
-    return [(match.group(1) if match else None, part) for match, part in zip(named, parts, strict=True)]
-
-
-def stage(name: str) -> str:
-    [text] = [text for stage_name, text in stages() if stage_name == name]
-    return text
-
-
-def final_stage() -> str:
-    return stages()[-1][1]
-
-
-def run_lines(text: str) -> str:
-    """A stage's instructions and their continuation lines, comments and blank lines left out."""
-    return "\n".join(line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
 
 
 def build_args() -> dict[str, str]:
@@ -56,11 +30,11 @@ def test_hadolint_is_clean() -> None:
 
 
 def test_multi_stage_with_pinned_bases_and_never_latest() -> None:
-    stages = instructions("FROM")
-    assert len(stages) >= 3
+    bases = instructions("FROM")
+    assert len(bases) >= 3
     args = build_args()
-    for stage in stages:
-        image = stage.split()[0]
+    for base in bases:
+        image = base.split()[0]
         image = args.get(image.strip("${}"), image)
         assert ":" in image and not image.endswith(":latest"), image
     assert "cuda" in args["PYTORCH_IMAGE"]
