@@ -1,13 +1,7 @@
 """The task store interface: how every instance shares task state, whatever holds it.
 
 Rules every store follows (tests/tasks/test_store_contract.py checks them on all three):
-- A task id that is queued or running under a live owner is taken: a new run gets TaskConflict.
-- A task id that succeeded answers the same request again with the stored result (a retried delivery runs
-  nothing) and refuses a different request with TaskConflict, as FC refuses a reused async task id.
-- A task id that failed, was canceled, or whose owner stopped heartbeating is free: the new run replaces it.
-- A task a gateway handed to FC (`handed_off`) is taken over by the first worker delivery that claims it:
-  its event log and any cancel request made meanwhile stay. One that was canceled, or that FC no longer
-  delivers (past `deliver_by`), answers a late delivery as it is: nothing runs.
+- A claim follows the rules of agent/stores/claims.py (who may take a task id, who answers again, who is refused).
 - A reader never sees a task "running" forever: an unfinished task whose owner has been silent for
   `stale_after` seconds reads as failed (InstanceLost).
 - A task expires `ttl` seconds after it finished (or after its owner was last heard from).
@@ -28,8 +22,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from agent.errors import TaskConflict, TaskNotFound
-from agent.tasks.model import Results, Task, TaskStatus
+from agent.errors import TaskNotFound
+from agent.stores.claims import decide_claim
+from agent.tasks.model import Results, Task
 
 PARSED_KEPT = 256  # records kept parsed, a few kilobytes each
 END_POLL = 0.1  # how often a task another instance runs is looked at while its end is awaited
@@ -42,12 +37,6 @@ class LoggedEvent:
     id: str
     kind: str
     data: dict[str, Any]
-
-
-def takes_over(existing: Task | None, new: Task) -> bool:
-    """A worker's delivery of a run a gateway handed off: the claim continues the task rather than starting it
-    afresh, so its log and a cancel request made before the delivery are kept."""
-    return existing is not None and existing.handed_off and not new.handed_off
 
 
 class TaskStore(ABC):
@@ -139,21 +128,8 @@ class TaskStore(ABC):
         return task
 
     def decide_claim(self, existing: Task | None, new: Task) -> Task | None:
-        """Shared by every store's atomic claim: None to take the id, the task to answer again, or raise."""
-        if existing is None:
-            return None
-        seen = existing.as_seen(time.time(), self.stale_after)
-        if takes_over(existing, new):
-            return seen if seen.status.finished else None
-        if not seen.status.finished:
-            raise TaskConflict(f"task {existing.task_id} is already {existing.status.value}",
-                               task_id=existing.task_id)
-        if seen.status is TaskStatus.SUCCEEDED:
-            if seen.request_hash == new.request_hash:
-                return seen
-            raise TaskConflict(f"task {existing.task_id} already succeeded with a different request; "
-                               "use a new task id", task_id=existing.task_id)
-        return None
+        """Inside every store's atomic claim: the rules (agent/stores/claims.py) at this moment."""
+        return decide_claim(existing, new, time.time(), self.stale_after)
 
     def expired(self, task: Task) -> bool:
         return task.expired(time.time(), self.ttl)

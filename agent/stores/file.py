@@ -32,7 +32,8 @@ from pydantic import ValidationError
 from agent.errors import StoreUnavailable
 from agent.filesystems import on_local_disk
 from agent.logs import log_event
-from agent.stores.base import LoggedEvent, TaskStore, takes_over
+from agent.stores.base import LoggedEvent, TaskStore
+from agent.stores.claims import takes_over
 from agent.tasks.model import TASK_ID_PATTERN, Results, Task, check_task_id
 
 logger = logging.getLogger("agent.tasks")

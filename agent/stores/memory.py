@@ -7,7 +7,8 @@ import contextlib
 from collections.abc import Collection
 from typing import Any
 
-from agent.stores.base import LoggedEvent, TaskStore, takes_over
+from agent.stores.base import LoggedEvent, TaskStore
+from agent.stores.claims import takes_over
 from agent.tasks.model import Results, Task, check_task_id
 
 

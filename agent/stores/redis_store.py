@@ -22,7 +22,8 @@ from redis.exceptions import RedisError, WatchError
 from redis.retry import Retry
 
 from agent.errors import StoreUnavailable
-from agent.stores.base import LoggedEvent, TaskStore, takes_over
+from agent.stores.base import LoggedEvent, TaskStore
+from agent.stores.claims import takes_over
 from agent.tasks.model import Results, Task, check_task_id
 
 PREFIX = "comfyui-agent"

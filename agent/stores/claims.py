@@ -1,0 +1,39 @@
+"""Who may claim a task id: the rules every store applies inside its own atomic step, as one pure function of the
+record found, the record wanted and the time (tests/stores/test_claims.py checks them without a store).
+
+- A task id that is queued or running under a live owner is taken: a new run gets TaskConflict.
+- A task id that succeeded answers the same request again with the stored result (a retried delivery runs
+  nothing) and refuses a different request with TaskConflict, as FC refuses a reused async task id.
+- A task id that failed, was canceled, or whose owner stopped heartbeating is free: the new run replaces it.
+- A task a gateway handed to FC (`handed_off`) is taken over by the first worker delivery that claims it:
+  its event log and any cancel request made meanwhile stay. One that was canceled, or that FC no longer
+  delivers (past `deliver_by`), answers a late delivery as it is: nothing runs.
+"""
+
+from __future__ import annotations
+
+from agent.errors import TaskConflict
+from agent.tasks.model import Task, TaskStatus
+
+
+def takes_over(existing: Task | None, new: Task) -> bool:
+    """A worker's delivery of a run a gateway handed off: the claim continues the task rather than starting it
+    afresh, so its log and a cancel request made before the delivery are kept."""
+    return existing is not None and existing.handed_off and not new.handed_off
+
+
+def decide_claim(existing: Task | None, new: Task, now: float, stale_after: float) -> Task | None:
+    """None to take the id, the task to answer again, or TaskConflict."""
+    if existing is None:
+        return None
+    seen = existing.as_seen(now, stale_after)
+    if takes_over(existing, new):
+        return seen if seen.status.finished else None
+    if not seen.status.finished:
+        raise TaskConflict(f"task {existing.task_id} is already {existing.status.value}", task_id=existing.task_id)
+    if seen.status is TaskStatus.SUCCEEDED:
+        if seen.request_hash == new.request_hash:
+            return seen
+        raise TaskConflict(f"task {existing.task_id} already succeeded with a different request; "
+                           "use a new task id", task_id=existing.task_id)
+    return None
