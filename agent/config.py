@@ -386,12 +386,21 @@ class Settings(BaseModel):
         """Where the launched ComfyUI keeps `user/`: a ComfyUI installed on the NAS would otherwise share one
         folder among every instance."""
         if self.comfyui_user_dir is not None:
-            return self.comfyui_user_dir
-        base = _flag_value(self.comfyui_args, "--base-directory")
-        own = Path(os.path.abspath(base or self.comfyui_dir)) / "user"
-        if self.nas_dir is not None and own.is_relative_to(os.path.abspath(self.nas_dir)):
+            return Path(os.path.abspath(self.comfyui_user_dir))  # the agent makes it: one path for both
+        own = self.comfyui_path(_flag_value(self.comfyui_args, "--base-directory") or ".") / "user"
+        if self.on_nas(own):
             return Path(tempfile.gettempdir()) / "comfyui-user"
         return own
+
+    def comfyui_path(self, path: str | Path) -> Path:
+        """A path as the launched ComfyUI reads it: relative to COMFYUI_DIR, its working directory."""
+        return Path(os.path.abspath(Path(self.comfyui_dir) / path))
+
+    def on_nas(self, path: Path) -> bool:
+        """Whether `path` lies under NAS_DIR, as written or through symbolic links (either way, to be safe)."""
+        nas = self.nas_dir
+        return nas is not None and any(Path(resolve(path)).is_relative_to(resolve(nas))
+                                       for resolve in (os.path.abspath, os.path.realpath))
 
     @property
     def store_url(self) -> str:
@@ -501,8 +510,8 @@ def _check_folders(settings: Settings) -> None:
         if _flag_value(settings.comfyui_args, flag) is not None:
             raise ConfigError(f"invalid setting COMFYUI_ARGS: set {name} instead of {flag}")
     database = _flag_value(settings.comfyui_args, "--database-url") or ""
-    if settings.nas_dir is not None and database.startswith("sqlite:///") and Path(
-            os.path.abspath(database.removeprefix("sqlite:///"))).is_relative_to(os.path.abspath(settings.nas_dir)):
+    in_a_file = database.startswith("sqlite:///") and database != "sqlite:///:memory:"
+    if in_a_file and settings.on_nas(settings.comfyui_path(database.removeprefix("sqlite:///"))):
         raise ConfigError("invalid setting COMFYUI_ARGS: --database-url on NAS_DIR would be one SQLite file for every "
                           "instance, and only the first can lock it (leave --database-url out: each ComfyUI then "
                           "keeps its database in memory)")

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from comfy_double.harness import start_double
-from comfy_double.versions import OLDEST
 from recordings import PROTOCOL_DIR
 from s3_server import s3, s3_endpoint  # noqa: F401 - fixtures for every folder
 from waiting import COMFYUI_START, SCALE
@@ -21,9 +20,8 @@ from waiting import COMFYUI_START, SCALE
 @pytest.fixture
 async def double(tmp_path: Path) -> AsyncIterator[str]:
     """The test double of ComfyUI in this process, its folders under tmp_path/comfyui; yields its URL. It acts as
-    ComfyUI DOUBLE_COMFYUI_VERSION (comfy_double.versions; the oldest recorded by default): CI runs the suite once
-    as each."""
-    runner, url = await start_double(tmp_path / "comfyui", version=os.environ.get("DOUBLE_COMFYUI_VERSION", OLDEST))
+    ComfyUI DOUBLE_COMFYUI_VERSION (see comfy_double.harness.start_double)."""
+    runner, url = await start_double(tmp_path / "comfyui")
     try:
         yield url
     finally:

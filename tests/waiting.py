@@ -17,9 +17,9 @@ INTERVAL = 0.05  # seconds between two looks: the wait ends this long at most af
 # tests/conftest.py). It stays well inside those timeouts, so a hang is named by the wait, not by pytest-timeout.
 SCALE = float(os.environ.get("TEST_WAIT_SCALE", "1"))
 EVENTUALLY = 60.0 * SCALE
-# How long a real ComfyUI (the integration tests') may take to first answer: 0.3.64 starts in 8-10 s on a quiet
-# machine, 0.33.0 took 85-126 s on two busy cores (database migrations, more nodes to import). A setting, for a
-# slower machine or a ComfyUI with many custom nodes; the integration tests' timeouts grow with it.
+# How long a real ComfyUI (the integration tests') may take to first answer: 5-8 s on idle cores with its files
+# cached (0.3.64, 0.33.0), 60-126 s seen on two busy cores (imports). A setting, for a slower machine or a ComfyUI
+# with many custom nodes; the integration tests' timeouts grow with it.
 COMFYUI_START = float(os.environ.get("COMFYUI_TEST_START_TIMEOUT", "300")) * SCALE
 
 

@@ -20,8 +20,8 @@ def _warmup_id(instance_id: str) -> str:
 
 
 def _left(budget: float, started: float) -> float:
-    """What the readiness wait left of the budget (a second at least: the wait ended in time)."""
-    return max(budget - (time.monotonic() - started), 1.0)
+    """What the readiness wait left of the budget (never zero, which would mean RUN_TIMEOUT's instead)."""
+    return max(budget - (time.monotonic() - started), 0.01)
 
 
 async def initialize(request: web.Request) -> web.Response:

@@ -24,6 +24,7 @@ from .config import DoubleConfig
 from .recordings import decode_image, sent_feature_flags
 from .server import SERVER_KEY, DoubleServer, create_app
 from .values import PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA
+from .versions import OLDEST
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 BINARY_NAMES = {PREVIEW_IMAGE: "PREVIEW_IMAGE", PREVIEW_IMAGE_WITH_METADATA: "PREVIEW_IMAGE_WITH_METADATA"}
@@ -49,8 +50,11 @@ async def start_double(tmp_path: Path, **config: Any) -> tuple[web.AppRunner, st
     """Serve a double in this process on 127.0.0.1 (free port); returns the runner (to clean up) and base url.
 
     ``crash`` and control ``exit`` raise instead of exiting the test process unless ``exit_process`` is given.
+    Unless ``version`` is given it acts as ComfyUI ``DOUBLE_COMFYUI_VERSION`` (the oldest recorded by default),
+    so the whole suite can run as either (CI runs it as each).
     """
     config.setdefault("exit_process", _refuse_exit)
+    config.setdefault("version", os.environ.get("DOUBLE_COMFYUI_VERSION", OLDEST))
     runner = web.AppRunner(create_app(dirs_config(tmp_path, **config)), access_log=None)
     await runner.setup()
     sock = socket.socket()

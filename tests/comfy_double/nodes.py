@@ -200,7 +200,8 @@ class SaveImage(Node):
             info = _png_info(prompt, extra_pnginfo)
             image.save(os.path.join(folder, file), pnginfo=info, compress_level=self.compress_level)
             results.append({"filename": file, "subfolder": subfolder, "type": self.kind})
-        return NodeResult(ui={"images": results})
+        # 0.33.0 declares the images as an output too (0.3.64 declares none, so nothing can link to it there)
+        return NodeResult(outputs=(images,), ui={"images": results})
 
 
 class PreviewImage(SaveImage):

@@ -217,7 +217,9 @@ class DoubleServer:
     async def get_jobs(self, request: web.Request) -> web.StreamResponse:
         """``GET /api/jobs?status=&sort_by=&sort_order=&limit=&offset=`` with ComfyUI's checks and messages."""
         query = request.rel_url.query
-        statuses = [s.strip().lower() for s in query.get("status", "").split(",") if s.strip()] or list(STATUSES)
+        # "status=," asks for no status at all, as in ComfyUI; no (or an empty) status asks for every one
+        statuses = [s.strip().lower() for s in query["status"].split(",") if s.strip()] if query.get("status") \
+            else list(STATUSES)
         invalid = [s for s in statuses if s not in STATUSES]
         sort_by, order = query.get("sort_by", "created_at").lower(), query.get("sort_order", "desc").lower()
         problem = (f"Invalid status value(s): {', '.join(invalid)}. Valid values: {', '.join(STATUSES)}" if invalid
@@ -230,6 +232,8 @@ class DoubleServer:
         offset = max(int(query.get("offset", "0")), 0)
         jobs = all_jobs(list(self.queue.running.values()), list(self.queue.pending), self.queue.history, statuses,
                         sort_by, order == "desc")
+        if query.get("workflow_id"):
+            jobs = [job for job in jobs if job.get("workflow_id") == query["workflow_id"]]
         page = jobs[offset:][:limit]
         return web.json_response({"jobs": page, "pagination": {
             "offset": offset, "limit": limit, "total": len(jobs), "has_more": offset + len(page) < len(jobs)}})

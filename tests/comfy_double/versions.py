@@ -60,4 +60,4 @@ V0_33_0 = Version(
 )
 
 VERSIONS = {version.name: version for version in (V0_3_64, V0_33_0)}
-OLDEST, NEWEST = V0_3_64.name, V0_33_0.name
+OLDEST = V0_3_64.name

@@ -64,8 +64,29 @@ def test_comfyui_keeps_its_database_in_memory_unless_told_otherwise() -> None:
     assert [arg for arg in own if arg.startswith("--database-url")] == ["--database-url=sqlite:////data/comfy.db"]
 
 
-def test_a_database_on_the_nas_is_refused() -> None:
-    nas = {**REMOTE, "NAS_DIR": "/mnt/nas"}
+@pytest.mark.parametrize(("comfyui_dir", "url"), [
+    ("/c", "sqlite:////mnt/nas/user/comfyui.db"),
+    ("/mnt/nas/ComfyUI", "sqlite:///user/comfyui.db"),  # relative: ComfyUI runs in COMFYUI_DIR
+])
+def test_a_database_on_the_nas_is_refused(comfyui_dir: str, url: str) -> None:
     with pytest.raises(ConfigError, match="--database-url on NAS_DIR would be one SQLite file for every instance"):
-        load_settings([], {**nas, "COMFYUI_ARGS": "--database-url sqlite:////mnt/nas/user/comfyui.db"})
-    assert load_settings([], {**nas, "COMFYUI_ARGS": "--database-url sqlite:////local/comfyui.db"})
+        load_settings([], {**REMOTE, "NAS_DIR": "/mnt/nas", "COMFYUI_DIR": comfyui_dir,
+                           "COMFYUI_ARGS": f"--database-url {url}"})
+
+
+@pytest.mark.parametrize("url", ["sqlite:////local/comfyui.db", "sqlite:///:memory:", "sqlite://"])
+def test_a_database_off_the_nas_is_taken(url: str) -> None:
+    settings = {**REMOTE, "NAS_DIR": "/mnt/nas", "COMFYUI_DIR": "/mnt/nas/ComfyUI",
+                "COMFYUI_ARGS": f"--database-url={url}"}
+    assert load_settings([], settings).comfyui_args == (f"--database-url={url}",)
+
+
+def test_comfyui_on_the_nas_through_a_link_is_seen(tmp_path: Path) -> None:
+    nas, local = tmp_path / "nas", tmp_path / "opt"
+    (nas / "ComfyUI").mkdir(parents=True)
+    local.mkdir()
+    (local / "comfy").symlink_to(nas / "ComfyUI")
+    linked = Settings(comfyui_dir=local / "comfy", nas_dir=nas)
+    assert linked.comfyui_user_folder == Path(tempfile.gettempdir()) / "comfyui-user"
+    relative = Settings(comfyui_dir=Path("/c"), comfyui_args=("--base-directory", "base"))
+    assert relative.comfyui_user_folder == Path("/c/base/user")  # as ComfyUI, running in COMFYUI_DIR, reads it

@@ -9,14 +9,18 @@ from typing import Any
 import pytest
 
 from comfy_double.harness import DoubleClient, MakeDouble
+from comfy_double.versions import OLDEST
 
 
 @pytest.fixture
 async def make_double(tmp_path: Path) -> AsyncIterator[MakeDouble]:
-    """Start doubles with DoubleConfig knobs, each under its own directory of tmp_path."""
+    """Start doubles with DoubleConfig knobs, each under its own directory of tmp_path; as ComfyUI 0.3.64 unless
+    `version` says otherwise, whatever DOUBLE_COMFYUI_VERSION says: these tests compare it with the recordings
+    of the version it acts as."""
     started: list[DoubleClient] = []
 
     async def make(**config: Any) -> DoubleClient:
+        config.setdefault("version", OLDEST)
         client = await DoubleClient(tmp_path / f"double{len(started)}", **config).start()
         started.append(client)
         return client

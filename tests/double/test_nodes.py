@@ -150,3 +150,16 @@ async def test_execution_order_follows_links_not_ids(double: DoubleClient) -> No
     _, reply = await double.post_prompt({"prompt": prompt, "client_id": "order"})
     await client.wait_done(reply["prompt_id"])
     assert [m["data"]["node"] for m in client.messages("executing")] == ["2", "1", "3", None]
+
+
+async def test_0_33_0_save_image_hands_its_images_on(make_double: MakeDouble) -> None:
+    """0.33.0 declares SaveImage's images as an output (0.3.64 declares none, so no link can reach it there)."""
+    double = await make_double(version="0.33.0")
+    preview = {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}
+    entry = await run(double, {"1": empty(color=0xFF0000), "2": save("1", "chained"), "3": preview})
+    assert entry["status"]["status_str"] == "success"
+    assert entry["outputs"]["3"]["images"][0]["type"] == "temp"
+    old = await make_double()
+    status, reply = await old.post_prompt({"prompt": {"1": empty(), "2": save("1", "x"), "3": preview}})
+    assert status == 200  # the valid output runs; the link to nothing is the node's error, as in ComfyUI
+    assert reply["node_errors"]["3"]["errors"][0]["details"] == "tuple index out of range"
