@@ -372,7 +372,7 @@ class Settings(BaseModel):
     def comfyui_folders(self) -> dict[str, Path]:
         """ComfyUI's folder for each output type, as far as the agent knows (all of them when it launches
         ComfyUI: its defaults follow `--base-directory`, as ComfyUI's do)."""
-        base = _flag_value(self.comfyui_args, "--base-directory")
+        base = flag_value(self.comfyui_args, "--base-directory")
         own = Path(base) if base else self.comfyui_dir
         output = self.comfyui_output_dir or (self.nas_dir / "output" if self.nas_dir else None)
         temp = self.comfyui_temp_dir
@@ -387,7 +387,7 @@ class Settings(BaseModel):
         folder among every instance."""
         if self.comfyui_user_dir is not None:
             return Path(os.path.abspath(self.comfyui_user_dir))  # the agent makes it: one path for both
-        own = self.comfyui_path(_flag_value(self.comfyui_args, "--base-directory") or ".") / "user"
+        own = self.comfyui_path(flag_value(self.comfyui_args, "--base-directory") or ".") / "user"
         if self.on_nas(own):
             return Path(tempfile.gettempdir()) / "comfyui-user"
         return own
@@ -491,7 +491,7 @@ def load_settings(argv: Sequence[str] = (), environ: Mapping[str, str] | None = 
     return settings
 
 
-def _flag_value(args: Sequence[str], flag: str) -> str | None:
+def flag_value(args: Sequence[str], flag: str) -> str | None:
     """The value of `--flag VALUE` or `--flag=VALUE` in a command line (the last one wins, as in argparse)."""
     value = None
     for index, arg in enumerate(args):
@@ -507,9 +507,9 @@ def _check_folders(settings: Settings) -> None:
     says where they go."""
     for flag, name in (("--output-directory", "COMFYUI_OUTPUT_DIR"), ("--temp-directory", "COMFYUI_TEMP_DIR"),
                        ("--user-directory", "COMFYUI_USER_DIR")):
-        if _flag_value(settings.comfyui_args, flag) is not None:
+        if flag_value(settings.comfyui_args, flag) is not None:
             raise ConfigError(f"invalid setting COMFYUI_ARGS: set {name} instead of {flag}")
-    database = _flag_value(settings.comfyui_args, "--database-url") or ""
+    database = flag_value(settings.comfyui_args, "--database-url") or ""
     in_a_file = database.startswith("sqlite:///") and database != "sqlite:///:memory:"
     if in_a_file and settings.on_nas(settings.comfyui_path(database.removeprefix("sqlite:///"))):
         raise ConfigError("invalid setting COMFYUI_ARGS: --database-url on NAS_DIR would be one SQLite file for every "

@@ -103,7 +103,7 @@ class Recorder:
     async def _exchange(self, replayer: Replay, recorded: dict[str, Any]) -> dict[str, Any]:
         await replayer.cued(recorded.get("cue"))
         sent = time.monotonic()
-        live = await replayer.exchange(recorded, wait=not recorded.get("no_wait", False))
+        live = await replayer.exchange(recorded)
         kept: dict[str, Any] = {key: recorded[key] for key in SENT if key in recorded}
         return {"t_ms": self._t_ms(sent), "label": recorded.get("label"), "method": recorded["method"], **kept,
                 **live}

@@ -50,7 +50,7 @@ class Replay:
         pairs = []
         for recorded in exchanges:
             await self.cued(recorded.get("cue"))
-            pairs.append((recorded, await self.exchange(recorded, wait=not recorded.get("no_wait", False))))
+            pairs.append((recorded, await self.exchange(recorded)))
         return pairs
 
     async def cued(self, cue: dict[str, Any] | None) -> None:
@@ -65,10 +65,12 @@ class Replay:
         await self._main.wait_for(lambda f: f.type == wanted["type"] and not isinstance(f.data, bytes) and all(
             f.data["data"].get(key) == value for key, value in wanted.items() if key != "type"), self._timeout)
 
-    async def exchange(self, recorded: dict[str, Any], wait: bool = True) -> dict[str, Any]:
+    async def exchange(self, recorded: dict[str, Any], wait: bool | None = None) -> dict[str, Any]:
         """Send one recorded request; remember ids and file names from the reply.
 
-        An accepted prompt is awaited unless ``wait`` is False."""
+        An accepted prompt is awaited unless ``wait`` is False (by default: unless the exchange says ``no_wait``)."""
+        if wait is None:
+            wait = not recorded.get("no_wait", False)
         path = self._live_path(recorded["path"])
         request = self._request_of(recorded)
         live = await self._double.exchange(recorded["method"], path, **request)

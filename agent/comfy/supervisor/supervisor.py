@@ -14,7 +14,7 @@ from agent.comfy.lifecycle import Lifecycle
 from agent.comfy.supervisor.nas import prepare_nas, prepare_user_folder
 from agent.comfy.supervisor.output import Levels
 from agent.comfy.supervisor.process import ComfyProcess
-from agent.config import Settings
+from agent.config import Settings, flag_value
 from agent.logs import log_event, one_line
 
 logger = logging.getLogger("agent.supervisor")
@@ -56,15 +56,11 @@ def comfyui_args(settings: Settings, device: Device) -> list[str]:
     if settings.comfyui_temp_dir is not None:
         args += ["--temp-directory", str(settings.comfyui_temp_dir)]
     args += ["--user-directory", str(settings.comfyui_user_folder)]
-    if "--database-url" not in _flags(settings.comfyui_args):
+    if flag_value(settings.comfyui_args, "--database-url") is None:
         args += ["--database-url", IN_MEMORY_DATABASE]
     if on_cpu(settings, device):
         args.append("--cpu")
     return args + list(settings.comfyui_args)
-
-
-def _flags(args: tuple[str, ...]) -> set[str]:
-    return {arg.split("=", 1)[0] for arg in args}
 
 
 def _child_env() -> dict[str, str]:
