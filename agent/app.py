@@ -15,15 +15,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 from aiohttp import web
 
-from agent.api import contract, events, handoff, health, lifecycle, page, proxy, run, status, tasks, workflows
+from agent.api import contract, events, health, lifecycle, page, proxy, run, status, tasks, workflows
 from agent.api import metrics as metrics_route
 from agent.api.errors import json_errors
 from agent.api.keys import (
     BUCKETS,
     CHOICES,
-    HANDOFF,
+    FRONT,
     HOST,
-    LOADERS,
     METRICS,
     POLLS,
     PROXY_SESSION,
@@ -31,7 +30,6 @@ from agent.api.keys import (
     SETTINGS,
     STORE,
     STREAM_SLOTS,
-    WORKER,
     WORKFLOWS,
 )
 from agent.api.polls import RecentPolls
@@ -44,6 +42,8 @@ from agent.comfy.host import ComfyHost, make_host
 from agent.comfy.outputs import OutputFiles
 from agent.config import Settings
 from agent.errors import AgentError, ComfyUIUnavailable
+from agent.front.handoff import HandoffFront
+from agent.front.local import LocalFront
 from agent.gateway.handoff import Handoff
 from agent.gateway.worker import WorkerFunction
 from agent.inputs.prepare import InputPreparer
@@ -140,6 +140,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                       instance_id=instance_id(), run_timeout=settings.run_timeout,
                       max_active=settings.max_active_runs, max_waiting=settings.max_waiting_runs, outputs=outputs)
     app[HOST], app[STORE], app[RUNS], app[PROXY_SESSION], app[BUCKETS] = host, store, runs, proxy_session, buckets
+    app[FRONT] = LocalFront(runs, buckets, settings)
     metrics.watch(lambda: host.ready, lambda: host.restarts, lambda: runs.active_runs + runs.waiting_runs)
     await host.start()
     sweepers = [asyncio.ensure_future(_repeat("store.sweep", store.sweep, at_start=False)),
@@ -173,9 +174,9 @@ async def _gateway_resources(app: web.Application) -> AsyncIterator[None]:
     session = _passing_session()
     # a held run may take RUN_TIMEOUT, and its inputs and outputs their time around it
     worker = WorkerFunction(settings.worker_url, settings.token_for_worker, session, settings.run_timeout + 600)
-    app[STORE], app[WORKER], app[CHOICES] = store, worker, Choices(StoredChoices(store))
-    app[HANDOFF] = Handoff(store, worker, app[METRICS], max_age=settings.async_max_event_age,
-                           instance_id=instance_id())
+    app[STORE], app[CHOICES] = store, Choices(StoredChoices(store))
+    handoff = Handoff(store, worker, app[METRICS], max_age=settings.async_max_event_age, instance_id=instance_id())
+    app[FRONT] = HandoffFront(handoff, worker, Loaders(settings), settings)
     sweeper = asyncio.ensure_future(_repeat("store.sweep", store.sweep, at_start=False))
     try:
         yield
@@ -199,6 +200,10 @@ def _application(settings: Settings) -> web.Application:
     app.router.add_get("/api/status", status.status)
     app.router.add_get("/api/tasks/{task_id}", tasks.get_task)
     app.router.add_get("/api/tasks/{task_id}/events", events.task_events)
+    app.router.add_post("/api/run", run.run)
+    app.router.add_post("/api/tasks/{task_id}/cancel", run.cancel_task)
+    app.router.add_post("/api/workflows/{name}/run", run.run_workflow)
+    workflows.add_routes(app)
     page.add_routes(app)
     contract.add_routes(app)
     return app
@@ -211,11 +216,8 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_resources)
     app.router.add_get("/livez", health.livez)
     app.router.add_get("/readyz", health.readyz)
-    app.router.add_post("/api/run", run.run)
-    app.router.add_post("/api/tasks/{task_id}/cancel", tasks.cancel_task)
     app.router.add_post("/initialize", lifecycle.initialize)
     app.router.add_get("/pre-stop", lifecycle.pre_stop)
-    workflows.add_routes(app)
     app.router.add_route("*", "/{tail:.*}", proxy.proxy)
     return app
 
@@ -223,9 +225,5 @@ def create_app(settings: Settings) -> web.Application:
 def create_gateway(settings: Settings) -> web.Application:
     """No ComfyUI, no proxy to one: every other path is a 404."""
     app = _application(settings)
-    app[LOADERS] = Loaders(settings)
     app.cleanup_ctx.append(_gateway_resources)
-    app.router.add_post("/api/run", handoff.run)
-    app.router.add_post("/api/tasks/{task_id}/cancel", handoff.cancel_task)
-    workflows.add_routes(app, run=handoff.run_workflow)
     return app

@@ -9,9 +9,7 @@ from agent.api.polls import RecentPolls
 from agent.buckets.clients import Buckets
 from agent.comfy.host import ComfyHost
 from agent.config import Settings
-from agent.gateway.handoff import Handoff
-from agent.gateway.worker import WorkerFunction
-from agent.inputs.slots import Loaders
+from agent.front.base import Front
 from agent.metrics import Metrics
 from agent.runs.service import RunService
 from agent.stores.base import TaskStore
@@ -30,6 +28,4 @@ STREAM_SLOTS = web.AppKey("stream_slots", StreamSlots)
 WORKFLOWS = web.AppKey("workflows", Library)
 CHOICES = web.AppKey("choices", Choices)
 POLLS = web.AppKey("polls", RecentPolls)
-HANDOFF = web.AppKey("handoff", Handoff)  # a gateway's
-WORKER = web.AppKey("worker", WorkerFunction)  # a gateway's
-LOADERS = web.AppKey("loaders", Loaders)  # a gateway's
+FRONT = web.AppKey("front", Front)

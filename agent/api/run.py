@@ -1,39 +1,32 @@
-"""POST /api/run: hold the request until the run ends (also under FC asynchronous invocation), or, asked
-with `Prefer: respond-async` / `?async=1` (local use, without FC), answer 202 at once and run on; asked with
-`Accept: text/event-stream`, stream the run's events as it goes (agent/api/events.py)."""
+"""The run routes of every app, whichever front it has (agent/front/): `POST /api/run` and
+`POST /api/workflows/{name}/run` hold the request until the run ends (also under FC asynchronous invocation);
+asked with `Prefer: respond-async` / `?async=1` they answer 202 at once and the run goes on; asked with
+`Accept: text/event-stream` they stream the run's events as it goes (agent/api/events.py).
+`POST /api/tasks/{id}/cancel` cancels a run wherever it is."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from agent.api.events import stream_events
-from agent.api.keys import BUCKETS, RUNS, SETTINGS, STREAM_SLOTS
+from agent.api.keys import FRONT, STREAM_SLOTS
 from agent.api.render import run_response
 from agent.api.replies import Accepted
 from agent.api.requests import new_task_id, parse_run_body, task_id_of, wants_async
-from agent.errors import AgentError, RequestParamsError
-from agent.runs.run import Run, RunOptions
-from agent.webhooks.address import check_webhook
+from agent.api.tasks import canceled
+from agent.api.workflows import named, resolve_run
+from agent.errors import AgentError
+from agent.front.base import Held, Mode, Relayed, Submission
+from agent.runs.run import RunOptions
+from agent.tasks.model import check_task_id
 
-Parse = Callable[[bytes], Awaitable[tuple[dict[str, Any], RunOptions]]]
-
-
-async def _start(request: web.Request, task_id: str, background: bool, parse: Parse) -> tuple[Run, RunOptions]:
-    runs = request.app[RUNS]
-    runs.check_room(background)  # a full instance says so before it reads the body
-    try:
-        prompt, options = await parse(await request.read())
-        if runs.outputs is None and options.delivery == "url":
-            raise RequestParamsError("option output.delivery: `url` needs an output store (OUTPUT_STORE)")
-        await check_webhook(options.webhook, request.app[SETTINGS])
-    except AgentError as exc:
-        await runs.refused(task_id, exc)
-        raise
-    request.app[BUCKETS].offer(request.headers)
-    return await runs.submit(task_id, prompt, options, background=background), options
+# What a body makes: the graph, its options, and the body as a worker is to get it.
+Parse = Callable[[bytes], Awaitable[tuple[dict[str, Any], RunOptions, bytes]]]
 
 
 def accepted(task_id: str) -> web.Response:
@@ -43,27 +36,82 @@ def accepted(task_id: str) -> web.Response:
         "Location": status_url, "X-Task-Id": task_id, "Preference-Applied": "respond-async"})
 
 
+def _mode(request: web.Request) -> Mode:
+    if "text/event-stream" in request.headers.get("Accept", ""):
+        return Mode.STREAMED
+    return Mode.BACKGROUND if wants_async(request) else Mode.HELD
+
+
+async def _submission(request: web.Request, task_id: str, mode: Mode, parse: Parse) -> Submission:
+    """Every part of the request checked before the run starts; a refusal is told to the front."""
+    front = request.app[FRONT]
+    front.room(mode)  # a full instance says so before it reads the body
+    try:
+        prompt, options, body = await parse(await request.read())
+        submission = Submission(task_id, prompt, options, mode, body, str(request.rel_url), request.headers)
+        await front.check(submission)
+    except AgentError as exc:
+        await front.refused(task_id, exc)
+        raise
+    return submission
+
+
+async def serve_run(request: web.Request, parse: Parse) -> web.StreamResponse:
+    """A run, held, in the background or streamed, whatever `parse` makes of the body."""
+    task_id = task_id_of(request) or new_task_id()
+    mode = _mode(request)
+    front = request.app[FRONT]
+    with request.app[STREAM_SLOTS].taken() if mode is Mode.STREAMED else contextlib.nullcontext():
+        submission = await _submission(request, task_id, mode, parse)  # a full instance refuses the stream first
+        if mode is Mode.HELD:
+            async with front.hold(submission) as held:
+                return await _answer(request, held, submission.options.results)
+        await front.start(submission)
+        if mode is Mode.BACKGROUND:
+            return accepted(task_id)
+        return await stream_events(request, task_id, None)
+
+
+async def _answer(request: web.Request, held: Held, results: bool) -> web.StreamResponse:
+    if isinstance(held, Relayed):
+        return await _relay(request, held)
+    response = run_response(held.task, held.results if results else None)
+    if held.store_error:
+        response.headers["X-Task-Store-Error"] = held.store_error[:500]
+    return response
+
+
+async def _relay(request: web.Request, held: Relayed) -> web.StreamResponse:
+    response = web.StreamResponse(status=held.status, reason=held.reason, headers=held.headers)
+    await response.prepare(request)
+    async for chunk in held.body:
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
 async def run(request: web.Request) -> web.StreamResponse:
-    async def parse(raw: bytes) -> tuple[dict[str, Any], RunOptions]:
-        return parse_run_body(raw, request)
+    async def parse(raw: bytes) -> tuple[dict[str, Any], RunOptions, bytes]:
+        return *parse_run_body(raw, request), raw
 
     return await serve_run(request, parse)
 
 
-async def serve_run(request: web.Request, parse: Parse) -> web.StreamResponse:
-    """A run, held, in the background or streamed, whatever `parse` makes of the body (a graph, a workflow's
-    parameters)."""
-    task_id = task_id_of(request) or new_task_id()
-    if "text/event-stream" in request.headers.get("Accept", ""):
-        with request.app[STREAM_SLOTS].taken():  # a full instance refuses before anything runs
-            await _start(request, task_id, False, parse)
-            return await stream_events(request, task_id, None)
-    in_background = wants_async(request)  # every part of the request is checked before the run starts
-    started, options = await _start(request, task_id, in_background, parse)
-    if in_background:
-        return accepted(task_id)
-    outcome = await started.outcome()
-    response = run_response(outcome.task, outcome.results if options.results else None)
-    if outcome.store_error:
-        response.headers["X-Task-Store-Error"] = outcome.store_error[:500]
-    return response
+async def run_workflow(request: web.Request) -> web.StreamResponse:
+    """A worker gets the caller's parameters and the seeds drawn here, so it makes the same graph (the defaults
+    stay the definition's own, for ComfyUI to judge)."""
+    definition = named(request)
+    seeds = {parameter.name for parameter in definition.parameters if parameter.type == "seed"}
+
+    async def parse(raw: bytes) -> tuple[dict[str, Any], RunOptions, bytes]:
+        graph, options, body = await resolve_run(request, definition, raw)
+        params = {name: value for name, value in (options.params or {}).items()
+                  if name in body.params or name in seeds}
+        forwarded = json.dumps({"params": params, "options": body.options}, separators=(",", ":")).encode()
+        return graph, options, forwarded
+
+    return await serve_run(request, parse)
+
+
+async def cancel_task(request: web.Request) -> web.Response:
+    return canceled(request, await request.app[FRONT].cancel(check_task_id(request.match_info["task_id"])))

@@ -1,10 +1,10 @@
-"""The task API: GET /api/tasks/{id} and POST /api/tasks/{id}/cancel, from any instance."""
+"""The task API: GET /api/tasks/{id}, from any instance (its cancel is a run route, agent/api/run.py)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from agent.api.keys import POLLS, RUNS, STORE
+from agent.api.keys import FRONT, POLLS
 from agent.api.render import task_headers
 from agent.api.requests import query_flag
 from agent.tasks.model import Results, Task, check_task_id
@@ -13,20 +13,13 @@ from agent.tasks.view import task_view
 
 async def stored_task(request: web.Request, task_id: str, *, results_by_default: bool) -> tuple[Task, Results | None]:
     """The task as the store has it, with its results when it has finished and the caller wants them."""
-    store = request.app[STORE]
-    asked = query_flag(request, "results", results_by_default)
-    task = await store.find(task_id)
-    return task, await store.get_results(task_id) if asked and task.status.finished else None
+    return await request.app[FRONT].read(task_id, query_flag(request, "results", results_by_default))
 
 
 async def get_task(request: web.Request) -> web.Response:
     task, results = await stored_task(request, check_task_id(request.match_info["task_id"]),
                                       results_by_default=False)
     return web.json_response(task_view(task, results), headers=task_headers(task))
-
-
-async def cancel_task(request: web.Request) -> web.Response:
-    return canceled(request, await request.app[RUNS].cancel(check_task_id(request.match_info["task_id"])))
 
 
 def canceled(request: web.Request, task: Task) -> web.Response:

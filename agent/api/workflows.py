@@ -9,10 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.api.errors import Handler
 from agent.api.keys import CHOICES, WORKFLOWS
 from agent.api.requests import WorkflowRunRequest, parse_options, parse_workflow_body
-from agent.api.run import serve_run
 from agent.errors import NotFound
 from agent.runs.run import RunOptions
 from agent.workflows.definition import Definition
@@ -65,16 +63,6 @@ async def resolve_run(request: web.Request, definition: Definition,
     return graph, dataclasses.replace(options, params=used), body
 
 
-async def run_workflow(request: web.Request) -> web.StreamResponse:
-    definition = named(request)
-
-    async def parse(raw: bytes) -> tuple[dict[str, Any], RunOptions]:
-        graph, options, _ = await resolve_run(request, definition, raw)
-        return graph, options
-
-    return await serve_run(request, parse)
-
-
 async def with_workflows(request: web.Request, spec: dict[str, Any]) -> dict[str, Any]:
     """The contract with each workflow's own `POST /api/workflows/NAME/run`, its `params` typed."""
     generic = spec["paths"]["/api/workflows/{name}/run"]["post"]
@@ -92,8 +80,6 @@ async def with_workflows(request: web.Request, spec: dict[str, Any]) -> dict[str
     return {**spec, "paths": paths}
 
 
-def add_routes(app: web.Application, run: Handler = run_workflow) -> None:
-    """`run`: how a workflow's run is served (a gateway hands it off)."""
+def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/workflows", list_workflows)
     app.router.add_get("/api/workflows/{name}", get_workflow)
-    app.router.add_post("/api/workflows/{name}/run", run)

@@ -22,7 +22,7 @@ from agent.logs import log_event
 from agent.runs.events import RunEvents, RunQueued
 from agent.runs.run import Comfy, Run, RunOptions, RunOutcome
 from agent.stores.base import TaskStore
-from agent.tasks.model import Task, TaskStatus, request_hash, when_long
+from agent.tasks.model import Task, request_hash, when_long
 
 if TYPE_CHECKING:
     from agent.outputs.delivery import Outputs
@@ -105,23 +105,6 @@ class RunService:
             self._start_waiting()  # a place may have freed while the claim was written
         self._watch_cancels()
         return run
-
-    async def refused(self, task_id: str, error: AgentError) -> None:
-        """A request refused before its run began (its body, parameters or options are wrong here). When it
-        delivers a run a gateway handed off, the task must say so: FC does not deliver it again, and the task
-        would read `queued` until FC's event age ran out."""
-        if error.retry_after is not None:
-            return  # retried by FC, or by the caller
-        try:
-            task = await self.store.get(task_id)
-            if task is None or not task.handed_off or task.status.finished:
-                return
-            task.finish(TaskStatus.FAILED, error.body())
-            await self.store.save(task)
-        except AgentError as exc:
-            log_event(logger, "store.write_failed", task_id, level=logging.WARNING, error=exc)
-            return
-        log_event(logger, "run.refused", task_id, error=error)
 
     def check_room(self, background: bool) -> bool:
         """Whether a run would start now (True) or wait (False); raises when it would be refused. Cheap, so the

@@ -1,0 +1,90 @@
+"""One front for runs, like arq's `Job` handle: a surface submits a run in a mode, cancels it, reads it, and
+follows its events from the store's log; it never knows whether this instance runs it or hands it off.
+
+A submission goes through the front in order: `room` (cheap: a full instance says so before the body is read),
+`check` (what would refuse the run, before anything is recorded), then `hold` (the caller waits for the end) or
+`start` (the run goes on; its task and events are in the store). A request refused before its run began is told
+to `refused`, which records it where a task already waits on it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from agent.errors import AgentError
+from agent.runs.run import RunOptions, RunOutcome
+from agent.stores.base import TaskStore
+from agent.tasks.model import Results, Task
+
+
+class Mode(StrEnum):
+    HELD = "held"  # the caller waits for the end
+    BACKGROUND = "background"  # answered at once; the run goes on
+    STREAMED = "streamed"  # the caller follows the run's events as they come
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A run as a surface asks for it. `body`, `path` and `headers` are the request as a worker takes it: what a
+    hand-off forwards (and where FC's credentials for buckets come from)."""
+
+    task_id: str
+    prompt: dict[str, Any]
+    options: RunOptions
+    mode: Mode
+    body: bytes
+    path: str
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Relayed:
+    """A held run's answer as the instance that ran it gave it, passed on as it comes."""
+
+    status: int
+    reason: str | None
+    headers: Mapping[str, str]
+    body: AsyncIterator[bytes]
+
+
+Held = RunOutcome | Relayed
+
+
+class Front(ABC):
+    def __init__(self, store: TaskStore) -> None:
+        self.store = store
+
+    @abstractmethod
+    def room(self, mode: Mode) -> None:
+        """Raise when a run in this mode cannot be taken now."""
+
+    @abstractmethod
+    async def check(self, submission: Submission) -> None:
+        """Raise what would refuse the run, before anything is recorded or handed on."""
+
+    @abstractmethod
+    async def refused(self, task_id: str, error: AgentError) -> None:
+        """A request for `task_id` was refused before its run began."""
+
+    @abstractmethod
+    def hold(self, submission: Submission) -> AbstractAsyncContextManager[Held]:
+        """Run it, the caller waiting: its end, open until the caller has read it."""
+
+    @abstractmethod
+    async def start(self, submission: Submission) -> None:
+        """Run it in the background or streamed: once this returns its task and events are in the store."""
+
+    @abstractmethod
+    async def cancel(self, task_id: str) -> Task:
+        """Stop it wherever it is: the task once it ended, or as it is after a short wait."""
+
+    async def read(self, task_id: str, results: bool) -> tuple[Task, Results | None]:
+        """The task as the store has it (TaskNotFound when absent), with its results once it has finished and
+        they are asked for."""
+        task = await self.store.find(task_id)
+        return task, await self.store.get_results(task_id) if results and task.status.finished else None

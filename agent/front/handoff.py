@@ -1,0 +1,79 @@
+"""Runs handed to the GPU function, for a gateway (agent/gateway/): checked here as a worker would check them
+(body, task id, parameters, inputs' form and size), so a bad request never wakes a GPU instance, then
+
+- in the background or streamed: recorded and handed to FC as an asynchronous invocation (gateway/handoff.py);
+  a stream follows its events from the store;
+- held: forwarded as a synchronous invocation, the worker's answer relayed as it comes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from yarl import URL
+
+from agent.config import Settings
+from agent.errors import AgentError, RequestTooLarge
+from agent.front.base import Front, Held, Mode, Relayed, Submission
+from agent.gateway.handoff import Handoff
+from agent.gateway.worker import ASYNC_BODY_LIMIT, WorkerFunction
+from agent.inputs.slots import Loaders
+from agent.tasks.model import Task, when_long
+from agent.webhooks.address import check_webhook
+
+# Not passed on: hop-by-hop headers, the caller's credentials for the gateway (the worker gets its own token),
+# and what FC sets on each invocation itself.
+_DROPPED_REQUEST = frozenset({"host", "connection", "keep-alive", "transfer-encoding", "content-length",
+                              "authorization", "cookie", "prefer", "x-fc-invocation-type", "x-fc-async-task-id"})
+_DROPPED_REPLY = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"})
+
+
+def _kept(headers: Mapping[str, str], dropped: frozenset[str]) -> dict[str, str]:
+    return {key: value for key, value in headers.items() if key.lower() not in dropped}
+
+
+def _path_for_worker(path: str) -> str:
+    """The path and query as the worker must get them: never in the background there (FC holds the invocation
+    while the worker runs it; a worker answering 202 would be frozen mid-run)."""
+    url = URL(path)
+    return str(url.with_query({key: value for key, value in url.query.items() if key not in ("async", "token")}))
+
+
+class HandoffFront(Front):
+    def __init__(self, handoff: Handoff, worker: WorkerFunction, loaders: Loaders, settings: Settings) -> None:
+        super().__init__(handoff.store)
+        self.handoff = handoff
+        self.worker = worker
+        self.loaders = loaders
+        self.settings = settings
+
+    def room(self, mode: Mode) -> None:
+        """A gateway holds no run: FC and the workers say when they are full."""
+
+    async def check(self, submission: Submission) -> None:
+        await when_long(self.loaders.check, submission.prompt)
+        await check_webhook(submission.options.webhook, self.settings)
+        if submission.mode is not Mode.HELD and len(submission.body) > ASYNC_BODY_LIMIT:
+            raise RequestTooLarge(
+                f"a run handed off in the background is at most {ASYNC_BODY_LIMIT} bytes (FC's cap on an "
+                "asynchronous invocation); pass input files by URL (http(s), oss://, s3://) rather than base64, "
+                "or hold the request", limit=ASYNC_BODY_LIMIT)
+
+    async def refused(self, task_id: str, error: AgentError) -> None:
+        """Nothing was recorded yet: the caller hears of it, and that is all."""
+
+    @asynccontextmanager
+    async def hold(self, submission: Submission) -> AsyncIterator[Held]:
+        headers = {**_kept(submission.headers, _DROPPED_REQUEST), "task-id": submission.task_id}
+        async with self.worker.invoke("POST", _path_for_worker(submission.path), headers,
+                                      submission.body) as reply:
+            yield Relayed(reply.status, reply.reason, _kept(reply.headers, _DROPPED_REPLY),
+                          reply.content.iter_any())
+
+    async def start(self, submission: Submission) -> None:
+        await self.handoff.submit(submission.task_id, submission.prompt, submission.options,
+                                  _path_for_worker(submission.path), submission.body)
+
+    async def cancel(self, task_id: str) -> Task:
+        return await self.handoff.cancel(task_id)
