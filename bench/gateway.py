@@ -29,8 +29,8 @@ from store import REDIS_URL, poll_rates, seed_tasks, wrk
 
 sys.path.insert(0, str(REPO / "tests"))
 
+from agent.gateway.handoff import handed_off
 from agent.stores import open_store
-from agent.tasks.model import Task
 from agent_harness import serving  # the test tools live in tests/
 from fc_front import FcFront
 
@@ -58,7 +58,7 @@ async def seed_spread(store_url: str) -> list[str]:
     store = open_store(store_url, 3600, 3600)
     ids = [f"bench-spread-{index}" for index in range(SPREAD)]
     for task_id in ids:
-        await store.save(Task(task_id=task_id, deliver_by=time.time() + 3600))
+        await store.save(handed_off(task_id, time.time() + 3600))
     await store.close()
     return ids
 

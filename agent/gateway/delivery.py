@@ -21,7 +21,7 @@ async def refuse_delivery(store: TaskStore, task_id: str, error: AgentError) -> 
         return
     try:
         task = await store.get(task_id)
-        if task is None or not task.handed_off or task.status.finished:
+        if task is None or not task.waiting_outside or task.status.finished:
             return
         task.finish(TaskStatus.FAILED, error.body())
         await store.save(task)

@@ -1,8 +1,8 @@
 """The gateway's run service: a run is recorded `queued` in the shared store, awaiting delivery, before it is
 handed to FC's asynchronous queue, so a poll that comes before any GPU instance has started sees it, and a
-worker that gets it claims that record (agent/stores/base.py). FC may deliver it late, twice or never: a second
-delivery finds the task claimed or ended, and one never delivered reads as failed (`NotDelivered`) past
-`deliver_by`.
+worker that gets it claims that record (agent/stores/claims.py: it waits outside any instance). FC may deliver it
+late, twice or never: a second delivery finds the task claimed or ended, and one never delivered reads as failed
+(`NotDelivered`) past its `deliver_by`.
 
 Cancel: a task no worker has taken yet is canceled in the store at once (a delivery that comes later finds it
 canceled and runs nothing); one a worker runs gets the store's cancel request, as from any instance.
@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any
 
-from agent.errors import AgentError, Canceled
+from agent.errors import AgentError, Canceled, NotDelivered
 from agent.gateway.worker import WorkerFunction
 from agent.logs import log_event
 from agent.metrics import Metrics
@@ -24,6 +24,17 @@ from agent.stores.base import TaskStore
 from agent.tasks.model import Task, TaskStatus, request_hash, when_long
 
 logger = logging.getLogger("agent.gateway")
+
+
+def handed_off(task_id: str, deliver_by: float, **fields: Any) -> Task:
+    """The record of a run in FC's queue: no owner heartbeats it until a worker claims it; past `deliver_by` it
+    reads as failed (`NotDelivered`)."""
+    task = Task(task_id=task_id, waits_until=deliver_by, **fields)
+    waited = round(deliver_by - task.created_at)
+    task.lapse = NotDelivered(f"no worker took the run within {waited} s of its hand-off to FC's asynchronous "
+                              "queue (ASYNC_MAX_EVENT_AGE): FC dropped it or could not deliver it",
+                              deliver_by=deliver_by).body()
+    return task
 
 
 class Handoff:
@@ -39,9 +50,8 @@ class Handoff:
                      body: bytes) -> None:
         """Record the task and hand its run to FC; a task that already succeeded with the same request stays as it
         is, nothing handed off (its caller reads the stored end)."""
-        task = Task(task_id=task_id, owner=self.owner, request_hash=await when_long(request_hash, prompt),
-                    webhook=options.webhook,
-                    params=options.params, deliver_by=time.time() + self.max_age)
+        task = handed_off(task_id, time.time() + self.max_age, owner=self.owner, webhook=options.webhook,
+                          request_hash=await when_long(request_hash, prompt), params=options.params)
         if await self.store.claim(task) is not None:
             self.metrics.handoffs.labels("replayed").inc()
             return
@@ -69,7 +79,7 @@ class Handoff:
         if task.status.finished:
             return task
         await self.store.request_cancel(task_id)  # heard by the worker, should one claim it meanwhile
-        if not task.handed_off:
+        if not task.waiting_outside:
             return await self.store.ended_within(task, CANCEL_WAIT)
         task.finish(TaskStatus.CANCELED, Canceled("the run was canceled before a worker took it",
                                                   comfyui_released=True).body())

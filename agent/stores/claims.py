@@ -5,9 +5,9 @@ record found, the record wanted and the time (tests/stores/test_claims.py checks
 - A task id that succeeded answers the same request again with the stored result (a retried delivery runs
   nothing) and refuses a different request with TaskConflict, as FC refuses a reused async task id.
 - A task id that failed, was canceled, or whose owner stopped heartbeating is free: the new run replaces it.
-- A task a gateway handed to FC (`handed_off`) is taken over by the first worker delivery that claims it:
-  its event log and any cancel request made meanwhile stay. One that was canceled, or that FC no longer
-  delivers (past `deliver_by`), answers a late delivery as it is: nothing runs.
+- A task waiting outside any instance (`waiting_outside`: a gateway handed it to FC's queue) is taken over by
+  the first instance that claims it: its event log and any cancel request made meanwhile stay. One that was
+  canceled, or whose wait lapsed (past `waits_until`), answers a late claim as it is: nothing runs.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from agent.tasks.model import Task, TaskStatus
 
 
 def takes_over(existing: Task | None, new: Task) -> bool:
-    """A worker's delivery of a run a gateway handed off: the claim continues the task rather than starting it
-    afresh, so its log and a cancel request made before the delivery are kept."""
-    return existing is not None and existing.handed_off and not new.handed_off
+    """An instance taking a task that waited outside (a worker's delivery of a run a gateway handed off): the
+    claim continues the task rather than starting it afresh, so its log and a cancel request made meanwhile are
+    kept."""
+    return existing is not None and existing.waiting_outside and not new.waiting_outside
 
 
 def decide_claim(existing: Task | None, new: Task, now: float, stale_after: float) -> Task | None:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agent.errors import InstanceLost, NotDelivered, RequestParamsError
+from agent.errors import InstanceLost, RequestParamsError
 
 TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 T = TypeVar("T")
@@ -211,15 +211,16 @@ class Task(BaseModel):
     timings: Timings = Field(default_factory=Timings)
     webhook: Webhook | None = None
     params: dict[str, Any] | None = None
-    # Set by a gateway that handed the run to FC's asynchronous queue: until a worker claims the task (and writes
-    # its own record, without it), no owner heartbeats; past this time FC delivers it no more.
-    deliver_by: float | None = None
+    # A task may wait outside any instance (a gateway hands runs to FC's asynchronous queue), with no owner to
+    # heartbeat, until `waits_until`; past it the task reads failed with `lapse`, the error its queue left. The
+    # instance that claims it writes its own record, without them.
+    waits_until: float | None = None
+    lapse: dict[str, Any] | None = None
 
     @property
-    def handed_off(self) -> bool:
-        """Recorded by a gateway and not taken by a worker yet (it may have ended meanwhile: canceled, refused
-        by FC, or never delivered)."""
-        return self.deliver_by is not None
+    def waiting_outside(self) -> bool:
+        """Recorded as waiting outside any instance, not taken by one yet (it may have ended meanwhile)."""
+        return self.waits_until is not None
 
     def finish(self, status: TaskStatus, error: dict[str, Any] | None = None) -> None:
         self.status = status
@@ -228,15 +229,15 @@ class Task(BaseModel):
 
     def stale(self, now: float, stale_after: float) -> bool:
         """Unfinished, and its owner has not written for `stale_after` seconds: that instance is gone. A task
-        awaiting delivery has no owner yet: it is stale once FC no longer delivers it."""
-        if self.deliver_by is not None:
-            return not self.status.finished and now > self.deliver_by
+        waiting outside has no owner yet: it is stale once its wait lapsed."""
+        if self.waits_until is not None:
+            return not self.status.finished and now > self.waits_until
         return not self.status.finished and now - self.heartbeat_at > stale_after
 
     @property
     def lived_until(self) -> float:
-        """When the task was last alive: its end, or its owner's last write, or the end of its wait for FC."""
-        return self.finished_at or (self.deliver_by if self.deliver_by is not None else self.heartbeat_at)
+        """When the task was last alive: its end, or its owner's last write, or the end of its wait outside."""
+        return self.finished_at or (self.waits_until if self.waits_until is not None else self.heartbeat_at)
 
     def expired(self, now: float, ttl: float) -> bool:
         return now - self.lived_until > ttl
@@ -246,12 +247,9 @@ class Task(BaseModel):
         if not self.stale(now, stale_after):
             return self
         seen = self.model_copy()
-        if self.deliver_by is not None:
-            waited = round(self.deliver_by - self.created_at)
-            seen.finish(TaskStatus.FAILED, NotDelivered(
-                f"no worker took the run within {waited} s of its hand-off to FC's asynchronous queue "
-                "(ASYNC_MAX_EVENT_AGE): FC dropped it or could not deliver it", deliver_by=self.deliver_by).body())
-            seen.finished_at = self.deliver_by
+        if self.waits_until is not None:
+            seen.finish(TaskStatus.FAILED, self.lapse)
+            seen.finished_at = self.waits_until
             return seen
         silent = round(now - self.heartbeat_at)
         seen.finish(TaskStatus.FAILED, InstanceLost(

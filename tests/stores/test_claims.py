@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from agent.errors import TaskConflict
+from agent.gateway.handoff import handed_off
 from agent.stores.claims import decide_claim, takes_over
 from agent.tasks.model import Task, TaskStatus
 
@@ -15,6 +16,12 @@ NOW, STALE_AFTER = 1_000_000.0, 30.0
 def task(status: TaskStatus = TaskStatus.RUNNING, request: str = "r1", **fields: object) -> Task:
     values: dict[str, object] = {"created_at": NOW - 100, "heartbeat_at": NOW - 1, **fields}
     return Task(task_id="t-1", status=status, request_hash=request, **values)
+
+
+def waiting(status: TaskStatus, deliver_by: float, **fields: object) -> Task:
+    """A task as a gateway records it before FC delivers it."""
+    return handed_off("t-1", deliver_by, status=status, request_hash="r1", created_at=NOW - 100,
+                      heartbeat_at=NOW - 1, **fields)
 
 
 def claim(existing: Task | None, new: Task) -> Task | None:
@@ -48,20 +55,20 @@ def test_a_failed_or_canceled_task_is_replaced(status: TaskStatus) -> None:
 
 
 def test_a_worker_takes_over_a_handed_off_task_while_fc_still_delivers_it() -> None:
-    handed = task(TaskStatus.QUEUED, deliver_by=NOW + 60)
+    handed = waiting(TaskStatus.QUEUED, NOW + 60)
     delivery = task(TaskStatus.QUEUED)
-    assert takes_over(handed, delivery) and not takes_over(handed, task(TaskStatus.QUEUED, deliver_by=NOW + 60))
+    assert takes_over(handed, delivery) and not takes_over(handed, waiting(TaskStatus.QUEUED, NOW + 60))
     assert claim(handed, delivery) is None
 
 
 def test_a_late_or_canceled_hand_off_answers_the_delivery_as_it_is() -> None:
-    late = claim(task(TaskStatus.QUEUED, deliver_by=NOW - 1), task(TaskStatus.QUEUED))
+    late = claim(waiting(TaskStatus.QUEUED, NOW - 1), task(TaskStatus.QUEUED))
     assert late is not None and late.status is TaskStatus.FAILED and late.error is not None
     assert late.error["message"] == "NotDelivered"
-    canceled = task(TaskStatus.CANCELED, deliver_by=NOW + 60, finished_at=NOW - 1)
+    canceled = waiting(TaskStatus.CANCELED, NOW + 60, finished_at=NOW - 1)
     assert claim(canceled, task(TaskStatus.QUEUED)) == canceled
 
 
 def test_a_second_hand_off_of_a_queued_id_is_refused() -> None:
     with pytest.raises(TaskConflict):
-        claim(task(TaskStatus.QUEUED, deliver_by=NOW + 60), task(TaskStatus.QUEUED, deliver_by=NOW + 60))
+        claim(waiting(TaskStatus.QUEUED, NOW + 60), waiting(TaskStatus.QUEUED, NOW + 60))

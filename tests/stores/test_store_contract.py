@@ -8,6 +8,7 @@ import time
 import pytest
 
 from agent.errors import RequestParamsError, TaskConflict
+from agent.gateway.handoff import handed_off as handed_off_record
 from agent.stores.base import TaskStore
 from agent.tasks.model import NodeOutput, NodeProgress, Task, TaskStatus
 from stores.conftest import STALE_AFTER, TTL
@@ -166,7 +167,7 @@ async def test_a_read_waits_for_the_next_entry_and_a_new_claim_starts_afresh(sto
 
 def handed_off(task_id: str = "t-1", wait: float = 60.0) -> Task:
     """A task as a gateway records it before FC delivers it."""
-    return task(task_id, owner="gateway-1", deliver_by=time.time() + wait)
+    return handed_off_record(task_id, time.time() + wait, owner="gateway-1", request_hash="r1")
 
 
 async def test_a_handed_off_task_waits_queued_past_the_owners_silence_then_reads_not_delivered(
@@ -181,7 +182,7 @@ async def test_a_handed_off_task_waits_queued_past_the_owners_silence_then_reads
     gone = await store.get("t-2")
     assert gone is not None and gone.status is TaskStatus.FAILED
     assert gone.error is not None and gone.error["message"] == "NotDelivered"
-    assert gone.finished_at == lost.deliver_by
+    assert gone.finished_at == lost.waits_until
 
 
 async def test_a_workers_delivery_takes_over_keeping_the_log_and_a_cancel_request(store: TaskStore) -> None:
