@@ -5,12 +5,14 @@ nowhere else."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -18,22 +20,9 @@ from aiohttp import web
 from agent.api import contract, events, health, lifecycle, page, proxy, run, status, tasks, workflows
 from agent.api import metrics as metrics_route
 from agent.api.errors import json_errors
-from agent.api.keys import (
-    BUCKETS,
-    CHOICES,
-    FRONT,
-    HOST,
-    METRICS,
-    POLLS,
-    PROXY_SESSION,
-    RUNS,
-    SETTINGS,
-    STORE,
-    STREAM_SLOTS,
-    WORKFLOWS,
-)
 from agent.api.polls import RecentPolls
 from agent.api.security import cors, require_token
+from agent.api.services import GATEWAY, WORKER, S, Services, WorkerServices, route
 from agent.buckets.clients import Buckets
 from agent.buckets.location import parse_location
 from agent.comfy.client import ComfyClient, connection_pool
@@ -118,112 +107,158 @@ def open_outputs(settings: Settings, buckets: Buckets) -> Outputs | None:
     return Outputs(buckets.bucket(location.cloud, location.bucket), location, settings.keep_local_outputs)
 
 
-async def _resources(app: web.Application) -> AsyncIterator[None]:
-    """Start ComfyUI without waiting for it: the agent's port opens at once and /readyz tells the rest."""
-    settings = app[SETTINGS]
-    session = connection_pool(COMFYUI_CONNECTIONS)
-    proxy_session = _passing_session()
-    client = ComfyClient(settings.comfyui_base_url, session, COMFYUI_CONNECTIONS)
-    host = make_host(settings, client)
+@dataclass(frozen=True)
+class _Basics:
+    """What an app holds from its creation, before its startup opens the rest."""
+
+    settings: Settings
+    metrics: Metrics
+    stream_slots: StreamSlots
+    workflows: Library
+    polls: RecentPolls
+
+    @classmethod
+    def of(cls, settings: Settings) -> _Basics:
+        metrics = Metrics()
+        return cls(settings, metrics, StreamSlots(settings.max_event_streams, metrics.streams),
+                   Library(settings.workflows_paths), RecentPolls())
+
+
+def _repeating(stack: contextlib.AsyncExitStack, what: str, work: Callable[[], Awaitable[int]],
+               at_start: bool) -> None:
+    """`work` every REPEAT_SECONDS for as long as the app runs."""
+    stack.callback(asyncio.ensure_future(_repeat(what, work, at_start)).cancel)
+
+
+def _open_store(stack: contextlib.AsyncExitStack, basics: _Basics) -> TaskStore:
+    settings = basics.settings
+    store = MeteredStore(open_store(settings.store_url, settings.task_ttl, settings.stale_after), basics.metrics)
+    stack.push_async_callback(store.close)
+    _repeating(stack, "store.sweep", store.sweep, at_start=False)
+    return store
+
+
+def _comfy(stack: contextlib.AsyncExitStack, settings: Settings, client: ComfyClient, host: ComfyHost,
+           buckets: Buckets) -> Comfy:
+    """What a run reaches ComfyUI through, each part closed when the app stops."""
     connection = EventConnection(settings.comfyui_base_url, settings.ws_stall_timeout, client.queue)
-    metrics = app[METRICS]
-    store = MeteredStore(open_store(settings.store_url, settings.task_ttl, settings.stale_after), metrics)
-    buckets = Buckets.from_settings(settings)
+    stack.push_async_callback(connection.close)
     inputs = InputPreparer(settings, client, buckets)
+    stack.push_async_callback(inputs.close)
+    return Comfy(host, client, connection, inputs, OutputFiles(client, settings.comfyui_folders))
+
+
+def _run_service(stack: contextlib.AsyncExitStack, basics: _Basics, comfy: Comfy, store: TaskStore,
+                 buckets: Buckets) -> RunService:
+    """The runs and their subscribers: a new subscriber is added here and nowhere else."""
+    settings = basics.settings
+    webhooks = WebhookSender(settings, basics.metrics)
+    stack.push_async_callback(webhooks.close)
     writer = StoreWriter(store, settings.task_heartbeat)
-    webhooks = WebhookSender(settings, metrics)
-    app[CHOICES] = Choices(client)
-    comfy = Comfy(host, client, connection, inputs, OutputFiles(client, settings.comfyui_folders))
-    outputs = open_outputs(settings, buckets)
-    runs = RunService(comfy, store, RunEvents([RunMetrics(metrics), EventPublisher(store)], recorder=writer,
-                                         ahead=(webhooks,)),
-                      instance_id=instance_id(), run_timeout=settings.run_timeout,
-                      max_active=settings.max_active_runs, max_waiting=settings.max_waiting_runs, outputs=outputs)
-    app[HOST], app[STORE], app[RUNS], app[PROXY_SESSION], app[BUCKETS] = host, store, runs, proxy_session, buckets
-    app[FRONT] = LocalFront(runs, buckets, settings)
-    metrics.watch(lambda: host.ready, lambda: host.restarts, lambda: runs.active_runs + runs.waiting_runs)
-    await host.start()
-    sweepers = [asyncio.ensure_future(_repeat("store.sweep", store.sweep, at_start=False)),
-                asyncio.ensure_future(_repeat("choices.publish", lambda: _publish_choices(
-                    host, client, store, settings.comfyui_start_timeout), at_start=True))]
+    stack.push_async_callback(writer.close)
+    events = RunEvents([RunMetrics(basics.metrics), EventPublisher(store)], recorder=writer, ahead=(webhooks,))
+    runs = RunService(comfy, store, events, instance_id=instance_id(), run_timeout=settings.run_timeout,
+                      max_active=settings.max_active_runs, max_waiting=settings.max_waiting_runs,
+                      outputs=open_outputs(settings, buckets))
+    stack.push_async_callback(runs.close)
+    return runs
+
+
+def _sweep_and_publish(stack: contextlib.AsyncExitStack, settings: Settings, host: ComfyHost, client: ComfyClient,
+                       store: TaskStore) -> None:
+    _repeating(stack, "choices.publish", lambda: _publish_choices(
+        host, client, store, settings.comfyui_start_timeout), at_start=True)
     if not settings.keep_local_outputs:
         folders = list(settings.comfyui_folders.values())
-        sweepers.append(asyncio.ensure_future(_repeat("outputs.sweep", lambda: asyncio.to_thread(
-            sweep_outputs, folders, settings.task_ttl, time.time()), at_start=True)))
-    try:
-        yield
-    finally:
-        for sweeper in sweepers:
-            sweeper.cancel()
-        await host.stop()
-        await runs.close()
-        await writer.close()
-        await webhooks.close()
-        await connection.close()
-        await inputs.close()
-        await store.close()
-        await session.close()
-        await proxy_session.close()
+        _repeating(stack, "outputs.sweep", lambda: asyncio.to_thread(
+            sweep_outputs, folders, settings.task_ttl, time.time()), at_start=True)
 
 
-async def _gateway_resources(app: web.Application) -> AsyncIterator[None]:
+async def _open_worker(stack: contextlib.AsyncExitStack, basics: _Basics) -> WorkerServices:
+    """Everything a worker runs with, each part's teardown on `stack` as it opens (the last opened closes
+    first); ComfyUI is started without waiting for it: the agent's port opens at once and /readyz tells the rest."""
+    settings = basics.settings
+    session = connection_pool(COMFYUI_CONNECTIONS)
+    stack.push_async_callback(session.close)
+    proxy_session = _passing_session()
+    stack.push_async_callback(proxy_session.close)
+    client = ComfyClient(settings.comfyui_base_url, session, COMFYUI_CONNECTIONS)
+    host = make_host(settings, client)
+    store = _open_store(stack, basics)
+    buckets = Buckets.from_settings(settings)
+    runs = _run_service(stack, basics, _comfy(stack, settings, client, host, buckets), store, buckets)
+    basics.metrics.watch(lambda: host.ready, lambda: host.restarts, lambda: runs.active_runs + runs.waiting_runs)
+    await host.start()
+    stack.push_async_callback(host.stop)
+    _sweep_and_publish(stack, settings, host, client, store)
+    return WorkerServices(**vars(basics), choices=Choices(client), store=store,
+                          front=LocalFront(runs, buckets, settings), host=host, runs=runs,
+                          proxy_session=proxy_session)
+
+
+async def _open_gateway(stack: contextlib.AsyncExitStack, basics: _Basics) -> Services:
     """A gateway's store, and the GPU function it hands runs to; no ComfyUI."""
-    settings = app[SETTINGS]
+    settings = basics.settings
     assert settings.worker_url is not None  # load_settings refuses a gateway without one
-    store = MeteredStore(open_store(settings.store_url, settings.task_ttl, settings.stale_after), app[METRICS])
+    store = _open_store(stack, basics)
     session = _passing_session()
+    stack.push_async_callback(session.close)
     # a held run may take RUN_TIMEOUT, and its inputs and outputs their time around it
     worker = WorkerFunction(settings.worker_url, settings.token_for_worker, session, settings.run_timeout + 600)
-    app[STORE], app[CHOICES] = store, Choices(StoredChoices(store))
-    handoff = Handoff(store, worker, app[METRICS], max_age=settings.async_max_event_age, instance_id=instance_id())
-    app[FRONT] = HandoffFront(handoff, worker, Loaders(settings), settings)
-    sweeper = asyncio.ensure_future(_repeat("store.sweep", store.sweep, at_start=False))
-    try:
-        yield
-    finally:
-        sweeper.cancel()
-        await store.close()
-        await session.close()
+    handoff = Handoff(store, worker, basics.metrics, max_age=settings.async_max_event_age, instance_id=instance_id())
+    return Services(**vars(basics), choices=Choices(StoredChoices(store)), store=store,
+                    front=HandoffFront(handoff, worker, Loaders(settings), settings))
 
 
-def _application(settings: Settings) -> web.Application:
-    """What a worker and a gateway share: settings, metrics, stream slots, workflows, and the routes that read
-    tasks from the store, the page and the contract."""
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[cors, require_token, json_errors])
-    app[SETTINGS] = settings
-    app[METRICS] = metrics = Metrics()
-    app[STREAM_SLOTS] = StreamSlots(settings.max_event_streams, metrics.streams)
-    app[WORKFLOWS] = Library(settings.workflows_paths)
-    app[POLLS] = RecentPolls()
+def _lifespan(key: web.AppKey[S], basics: _Basics, opened: Callable[[contextlib.AsyncExitStack, _Basics],
+              Awaitable[S]]) -> Callable[[web.Application], AsyncIterator[None]]:
+    """The app's startup and teardown: its services under `key`, closed through one exit stack."""
+    async def lifespan(app: web.Application) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            app[key] = await opened(stack, basics)
+            yield
+
+    return lifespan
+
+
+def _application(basics: _Basics, key: web.AppKey[S]) -> web.Application:
+    """What a worker and a gateway share: the middlewares, the run routes, the routes that read tasks from the
+    store, the page and the contract."""
+    settings = basics.settings
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          middlewares=[cors(settings.cors_origins), require_token(settings), json_errors])
     app.router.add_get("/healthz", health.healthz)
-    app.router.add_get("/metrics", metrics_route.metrics)
-    app.router.add_get("/api/status", status.status)
-    app.router.add_get("/api/tasks/{task_id}", tasks.get_task)
-    app.router.add_get("/api/tasks/{task_id}/events", events.task_events)
-    app.router.add_post("/api/run", run.run)
-    app.router.add_post("/api/tasks/{task_id}/cancel", run.cancel_task)
-    app.router.add_post("/api/workflows/{name}/run", run.run_workflow)
-    workflows.add_routes(app)
-    page.add_routes(app)
-    contract.add_routes(app)
+    app.router.add_get("/metrics", route(key, metrics_route.metrics))
+    app.router.add_get("/api/status", route(key, status.status))
+    app.router.add_get("/api/tasks/{task_id}", route(key, tasks.get_task))
+    app.router.add_get("/api/tasks/{task_id}/events", route(key, events.task_events))
+    app.router.add_post("/api/run", route(key, run.run))
+    app.router.add_post("/api/tasks/{task_id}/cancel", route(key, run.cancel_task))
+    app.router.add_get("/api/workflows", route(key, workflows.list_workflows))
+    app.router.add_get("/api/workflows/{name}", route(key, workflows.get_workflow))
+    app.router.add_post("/api/workflows/{name}/run", route(key, run.run_workflow))
+    page.add_routes(app, key)
+    contract.add_routes(app, key)
     return app
 
 
 def create_app(settings: Settings) -> web.Application:
     if settings.gateway:
         return create_gateway(settings)
-    app = _application(settings)
-    app.cleanup_ctx.append(_resources)
-    app.router.add_get("/livez", health.livez)
-    app.router.add_get("/readyz", health.readyz)
-    app.router.add_post("/initialize", lifecycle.initialize)
-    app.router.add_get("/pre-stop", lifecycle.pre_stop)
-    app.router.add_route("*", "/{tail:.*}", proxy.proxy)
+    basics = _Basics.of(settings)
+    app = _application(basics, WORKER)
+    app.cleanup_ctx.append(_lifespan(WORKER, basics, _open_worker))
+    app.router.add_get("/livez", route(WORKER, health.livez))
+    app.router.add_get("/readyz", route(WORKER, health.readyz))
+    app.router.add_post("/initialize", route(WORKER, lifecycle.initialize))
+    app.router.add_get("/pre-stop", route(WORKER, lifecycle.pre_stop))
+    app.router.add_route("*", "/{tail:.*}", route(WORKER, proxy.proxy))
     return app
 
 
 def create_gateway(settings: Settings) -> web.Application:
     """No ComfyUI, no proxy to one: every other path is a 404."""
-    app = _application(settings)
-    app.cleanup_ctx.append(_gateway_resources)
+    basics = _Basics.of(settings)
+    app = _application(basics, GATEWAY)
+    app.cleanup_ctx.append(_lifespan(GATEWAY, basics, _open_gateway))
     return app

@@ -101,10 +101,11 @@ async def serve(settings: Settings, load: Load = load_app) -> None:
         loop.add_signal_handler(sig, signals.put_nowait, sig)
     log_event(logger, "agent.stopping", signal=(await signals.get()).name)
     if not settings.gateway:  # a gateway holds no run: what it forwards, aiohttp's shutdown lets finish
-        from agent.api.keys import HOST, RUNS
+        from agent.api.services import WORKER
 
-        await _drain(runner.app[RUNS], settings, signals)
-        await runner.app[HOST].stop()
+        worker = runner.app[WORKER]
+        await _drain(worker.runs, settings, signals)
+        await worker.host.stop()
     await runner.cleanup()
     log_event(logger, "agent.stopped")
 

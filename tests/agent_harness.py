@@ -10,7 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.api.keys import HOST
+from agent.api.services import WORKER
 from agent.app import create_app
 from agent.config import Settings
 from agent.main import app_runner
@@ -33,7 +33,7 @@ async def running_agent(ready: bool = True, **settings: Any) -> AsyncIterator[Te
     await client.start_server()
     try:
         if ready:
-            assert await app[HOST].wait_ready(30), "ComfyUI never became ready"
+            assert await app[WORKER].host.wait_ready(30), "ComfyUI never became ready"
         yield client
     finally:
         await client.close()

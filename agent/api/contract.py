@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from agent.api.files import file_in
+from agent.api.services import S, Services, route
 from agent.api.workflows import with_workflows
 
 CONTRACT = Path(__file__).resolve().parent / "openapi.yaml"
@@ -27,9 +28,9 @@ def contract() -> dict[str, Any]:
     return spec
 
 
-async def openapi(request: web.Request) -> web.Response:
+async def openapi(request: web.Request, services: Services) -> web.Response:
     """The contract, and each workflow of the folders as they are now with its own request schema."""
-    served = await with_workflows(request, contract())
+    served = await with_workflows(services, contract())
     return web.Response(body=json.dumps(served, ensure_ascii=False).encode(), content_type="application/json")
 
 
@@ -41,7 +42,7 @@ async def docs_file(request: web.Request) -> web.FileResponse:
     return file_in(DOCS_DIR, request.match_info["file"])
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/openapi.json", openapi)
+def add_routes(app: web.Application, key: web.AppKey[S]) -> None:
+    app.router.add_get("/openapi.json", route(key, openapi))
     app.router.add_get("/docs", docs)
     app.router.add_get("/docs/{file:.+}", docs_file)

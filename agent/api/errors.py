@@ -9,7 +9,6 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.api.keys import SETTINGS
 from agent.errors import AgentError, MethodNotAllowed, NotFound, RequestParamsError, RequestTooLarge, Unauthorized
 from agent.logs import log_event
 
@@ -59,7 +58,7 @@ def error_response(exc: AgentError, extra: dict[str, Any] | None = None,
 def _from_http(exc: web.HTTPException, request: web.Request) -> AgentError | None:
     """aiohttp's own refusals (body too large, static files) in the JSON shape; redirects pass as they are."""
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
-        limit = request.app[SETTINGS].max_body_bytes
+        limit = request.client_max_size
         return RequestTooLarge(f"the request body is over the limit of {limit} bytes", limit=limit)
     if isinstance(exc, web.HTTPNotFound | web.HTTPForbidden):
         return NotFound(f"nothing at {request.path}")

@@ -17,7 +17,7 @@ import time
 
 from aiohttp import web
 
-from agent.api.keys import STORE, STREAM_SLOTS
+from agent.api.services import Services
 from agent.errors import RequestParamsError
 from agent.logs import log_event
 from agent.stores.base import LoggedEvent, TaskStore
@@ -45,14 +45,15 @@ async def _ended_without_a_log(store: TaskStore, task_id: str) -> bytes | None:
     return None
 
 
-async def stream_events(request: web.Request, task_id: str, after: str | None) -> web.StreamResponse:
+async def stream_events(request: web.Request, store: TaskStore, task_id: str,
+                        after: str | None) -> web.StreamResponse:
     """Serve the task's events after `after` until its end; the caller holds a stream slot. A client that goes
     away is no error: a browser closes its EventSource whenever its page is left."""
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                            "X-Accel-Buffering": "no", "X-Task-Id": task_id})
     await response.prepare(request)
     try:
-        await _follow(response, request.app[STORE], task_id, after)
+        await _follow(response, store, task_id, after)
     except ConnectionResetError:
         log_event(logger, "stream.closed", task_id, level=logging.DEBUG, by="client")
     return response
@@ -93,8 +94,8 @@ def last_event_id(request: web.Request) -> str | None:
     return given[0] if given else None
 
 
-async def task_events(request: web.Request) -> web.StreamResponse:
+async def task_events(request: web.Request, services: Services) -> web.StreamResponse:
     task_id = check_task_id(request.match_info["task_id"])
-    await request.app[STORE].find(task_id)  # an unknown task is a 404 before the stream starts
-    with request.app[STREAM_SLOTS].taken():
-        return await stream_events(request, task_id, last_event_id(request))
+    await services.store.find(task_id)  # an unknown task is a 404 before the stream starts
+    with services.stream_slots.taken():
+        return await stream_events(request, services.store, task_id, last_event_id(request))

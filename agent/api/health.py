@@ -7,8 +7,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from agent.api.errors import retry_headers
-from agent.api.keys import HOST, RUNS
 from agent.api.replies import Alive, Live, NotReady, Ready
+from agent.api.services import WorkerServices
 from agent.errors import ComfyUIUnavailable
 from agent.runs.service import RETRY_AFTER_FULL, RETRY_AFTER_STARTING, RETRY_AFTER_STOPPING
 
@@ -19,15 +19,15 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(Alive().model_dump())
 
 
-async def livez(request: web.Request) -> web.Response:
-    host = request.app[HOST]
+async def livez(request: web.Request, services: WorkerServices) -> web.Response:
+    host = services.host
     if not host.ready:
         raise ComfyUIUnavailable("ComfyUI is not answering yet", restarts=host.restarts)
     return web.json_response(Live(restarts=host.restarts).model_dump())
 
 
-async def readyz(request: web.Request) -> web.Response:
-    host, runs = request.app[HOST], request.app[RUNS]
+async def readyz(request: web.Request, services: WorkerServices) -> web.Response:
+    host, runs = services.host, services.runs
     load = {"restarts": host.restarts, "active_runs": runs.active_runs, "max_active_runs": runs.max_active}
     state = "starting" if not host.ready else "stopping" if runs.draining else "full" if runs.full else None
     if state is None:

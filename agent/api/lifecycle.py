@@ -8,9 +8,9 @@ import time
 
 from aiohttp import web
 
-from agent.api.keys import HOST, RUNS, SETTINGS
 from agent.api.replies import Initialized, Stopping, Warmup
 from agent.api.requests import check_prompt
+from agent.api.services import WorkerServices
 from agent.errors import ComfyUIUnavailable, WarmupFailed
 from agent.runs.run import RunOptions
 
@@ -24,14 +24,14 @@ def _left(budget: float, started: float) -> float:
     return max(budget - (time.monotonic() - started), 0.01)
 
 
-async def initialize(request: web.Request) -> web.Response:
+async def initialize(request: web.Request, services: WorkerServices) -> web.Response:
     """Wait until ComfyUI answers, then run the configured warm-up prompt once, both within INITIALIZE_TIMEOUT (FC's
     initializer timeout bounds the whole call); a warm-up that fails is reported (500), so FC does not send traffic
     to an instance that cannot run."""
-    settings, runs = request.app[SETTINGS], request.app[RUNS]
+    settings, runs = services.settings, services.runs
     started = time.monotonic()
     runs.resume()
-    if not await request.app[HOST].wait_ready(settings.initialize_timeout):
+    if not await services.host.wait_ready(settings.initialize_timeout):
         raise ComfyUIUnavailable(f"ComfyUI did not become ready within {settings.initialize_timeout:g} s")
     warmup = None
     if settings.warmup_prompt is not None:
@@ -46,7 +46,7 @@ async def initialize(request: web.Request) -> web.Response:
     return web.json_response(reply.model_dump(exclude_none=True))
 
 
-async def pre_stop(request: web.Request) -> web.Response:
+async def pre_stop(request: web.Request, services: WorkerServices) -> web.Response:
     """New runs get 503 from now on; open runs get PRESTOP_GRACE seconds to finish."""
-    open_runs = await request.app[RUNS].drain(request.app[SETTINGS].prestop_grace)
+    open_runs = await services.runs.drain(services.settings.prestop_grace)
     return web.json_response(Stopping(drained=open_runs == 0, open_runs=open_runs).model_dump())

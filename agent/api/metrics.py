@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from agent.api.keys import METRICS
+from agent.api.services import Services
 
 
-async def metrics(request: web.Request) -> web.Response:
-    response = web.Response(body=request.app[METRICS].exposition())
+async def metrics(request: web.Request, services: Services) -> web.Response:
+    response = web.Response(body=services.metrics.exposition())
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST
     return response

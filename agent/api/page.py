@@ -8,10 +8,11 @@ from pathlib import Path
 from aiohttp import web
 
 from agent.api.files import file_in
-from agent.api.keys import WORKFLOWS
 from agent.api.replies import Example, WorkflowList
+from agent.api.services import S, Services, route
 from agent.errors import NotFound, RequestParamsError
 from agent.workflows.definition import Definition
+from agent.workflows.library import Library
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 WORKFLOW_NAME = re.compile(r"[A-Za-z0-9_.-]+\.json")
@@ -29,35 +30,35 @@ async def to_index(request: web.Request) -> web.Response:
     raise web.HTTPPermanentRedirect("app/")  # relative, so it works under any prefix
 
 
-def examples(request: web.Request) -> list[Definition]:
+def examples(library: Library) -> list[Definition]:
     """The workflows a person can set something on: a graph with no parameters (the warm-up prompt) runs the
     same every time, so the page does not offer it."""
-    return [definition for definition in request.app[WORKFLOWS].all() if definition.parameters]
+    return [definition for definition in library.all() if definition.parameters]
 
 
-async def workflows(request: web.Request) -> web.Response:
+async def workflows(request: web.Request, services: Services) -> web.Response:
     """The examples by title, for people; `name` is what the page asks the API for."""
     listed = [Example(name=definition.name, title=definition.title or definition.name,
-                      description=definition.description) for definition in examples(request)]
+                      description=definition.description) for definition in examples(services.workflows)]
     return web.json_response(WorkflowList(workflows=listed).model_dump())
 
 
-async def workflow(request: web.Request) -> web.Response:
+async def workflow(request: web.Request, services: Services) -> web.Response:
     """The graph of a workflow, as the page edits it."""
     name = request.match_info["name"]
     if not WORKFLOW_NAME.fullmatch(name):
         raise RequestParamsError("a workflow name is a .json file name")
-    definition = request.app[WORKFLOWS].get(name.removesuffix(".json"))
+    definition = services.workflows.get(name.removesuffix(".json"))
     if definition is None:
-        known = [f"{example.name}.json" for example in examples(request)]
+        known = [f"{example.name}.json" for example in examples(services.workflows)]
         raise NotFound(f"no example workflow {name}; the examples are: {', '.join(known) or 'none'}",
                        workflows=known)
     return web.json_response(definition.graph)
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(app: web.Application, key: web.AppKey[S]) -> None:
     app.router.add_get("/app", to_index)
     app.router.add_get("/app/", index)
-    app.router.add_get("/app/workflows/", workflows)
-    app.router.add_get("/app/workflows/{name}", workflow)
+    app.router.add_get("/app/workflows/", route(key, workflows))
+    app.router.add_get("/app/workflows/{name}", route(key, workflow))
     app.router.add_get("/app/{file:.+}", page_file)

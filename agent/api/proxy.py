@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from agent.api.keys import HOST, PROXY_SESSION, SETTINGS
+from agent.api.services import WorkerServices
 from agent.comfy.proxy import ProxyUnreachable, forward_http, forward_websocket
 from agent.errors import ComfyUIUnavailable, MethodNotAllowed
 
@@ -20,17 +20,16 @@ async def _agent_methods(request: web.Request) -> set[str]:
     return methods
 
 
-async def proxy(request: web.Request) -> web.StreamResponse:
+async def proxy(request: web.Request, services: WorkerServices) -> web.StreamResponse:
     allowed = await _agent_methods(request)
     if allowed:
         raise MethodNotAllowed(f"{request.method} is not allowed on {request.path}", allowed)
-    base_url = request.app[SETTINGS].comfyui_base_url
-    session = request.app[PROXY_SESSION]
+    base_url, session = services.settings.comfyui_base_url, services.proxy_session
     wants_socket = request.headers.get("Upgrade", "").lower() == "websocket"
     try:
         if wants_socket:
             return await forward_websocket(request, base_url, session)
         return await forward_http(request, base_url, session)
     except ProxyUnreachable as exc:
-        retry = 5 if not request.app[HOST].ready else 1
+        retry = 5 if not services.host.ready else 1
         raise ComfyUIUnavailable(f"ComfyUI is not reachable: {exc}", retry_after=retry) from exc

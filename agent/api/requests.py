@@ -10,7 +10,6 @@ import pydantic_core
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agent.api.keys import SETTINGS
 from agent.config import check_webhook_url
 from agent.errors import RequestParamsError
 from agent.runs.run import RunOptions
@@ -160,8 +159,8 @@ def _first_problem(exc: ValidationError, prefix: str) -> RequestParamsError:
     return RequestParamsError(f"{prefix} {where}: {first['msg']}")
 
 
-def parse_options(raw: dict[str, Any] | None, request: web.Request) -> RunOptions:
-    """The envelope's options win over the query's `results` and `timeout`."""
+def parse_options(raw: dict[str, Any] | None, request: web.Request, default_url: str | None) -> RunOptions:
+    """The envelope's options win over the query's `results` and `timeout`; `default_url`: WEBHOOK_URL."""
     from_query: dict[str, Any] = {"results": query_flag(request, "results", True)}
     if "timeout" in request.query:
         from_query["timeout"] = request.query["timeout"]
@@ -170,7 +169,6 @@ def parse_options(raw: dict[str, Any] | None, request: web.Request) -> RunOption
     except ValidationError as exc:
         raise _first_problem(exc, "option") from None
     output = parsed.output or OutputModel()
-    default_url = request.app[SETTINGS].webhook_url
     webhook = (Webhook(url=parsed.webhook.url, events=list(dict.fromkeys(parsed.webhook.events))) if parsed.webhook
                else Webhook(url=default_url) if default_url else None)
     return RunOptions(results=parsed.results, timeout=parsed.timeout, delivery=output.delivery,
@@ -195,15 +193,15 @@ def _json(raw: bytes) -> Any:
         raise RequestParamsError(f"the body is not valid JSON: {exc}") from None
 
 
-def parse_run_body(raw: bytes, request: web.Request) -> tuple[dict[str, Any], RunOptions]:
-    """A bare prompt, or the envelope {"prompt": ..., "options": ...}."""
+def parse_run_body(raw: bytes, request: web.Request, default_url: str | None) -> tuple[dict[str, Any], RunOptions]:
+    """A bare prompt, or the envelope {"prompt": ..., "options": ...}; `default_url`: WEBHOOK_URL."""
     body = _json(raw)
     if not isinstance(body, dict):
         raise RequestParamsError("the body must be a JSON object: a prompt in ComfyUI's API format")
     if not _looks_like_envelope(body):
-        return check_prompt(body), parse_options(None, request)
+        return check_prompt(body), parse_options(None, request, default_url)
     try:
         envelope = RunRequest.model_validate(body)
     except ValidationError as exc:
         raise _first_problem(exc, "envelope field") from None
-    return check_prompt(envelope.prompt), parse_options(envelope.options, request)
+    return check_prompt(envelope.prompt), parse_options(envelope.options, request, default_url)

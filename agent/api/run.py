@@ -14,14 +14,14 @@ from typing import Any
 from aiohttp import web
 
 from agent.api.events import stream_events
-from agent.api.keys import FRONT, STREAM_SLOTS
 from agent.api.render import run_response
 from agent.api.replies import Accepted
 from agent.api.requests import new_task_id, parse_run_body, task_id_of, wants_async
+from agent.api.services import Services
 from agent.api.tasks import canceled
 from agent.api.workflows import named, resolve_run
 from agent.errors import AgentError
-from agent.front.base import Held, Mode, Relayed, Submission
+from agent.front.base import Front, Held, Mode, Relayed, Submission
 from agent.runs.run import RunOptions
 from agent.tasks.model import check_task_id
 
@@ -42,9 +42,8 @@ def _mode(request: web.Request) -> Mode:
     return Mode.BACKGROUND if wants_async(request) else Mode.HELD
 
 
-async def _submission(request: web.Request, task_id: str, mode: Mode, parse: Parse) -> Submission:
+async def _submission(request: web.Request, front: Front, task_id: str, mode: Mode, parse: Parse) -> Submission:
     """Every part of the request checked before the run starts; a refusal is told to the front."""
-    front = request.app[FRONT]
     front.room(mode)  # a full instance says so before it reads the body
     try:
         prompt, options, body = await parse(await request.read())
@@ -56,20 +55,20 @@ async def _submission(request: web.Request, task_id: str, mode: Mode, parse: Par
     return submission
 
 
-async def serve_run(request: web.Request, parse: Parse) -> web.StreamResponse:
+async def serve_run(request: web.Request, services: Services, parse: Parse) -> web.StreamResponse:
     """A run, held, in the background or streamed, whatever `parse` makes of the body."""
     task_id = task_id_of(request) or new_task_id()
     mode = _mode(request)
-    front = request.app[FRONT]
-    with request.app[STREAM_SLOTS].taken() if mode is Mode.STREAMED else contextlib.nullcontext():
-        submission = await _submission(request, task_id, mode, parse)  # a full instance refuses the stream first
+    front = services.front
+    with services.stream_slots.taken() if mode is Mode.STREAMED else contextlib.nullcontext():
+        submission = await _submission(request, front, task_id, mode, parse)  # a full instance refuses streams first
         if mode is Mode.HELD:
             async with front.hold(submission) as held:
                 return await _answer(request, held, submission.options.results)
         await front.start(submission)
         if mode is Mode.BACKGROUND:
             return accepted(task_id)
-        return await stream_events(request, task_id, None)
+        return await stream_events(request, services.store, task_id, None)
 
 
 async def _answer(request: web.Request, held: Held, results: bool) -> web.StreamResponse:
@@ -90,28 +89,28 @@ async def _relay(request: web.Request, held: Relayed) -> web.StreamResponse:
     return response
 
 
-async def run(request: web.Request) -> web.StreamResponse:
+async def run(request: web.Request, services: Services) -> web.StreamResponse:
     async def parse(raw: bytes) -> tuple[dict[str, Any], RunOptions, bytes]:
-        return *parse_run_body(raw, request), raw
+        return *parse_run_body(raw, request, services.settings.webhook_url), raw
 
-    return await serve_run(request, parse)
+    return await serve_run(request, services, parse)
 
 
-async def run_workflow(request: web.Request) -> web.StreamResponse:
+async def run_workflow(request: web.Request, services: Services) -> web.StreamResponse:
     """A worker gets the caller's parameters and the seeds drawn here, so it makes the same graph (the defaults
     stay the definition's own, for ComfyUI to judge)."""
-    definition = named(request)
+    definition = named(request, services.workflows)
     seeds = {parameter.name for parameter in definition.parameters if parameter.type == "seed"}
 
     async def parse(raw: bytes) -> tuple[dict[str, Any], RunOptions, bytes]:
-        graph, options, body = await resolve_run(request, definition, raw)
+        graph, options, body = await resolve_run(request, services, definition, raw)
         params = {name: value for name, value in (options.params or {}).items()
                   if name in body.params or name in seeds}
         forwarded = json.dumps({"params": params, "options": body.options}, separators=(",", ":")).encode()
         return graph, options, forwarded
 
-    return await serve_run(request, parse)
+    return await serve_run(request, services, parse)
 
 
-async def cancel_task(request: web.Request) -> web.Response:
-    return canceled(request, await request.app[FRONT].cancel(check_task_id(request.match_info["task_id"])))
+async def cancel_task(request: web.Request, services: Services) -> web.Response:
+    return canceled(services, await services.front.cancel(check_task_id(request.match_info["task_id"])))

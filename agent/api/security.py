@@ -11,9 +11,10 @@ from __future__ import annotations
 import hmac
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from agent.api.errors import Handler, error_response
-from agent.api.keys import SETTINGS
+from agent.config import Settings
 from agent.errors import Unauthorized
 
 TOKEN_COOKIE = "comfyui_agent_token"
@@ -34,24 +35,29 @@ def _presented(request: web.Request) -> str | None:
     return request.query.get("token") or request.cookies.get(TOKEN_COOKIE)
 
 
-def _is_public(request: web.Request) -> bool:
+def _is_public(request: web.Request, metrics_public: bool) -> bool:
     if request.path == "/metrics":
-        return request.app[SETTINGS].metrics_public
+        return metrics_public
     return request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIXES) or request.method == "OPTIONS"
 
 
-@web.middleware
-async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-    token = request.app[SETTINGS].agent_token
-    if token is None or _is_public(request):
+def require_token(settings: Settings) -> Middleware:
+    """AGENT_TOKEN on every path but the public ones (and `/metrics` with METRICS_PUBLIC)."""
+    token, metrics_public = settings.agent_token, settings.metrics_public
+
+    @web.middleware
+    async def checked(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if token is None or _is_public(request, metrics_public):
+            return await handler(request)
+        presented = _presented(request)
+        if presented is None or not hmac.compare_digest(presented.encode(), token.get_secret_value().encode()):
+            error = Unauthorized("a valid bearer token is required (Authorization: Bearer <AGENT_TOKEN>)")
+            return error_response(error)
+        if request.method == "GET" and "token" in request.query:
+            return _remember(request, presented)
         return await handler(request)
-    presented = _presented(request)
-    if presented is None or not hmac.compare_digest(presented.encode(), token.get_secret_value().encode()):
-        error = Unauthorized("a valid bearer token is required (Authorization: Bearer <AGENT_TOKEN>)")
-        return error_response(error)
-    if request.method == "GET" and "token" in request.query:
-        return _remember(request, presented)
-    return await handler(request)
+
+    return checked
 
 
 def _remember(request: web.Request, token: str) -> web.Response:
@@ -71,18 +77,21 @@ def _cors_headers(origin: str, allowed: tuple[str, ...]) -> dict[str, str]:
     return {}
 
 
-@web.middleware
-async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    origin = request.headers.get("Origin")
-    allowed = request.app[SETTINGS].cors_origins
-    if origin is None or not allowed:
-        return await handler(request)
-    headers = _cors_headers(origin, allowed)
-    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-        preflight = {"Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-                     "Access-Control-Allow-Headers": ALLOWED_HEADERS, "Access-Control-Max-Age": "600"}
-        return web.Response(status=204, headers={**headers, **preflight} if headers else {})
-    response = await handler(request)
-    if not response.prepared:
-        response.headers.update(headers)
-    return response
+def cors(allowed: tuple[str, ...]) -> Middleware:
+    """The CORS headers for the origins of CORS_ORIGINS, and their preflights."""
+    @web.middleware
+    async def shared(request: web.Request, handler: Handler) -> web.StreamResponse:
+        origin = request.headers.get("Origin")
+        if origin is None or not allowed:
+            return await handler(request)
+        headers = _cors_headers(origin, allowed)
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            preflight = {"Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                         "Access-Control-Allow-Headers": ALLOWED_HEADERS, "Access-Control-Max-Age": "600"}
+            return web.Response(status=204, headers={**headers, **preflight} if headers else {})
+        response = await handler(request)
+        if not response.prepared:
+            response.headers.update(headers)
+        return response
+
+    return shared

@@ -5,22 +5,21 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from agent.api.keys import POLLS
 from agent.api.render import progress_response
 from agent.api.requests import query_flag, task_id_of
-from agent.api.tasks import stored_task
+from agent.api.services import Services
 from agent.errors import RequestParamsError
 
 
-async def status(request: web.Request) -> web.Response:
+async def status(request: web.Request, services: Services) -> web.Response:
     task_id = task_id_of(request, query_names=("id", "task_id"))
     if task_id is None:
         raise RequestParamsError("give the task id as ?id=, ?task_id= or the task-id header")
     results = query_flag(request, "results", True)
-    polls = request.app[POLLS]
+    polls = services.polls
     recent = polls.answer(task_id, results)
     if recent is not None:
         return recent
-    response = progress_response(*await stored_task(request, task_id, results_by_default=True))
+    response = progress_response(*await services.front.read(task_id, results))
     polls.keep(task_id, results, response)
     return response

@@ -9,11 +9,12 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.api.keys import CHOICES, WORKFLOWS
 from agent.api.requests import WorkflowRunRequest, parse_options, parse_workflow_body
+from agent.api.services import Services
 from agent.errors import NotFound
 from agent.runs.run import RunOptions
 from agent.workflows.definition import Definition
+from agent.workflows.library import Library
 from agent.workflows.params import resolve
 
 
@@ -30,10 +31,9 @@ def _described(definition: Definition, choices: dict[str, list[Any]]) -> dict[st
             "parameters": parameters_schema(definition, choices)}
 
 
-def named(request: web.Request) -> Definition:
+def named(request: web.Request, library: Library) -> Definition:
     """The workflow the path names; a 404 lists those there are, so a misspelt name is fixed at once."""
     name = request.match_info["name"]
-    library = request.app[WORKFLOWS]
     definition = library.get(name)
     if definition is None:
         known = [found.name for found in library.all()]
@@ -42,33 +42,32 @@ def named(request: web.Request) -> Definition:
     return definition
 
 
-async def list_workflows(request: web.Request) -> web.Response:
-    choices = request.app[CHOICES]
-    return web.json_response({"workflows": [_described(definition, await choices.of(definition))
-                                            for definition in request.app[WORKFLOWS].all()]})
+async def list_workflows(request: web.Request, services: Services) -> web.Response:
+    return web.json_response({"workflows": [_described(definition, await services.choices.of(definition))
+                                            for definition in services.workflows.all()]})
 
 
-async def get_workflow(request: web.Request) -> web.Response:
-    definition = named(request)
-    return web.json_response({**_described(definition, await request.app[CHOICES].of(definition)),
+async def get_workflow(request: web.Request, services: Services) -> web.Response:
+    definition = named(request, services.workflows)
+    return web.json_response({**_described(definition, await services.choices.of(definition)),
                               "graph": definition.graph})
 
 
-async def resolve_run(request: web.Request, definition: Definition,
+async def resolve_run(request: web.Request, services: Services, definition: Definition,
                       raw: bytes) -> tuple[dict[str, Any], RunOptions, WorkflowRunRequest]:
     """The graph a workflow run's body makes, its options with the parameters as used, and the body itself."""
     body = parse_workflow_body(raw)
-    options = parse_options(body.options, request)
-    graph, used = resolve(definition, body.params, await request.app[CHOICES].of(definition))
+    options = parse_options(body.options, request, services.settings.webhook_url)
+    graph, used = resolve(definition, body.params, await services.choices.of(definition))
     return graph, dataclasses.replace(options, params=used), body
 
 
-async def with_workflows(request: web.Request, spec: dict[str, Any]) -> dict[str, Any]:
+async def with_workflows(services: Services, spec: dict[str, Any]) -> dict[str, Any]:
     """The contract with each workflow's own `POST /api/workflows/NAME/run`, its `params` typed."""
     generic = spec["paths"]["/api/workflows/{name}/run"]["post"]
     paths = dict(spec["paths"])
-    for definition in request.app[WORKFLOWS].all():
-        params = parameters_schema(definition, await request.app[CHOICES].of(definition))
+    for definition in services.workflows.all():
+        params = parameters_schema(definition, await services.choices.of(definition))
         body = {"type": "object", "additionalProperties": False, "properties": {
             "params": params, "options": {"oneOf": [{"$ref": "#/components/schemas/RunOptions"}, {"type": "null"}]}}}
         paths[f"/api/workflows/{definition.name}/run"] = {"post": {
@@ -80,6 +79,3 @@ async def with_workflows(request: web.Request, spec: dict[str, Any]) -> dict[str
     return {**spec, "paths": paths}
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/workflows", list_workflows)
-    app.router.add_get("/api/workflows/{name}", get_workflow)

@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from agent.api.keys import RUNS
+from agent.api.services import WORKER
 from agent_harness import running_agent
 from agent_process import free_port
 from comfy_double.harness import dirs_config
@@ -101,7 +101,7 @@ async def test_pre_stop_refuses_new_runs_and_lets_open_ones_finish(agent: Client
     stopping = asyncio.create_task(agent.get("/pre-stop"))
 
     async def draining() -> bool:
-        return agent.app[RUNS].draining
+        return agent.app[WORKER].runs.draining
 
     await until(draining, EVENTUALLY, "/pre-stop to start draining")
     refused = await agent.post("/api/run", json=save_prompt(2))

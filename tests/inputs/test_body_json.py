@@ -10,16 +10,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from agent.api.keys import SETTINGS
 from agent.api.requests import parse_run_body
-from agent.config import Settings
 from agent.errors import RequestParamsError
 
 
 def parsed(body: bytes) -> object:
-    app = web.Application()
-    app[SETTINGS] = Settings(comfyui_url="http://127.0.0.1:9")
-    prompt, _ = parse_run_body(body, make_mocked_request("POST", "/api/run", app=app))
+    prompt, _ = parse_run_body(body, make_mocked_request("POST", "/api/run", app=web.Application()), None)
     return prompt
 
 

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from agent.api.keys import RUNS
+from agent.api.services import WORKER
 from agent.runs.events import (
     RunEnded,
     RunEvent,
@@ -58,7 +58,7 @@ async def previewing(tmp_path: Path) -> AsyncIterator[tuple[Client, Collector]]:
     try:
         async with running_agent(comfyui_url=url) as agent:
             collector = Collector()
-            agent.app[RUNS].events.subscribers[:0] = [Broken(), collector]
+            agent.app[WORKER].runs.events.subscribers[:0] = [Broken(), collector]
             yield agent, collector
     finally:
         await runner.cleanup()
