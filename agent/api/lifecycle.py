@@ -12,7 +12,7 @@ from agent.api.replies import Initialized, Stopping, Warmup
 from agent.api.requests import check_prompt
 from agent.api.services import WorkerServices
 from agent.errors import ComfyUIUnavailable, WarmupFailed
-from agent.runs.run import RunOptions
+from agent.tasks.options import RunOptions
 
 
 def _warmup_id(instance_id: str) -> str:

@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from agent.config import check_webhook_url
 from agent.errors import RequestParamsError
-from agent.runs.run import RunOptions
 from agent.tasks.model import DEFAULT_WEBHOOK_EVENTS, Webhook, WebhookEvent, check_task_id
+from agent.tasks.options import RunOptions
 
 TASK_ID_SOURCES = ("task-id", "x-fc-async-task-id")
 _FLAG_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}

@@ -22,8 +22,8 @@ from agent.api.tasks import canceled
 from agent.api.workflows import named, resolve_run
 from agent.errors import AgentError
 from agent.front.base import Front, Held, Mode, Relayed, Submission
-from agent.runs.run import RunOptions
 from agent.tasks.model import check_task_id
+from agent.tasks.options import RunOptions
 
 # What a body makes: the graph, its options, and the body as a worker is to get it.
 Parse = Callable[[bytes], Awaitable[tuple[dict[str, Any], RunOptions, bytes]]]

@@ -12,7 +12,7 @@ from aiohttp import web
 from agent.api.requests import WorkflowRunRequest, parse_options, parse_workflow_body
 from agent.api.services import Services
 from agent.errors import NotFound
-from agent.runs.run import RunOptions
+from agent.tasks.options import RunOptions
 from agent.workflows.definition import Definition
 from agent.workflows.library import Library
 from agent.workflows.params import resolve

@@ -17,9 +17,10 @@ from enum import StrEnum
 from typing import Any
 
 from agent.errors import AgentError
-from agent.runs.run import RunOptions, RunOutcome
+from agent.runs.run import RunOutcome
 from agent.stores.base import TaskStore
 from agent.tasks.model import Results, Task
+from agent.tasks.options import RunOptions
 
 
 class Mode(StrEnum):

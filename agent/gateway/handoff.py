@@ -18,10 +18,10 @@ from agent.errors import AgentError, Canceled, NotDelivered
 from agent.gateway.worker import WorkerFunction
 from agent.logs import log_event
 from agent.metrics import Metrics
-from agent.runs.run import RunOptions
 from agent.runs.service import CANCEL_WAIT
 from agent.stores.base import TaskStore
 from agent.tasks.model import Task, TaskStatus, request_hash, when_long
+from agent.tasks.options import RunOptions
 
 logger = logging.getLogger("agent.gateway")
 

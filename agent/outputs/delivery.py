@@ -30,7 +30,7 @@ from agent.tasks.progress import place_of
 if TYPE_CHECKING:
     from agent.buckets.bucket import Bucket
     from agent.buckets.location import Location
-    from agent.runs.run import RunOptions
+    from agent.tasks.options import RunOptions
 
 UPLOADS_AT_ONCE = 4  # per run: enough to keep a link busy, few enough to leave ComfyUI's disk to ComfyUI
 CONTENT_TYPES = {".flac": "audio/flac", ".opus": "audio/opus", ".webm": "video/webm", ".mkv": "video/x-matroska",

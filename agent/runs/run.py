@@ -41,29 +41,14 @@ from agent.runs.events import (
 )
 from agent.runs.naming import with_task_names
 from agent.runs.results import read_results
-from agent.tasks.model import NodeOutput, Results, Task, TaskStatus, Webhook
+from agent.tasks.model import NodeOutput, Results, Task, TaskStatus
+from agent.tasks.options import RunOptions
 from agent.tasks.progress import ProgressTracker, files_in
 
 if TYPE_CHECKING:  # the store's client is loaded only where an output store is configured
     from agent.outputs.delivery import Delivery, Outputs
 
 logger = logging.getLogger("agent.run")
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """`delivery`: `url`, `base64` or `none`; None for the default (`url` with an output store, else `base64`).
-    `prefix`: a key prefix under the output store's own; `format` (`original`, `png`, `webp`, `jpeg`) and
-    `quality`: how images are re-encoded for the caller."""
-
-    results: bool = True
-    timeout: float | None = None
-    delivery: str | None = None
-    prefix: str = ""
-    format: str = "original"
-    quality: int | None = None
-    webhook: Webhook | None = None
-    params: dict[str, Any] | None = None  # a workflow's parameters as used (a drawn seed included)
 
 
 @dataclass(frozen=True)

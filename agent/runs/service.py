@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 from agent.errors import AgentError, Canceled, ComfyUICrashed, ComfyUIUnavailable, Overloaded
 from agent.logs import log_event
 from agent.runs.events import RunEvents, RunQueued
-from agent.runs.run import Comfy, Run, RunOptions, RunOutcome
+from agent.runs.run import Comfy, Run, RunOutcome
 from agent.stores.base import TaskStore
 from agent.tasks.model import Task, request_hash, when_long
+from agent.tasks.options import RunOptions
 
 if TYPE_CHECKING:
     from agent.outputs.delivery import Outputs

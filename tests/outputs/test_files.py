@@ -21,8 +21,8 @@ from agent.comfy.client import ComfyClient
 from agent.comfy.outputs import OutputFiles
 from agent.config import Settings
 from agent.outputs.delivery import Outputs
-from agent.runs.run import RunOptions
 from agent.tasks.model import ImageRef
+from agent.tasks.options import RunOptions
 from agent.tasks.progress import files_in
 from agent_harness import running_agent
 from files_server import wav
