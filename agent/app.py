@@ -19,10 +19,10 @@ from aiohttp import web
 
 from agent.api import contract, events, health, lifecycle, page, proxy, run, status, tasks, workflows
 from agent.api import metrics as metrics_route
-from agent.api.errors import json_errors
 from agent.api.polls import RecentPolls
 from agent.api.security import cors, require_token
 from agent.api.services import GATEWAY, WORKER, S, Services, WorkerServices, route
+from agent.api.statuses import json_errors
 from agent.buckets.clients import Buckets
 from agent.buckets.location import parse_location
 from agent.comfy.client import ComfyClient, connection_pool

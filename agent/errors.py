@@ -1,5 +1,5 @@
 """Every failure a caller can see, as a kind and the JSON body of the seed's error shape; which HTTP status a kind
-becomes is agent/api's business (agent/api/errors.py), so nothing below the API knows of statuses.
+becomes is agent/api's business (agent/api/statuses.py), so nothing below the API knows of statuses.
 
 A failed task stores the same body it is answered with, so an error looks identical whether it comes back from
 `POST /api/run` on the instance that ran it or from a status poll on another instance.

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from agent.api.errors import retry_headers
 from agent.api.replies import Alive, Live, NotReady, Ready
 from agent.api.services import WorkerServices
+from agent.api.statuses import retry_headers
 from agent.errors import ComfyUIUnavailable
 from agent.runs.service import RETRY_AFTER_FULL, RETRY_AFTER_STARTING, RETRY_AFTER_STOPPING
 

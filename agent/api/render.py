@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from agent.api.errors import retry_headers, status_for
+from agent.api.statuses import retry_headers, status_for
 from agent.tasks.model import Results, Task
 from agent.tasks.view import progress_json, progress_map
 

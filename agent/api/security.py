@@ -13,7 +13,7 @@ import hmac
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from agent.api.errors import Handler, error_response
+from agent.api.statuses import Handler, error_response
 from agent.config import Settings
 from agent.errors import Unauthorized
 

@@ -13,8 +13,8 @@ from typing import TypeVar
 import aiohttp
 from aiohttp import web
 
-from agent.api.errors import Handler
 from agent.api.polls import RecentPolls
+from agent.api.statuses import Handler
 from agent.comfy.host import ComfyHost
 from agent.config import Settings
 from agent.front.base import Front

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
 from agent.client.client import AsyncClient
-from agent.client.errors import error_for
+from agent.client.failures import error_for
 from agent.client.files import save_outputs
 from agent.errors import AgentError
 from agent.tasks.view import TaskView

@@ -2,7 +2,7 @@
 
 Both share one description of each call (`_Call`): its method, path, body and headers; what differs is only how
 it is sent. A 429 or 503 is tried again after its `Retry-After` (at most `retries` times); any other error
-answer raises the agent's own exception kind (agent/client/errors.py). Replies are the server's models
+answer raises the agent's own exception kind (agent/client/failures.py). Replies are the server's models
 (`TaskView`), not a second copy of the schema.
 
 A task that reads as lost (`InstanceLost`: its owner has not written for a while) is not taken as ended at the
@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from agent.client.errors import error_for
+from agent.client.failures import error_for
 from agent.tasks.view import TaskView
 
 DEFAULT_URL = "http://127.0.0.1:9000"

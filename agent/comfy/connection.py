@@ -35,7 +35,7 @@ from typing import Literal
 import aiohttp
 
 from agent.comfy.client import ComfyHTTPError, ComfyUnreachable, QueueState
-from agent.comfy.events import (
+from agent.comfy.messages import (
     Event,
     ExecutionFailed,
     ExecutionInterrupted,

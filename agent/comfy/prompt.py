@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from agent.comfy.client import ComfyClient, ComfyHTTPError, ComfyUnreachable, Submitted
 from agent.comfy.connection import EventConnection, Gap, Stop, Watch
-from agent.comfy.events import (
+from agent.comfy.messages import (
     Event,
     ExecutionFailed,
     ExecutionInterrupted,

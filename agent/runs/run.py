@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from agent.comfy.client import ComfyClient, ComfyHTTPError, ComfyUnreachable, PromptRejected
 from agent.comfy.connection import ConnectionUnavailable, EventConnection
-from agent.comfy.events import Event, ExecutionStarted, NodeExecuted, Preview
 from agent.comfy.host import ComfyHost
+from agent.comfy.messages import Event, ExecutionStarted, NodeExecuted, Preview
 from agent.comfy.outputs import OutputFiles
 from agent.comfy.prompt import ComfyGone, Ending, Liveness, Prompt
 from agent.errors import (

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from agent.comfy.events import (
+from agent.comfy.messages import (
     Event,
     ExecutionFailed,
     ExecutionInterrupted,

@@ -190,7 +190,7 @@ def test_the_top_level_help_lists_every_command_and_serve_help_the_settings() ->
 
 
 def test_every_exit_status_names_a_kind_the_agent_has() -> None:
-    import agent.api.errors  # noqa: F401 - defines the API's own kinds (Unauthorized, NotFound)
+    import agent.api.statuses  # noqa: F401 - defines the API's own kinds (Unauthorized, NotFound)
     from agent.client.cli import EXIT_BY_KIND
     from agent.errors import kinds
 
@@ -199,7 +199,7 @@ def test_every_exit_status_names_a_kind_the_agent_has() -> None:
 
 def test_the_command_line_knows_every_error_kind_without_the_server() -> None:
     """The CLI never imports the server, so each kind it must name (exit status, message) lives in agent/errors."""
-    from agent.api.errors import STATUS_BY_KIND
+    from agent.api.statuses import STATUS_BY_KIND
 
     known = subprocess.run([sys.executable, "-c", "import json, agent.client.cli, agent.errors; "
                             "print(json.dumps(sorted(agent.errors.kinds())))"],

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
-from agent.comfy.events import Preview, parse_preview
+from agent.comfy.messages import Preview, parse_preview
 from agent_harness import running_agent
 from double_helpers import double_info, pixel, save_prompt, wait_double
 

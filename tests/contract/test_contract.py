@@ -16,9 +16,9 @@ from pydantic import BaseModel, ValidationError
 
 from agent.api import replies
 from agent.api.contract import contract
-from agent.api.errors import STATUS_BY_KIND
 from agent.api.requests import TASK_ID_SOURCES, OptionsModel, RunRequest
 from agent.api.security import ALLOWED_HEADERS, EXPOSED_HEADERS
+from agent.api.statuses import STATUS_BY_KIND
 from agent.app import create_app
 from agent.config import SETTINGS, Settings
 from agent.errors import kinds

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.comfy.events import (
+from agent.comfy.messages import (
     ExecutionFailed,
     ExecutionSucceeded,
     NodeExecuted,
