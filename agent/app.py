@@ -29,7 +29,7 @@ from agent.api.keys import (
     PROXY_SESSION,
     RUNS,
     SETTINGS,
-    STORE,
+    STORES,
     STREAM_SLOTS,
     WORKER,
     WORKFLOWS,
@@ -51,7 +51,7 @@ from agent.inputs.slots import Loaders
 from agent.logs import log_event
 from agent.metrics import Metrics
 from agent.metrics.runs import RunMetrics
-from agent.metrics.store import MeteredStore
+from agent.metrics.store import metered
 from agent.outputs.delivery import Outputs
 from agent.outputs.sweep import sweep_outputs
 from agent.runs.events import RunEvents
@@ -59,7 +59,7 @@ from agent.runs.run import Comfy
 from agent.runs.service import RunService
 from agent.runs.writer import StoreWriter
 from agent.stores import open_store
-from agent.stores.base import TaskStore
+from agent.stores.shared import SharedDocuments
 from agent.streams.publisher import EventPublisher
 from agent.streams.slots import StreamSlots
 from agent.webhooks.sender import WebhookSender
@@ -96,11 +96,11 @@ async def _repeat(what: str, work: Callable[[], Awaitable[int]], at_start: bool)
         await asyncio.sleep(REPEAT_SECONDS)
 
 
-async def _publish_choices(host: ComfyHost, client: ComfyClient, store: TaskStore, wait: float) -> int:
+async def _publish_choices(host: ComfyHost, client: ComfyClient, shared: SharedDocuments, wait: float) -> int:
     """ComfyUI's list inputs into the store, for gateways, once it answers."""
     if not await host.wait_ready(wait):
         raise ComfyUIUnavailable(f"ComfyUI did not answer within {wait:g} s")
-    return await publish_choices(client, store)
+    return await publish_choices(client, shared)
 
 
 def _passing_session() -> aiohttp.ClientSession:
@@ -127,24 +127,24 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     host = make_host(settings, client)
     connection = EventConnection(settings.comfyui_base_url, settings.ws_stall_timeout, client.queue)
     metrics = app[METRICS]
-    store = MeteredStore(open_store(settings.store_url, settings.task_ttl, settings.stale_after), metrics)
+    stores = metered(open_store(settings.store_url, settings.task_ttl, settings.stale_after), metrics)
     buckets = Buckets.from_settings(settings)
     inputs = InputPreparer(settings, client, buckets)
-    writer = StoreWriter(store, settings.task_heartbeat)
+    writer = StoreWriter(stores.records, settings.task_heartbeat)
     webhooks = WebhookSender(settings, metrics)
     app[CHOICES] = Choices(client)
     comfy = Comfy(host, client, connection, inputs, OutputFiles(client, settings.comfyui_folders))
     outputs = open_outputs(settings, buckets)
-    runs = RunService(comfy, store, RunEvents([RunMetrics(metrics), EventPublisher(store)], recorder=writer,
-                                         ahead=(webhooks,)),
+    runs = RunService(comfy, stores.records, stores.cancels,
+                      RunEvents([RunMetrics(metrics), EventPublisher(stores.log)], recorder=writer, ahead=(webhooks,)),
                       instance_id=instance_id(), run_timeout=settings.run_timeout,
                       max_active=settings.max_active_runs, max_waiting=settings.max_waiting_runs, outputs=outputs)
-    app[HOST], app[STORE], app[RUNS], app[PROXY_SESSION], app[BUCKETS] = host, store, runs, proxy_session, buckets
+    app[HOST], app[STORES], app[RUNS], app[PROXY_SESSION], app[BUCKETS] = host, stores, runs, proxy_session, buckets
     metrics.watch(lambda: host.ready, lambda: host.restarts, lambda: runs.active_runs + runs.waiting_runs)
     await host.start()
-    sweepers = [asyncio.ensure_future(_repeat("store.sweep", store.sweep, at_start=False)),
+    sweepers = [asyncio.ensure_future(_repeat("store.sweep", stores.records.sweep, at_start=False)),
                 asyncio.ensure_future(_repeat("choices.publish", lambda: _publish_choices(
-                    host, client, store, settings.comfyui_start_timeout), at_start=True))]
+                    host, client, stores.shared, settings.comfyui_start_timeout), at_start=True))]
     if not settings.keep_local_outputs:
         folders = list(settings.comfyui_folders.values())
         sweepers.append(asyncio.ensure_future(_repeat("outputs.sweep", lambda: asyncio.to_thread(
@@ -160,7 +160,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await webhooks.close()
         await connection.close()
         await inputs.close()
-        await store.close()
+        await stores.close()
         await session.close()
         await proxy_session.close()
 
@@ -169,19 +169,19 @@ async def _gateway_resources(app: web.Application) -> AsyncIterator[None]:
     """A gateway's store, and the GPU function it hands runs to; no ComfyUI."""
     settings = app[SETTINGS]
     assert settings.worker_url is not None  # load_settings refuses a gateway without one
-    store = MeteredStore(open_store(settings.store_url, settings.task_ttl, settings.stale_after), app[METRICS])
+    stores = metered(open_store(settings.store_url, settings.task_ttl, settings.stale_after), app[METRICS])
     session = _passing_session()
     # a held run may take RUN_TIMEOUT, and its inputs and outputs their time around it
     worker = WorkerFunction(settings.worker_url, settings.token_for_worker, session, settings.run_timeout + 600)
-    app[STORE], app[WORKER], app[CHOICES] = store, worker, Choices(StoredChoices(store))
-    app[HANDOFF] = Handoff(store, worker, app[METRICS], max_age=settings.async_max_event_age,
-                           instance_id=instance_id())
-    sweeper = asyncio.ensure_future(_repeat("store.sweep", store.sweep, at_start=False))
+    app[STORES], app[WORKER], app[CHOICES] = stores, worker, Choices(StoredChoices(stores.shared))
+    app[HANDOFF] = Handoff(stores.records, stores.log, stores.cancels, worker, app[METRICS],
+                           max_age=settings.async_max_event_age, instance_id=instance_id())
+    sweeper = asyncio.ensure_future(_repeat("store.sweep", stores.records.sweep, at_start=False))
     try:
         yield
     finally:
         sweeper.cancel()
-        await store.close()
+        await stores.close()
         await session.close()
 
 

@@ -14,14 +14,14 @@ from agent.gateway.worker import WorkerFunction
 from agent.inputs.slots import Loaders
 from agent.metrics import Metrics
 from agent.runs.service import RunService
-from agent.stores.base import TaskStore
+from agent.stores import Stores
 from agent.streams.slots import StreamSlots
 from agent.workflows.choices import Choices
 from agent.workflows.library import Library
 
 SETTINGS = web.AppKey("settings", Settings)
 HOST = web.AppKey("host", ComfyHost)
-STORE = web.AppKey("store", TaskStore)
+STORES = web.AppKey("stores", Stores)
 RUNS = web.AppKey("runs", RunService)
 PROXY_SESSION = web.AppKey("proxy_session", aiohttp.ClientSession)
 BUCKETS = web.AppKey("buckets", Buckets)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from agent.api.keys import POLLS, RUNS, STORE
+from agent.api.keys import POLLS, RUNS, STORES
 from agent.api.render import task_headers
 from agent.api.requests import query_flag
 from agent.tasks.model import Results, Task, check_task_id
@@ -13,10 +13,10 @@ from agent.tasks.view import task_view
 
 async def stored_task(request: web.Request, task_id: str, *, results_by_default: bool) -> tuple[Task, Results | None]:
     """The task as the store has it, with its results when it has finished and the caller wants them."""
-    store = request.app[STORE]
+    records = request.app[STORES].records
     asked = query_flag(request, "results", results_by_default)
-    task = await store.find(task_id)
-    return task, await store.get_results(task_id) if asked and task.status.finished else None
+    task = await records.find(task_id)
+    return task, await records.get_results(task_id) if asked and task.status.finished else None
 
 
 async def get_task(request: web.Request) -> web.Response:

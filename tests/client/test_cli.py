@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from agent.api.keys import STORE
+from agent.api.keys import STORES
 from agent.main import CLIENT_COMMANDS
 from agent_harness import running_agent
 from agent_process import free_port
@@ -154,7 +154,7 @@ async def test_workflows_lists_the_agents(agent: Agent) -> None:
 
 @pytest.mark.usefixtures("quick_lost_ends")
 async def test_watch_waits_out_a_quiet_instance_and_follows_the_task_to_its_end(agent: Agent) -> None:
-    owner = QuietOwner(agent.app[STORE], "cli-quiet")
+    owner = QuietOwner(agent.app[STORES], "cli-quiet")
     await owner.went_quiet()
     process = await started(agent, "watch", "cli-quiet")
     assert process.stderr is not None
