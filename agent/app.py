@@ -40,15 +40,15 @@ from agent.inputs.slots import Loaders
 from agent.logs import log_event
 from agent.metrics import Metrics
 from agent.metrics.runs import RunMetrics
-from agent.metrics.store import MeteredStore
+from agent.metrics.store import metered
 from agent.outputs.delivery import Outputs
 from agent.outputs.sweep import sweep_outputs
 from agent.runs.events import RunEvents
 from agent.runs.run import Comfy
 from agent.runs.service import RunService
 from agent.runs.writer import StoreWriter
-from agent.stores import open_store
-from agent.stores.base import TaskStore
+from agent.stores import Stores, open_store
+from agent.stores.shared import SharedDocuments
 from agent.streams.publisher import EventPublisher
 from agent.streams.slots import StreamSlots
 from agent.webhooks.sender import WebhookSender
@@ -85,11 +85,11 @@ async def _repeat(what: str, work: Callable[[], Awaitable[int]], at_start: bool)
         await asyncio.sleep(REPEAT_SECONDS)
 
 
-async def _publish_choices(host: ComfyHost, client: ComfyClient, store: TaskStore, wait: float) -> int:
+async def _publish_choices(host: ComfyHost, client: ComfyClient, shared: SharedDocuments, wait: float) -> int:
     """ComfyUI's list inputs into the store, for gateways, once it answers."""
     if not await host.wait_ready(wait):
         raise ComfyUIUnavailable(f"ComfyUI did not answer within {wait:g} s")
-    return await publish_choices(client, store)
+    return await publish_choices(client, shared)
 
 
 def _passing_session() -> aiohttp.ClientSession:
@@ -130,12 +130,12 @@ def _repeating(stack: contextlib.AsyncExitStack, what: str, work: Callable[[], A
     stack.callback(asyncio.ensure_future(_repeat(what, work, at_start)).cancel)
 
 
-def _open_store(stack: contextlib.AsyncExitStack, basics: _Basics) -> TaskStore:
+def _open_stores(stack: contextlib.AsyncExitStack, basics: _Basics) -> Stores:
     settings = basics.settings
-    store = MeteredStore(open_store(settings.store_url, settings.task_ttl, settings.stale_after), basics.metrics)
-    stack.push_async_callback(store.close)
-    _repeating(stack, "store.sweep", store.sweep, at_start=False)
-    return store
+    stores = metered(open_store(settings.store_url, settings.task_ttl, settings.stale_after), basics.metrics)
+    stack.push_async_callback(stores.close)
+    _repeating(stack, "store.sweep", stores.records.sweep, at_start=False)
+    return stores
 
 
 def _comfy(stack: contextlib.AsyncExitStack, settings: Settings, client: ComfyClient, host: ComfyHost,
@@ -148,26 +148,26 @@ def _comfy(stack: contextlib.AsyncExitStack, settings: Settings, client: ComfyCl
     return Comfy(host, client, connection, inputs, OutputFiles(client, settings.comfyui_folders))
 
 
-def _run_service(stack: contextlib.AsyncExitStack, basics: _Basics, comfy: Comfy, store: TaskStore,
+def _run_service(stack: contextlib.AsyncExitStack, basics: _Basics, comfy: Comfy, stores: Stores,
                  buckets: Buckets) -> RunService:
     """The runs and their subscribers: a new subscriber is added here and nowhere else."""
     settings = basics.settings
     webhooks = WebhookSender(settings, basics.metrics)
     stack.push_async_callback(webhooks.close)
-    writer = StoreWriter(store, settings.task_heartbeat)
+    writer = StoreWriter(stores.records, settings.task_heartbeat)
     stack.push_async_callback(writer.close)
-    events = RunEvents([RunMetrics(basics.metrics), EventPublisher(store)], recorder=writer, ahead=(webhooks,))
-    runs = RunService(comfy, store, events, instance_id=instance_id(), run_timeout=settings.run_timeout,
-                      max_active=settings.max_active_runs, max_waiting=settings.max_waiting_runs,
-                      outputs=open_outputs(settings, buckets))
+    events = RunEvents([RunMetrics(basics.metrics), EventPublisher(stores.log)], recorder=writer, ahead=(webhooks,))
+    runs = RunService(comfy, stores.records, stores.cancels, events, instance_id=instance_id(),
+                      run_timeout=settings.run_timeout, max_active=settings.max_active_runs,
+                      max_waiting=settings.max_waiting_runs, outputs=open_outputs(settings, buckets))
     stack.push_async_callback(runs.close)
     return runs
 
 
 def _sweep_and_publish(stack: contextlib.AsyncExitStack, settings: Settings, host: ComfyHost, client: ComfyClient,
-                       store: TaskStore) -> None:
+                       shared: SharedDocuments) -> None:
     _repeating(stack, "choices.publish", lambda: _publish_choices(
-        host, client, store, settings.comfyui_start_timeout), at_start=True)
+        host, client, shared, settings.comfyui_start_timeout), at_start=True)
     if not settings.keep_local_outputs:
         folders = list(settings.comfyui_folders.values())
         _repeating(stack, "outputs.sweep", lambda: asyncio.to_thread(
@@ -184,14 +184,14 @@ async def _open_worker(stack: contextlib.AsyncExitStack, basics: _Basics) -> Wor
     stack.push_async_callback(proxy_session.close)
     client = ComfyClient(settings.comfyui_base_url, session, COMFYUI_CONNECTIONS)
     host = make_host(settings, client)
-    store = _open_store(stack, basics)
+    stores = _open_stores(stack, basics)
     buckets = Buckets.from_settings(settings)
-    runs = _run_service(stack, basics, _comfy(stack, settings, client, host, buckets), store, buckets)
+    runs = _run_service(stack, basics, _comfy(stack, settings, client, host, buckets), stores, buckets)
     basics.metrics.watch(lambda: host.ready, lambda: host.restarts, lambda: runs.active_runs + runs.waiting_runs)
     await host.start()
     stack.push_async_callback(host.stop)
-    _sweep_and_publish(stack, settings, host, client, store)
-    return WorkerServices(**vars(basics), choices=Choices(client), store=store,
+    _sweep_and_publish(stack, settings, host, client, stores.shared)
+    return WorkerServices(**vars(basics), choices=Choices(client), stores=stores,
                           front=LocalFront(runs, buckets, settings), host=host, runs=runs,
                           proxy_session=proxy_session)
 
@@ -200,13 +200,14 @@ async def _open_gateway(stack: contextlib.AsyncExitStack, basics: _Basics) -> Se
     """A gateway's store, and the GPU function it hands runs to; no ComfyUI."""
     settings = basics.settings
     assert settings.worker_url is not None  # load_settings refuses a gateway without one
-    store = _open_store(stack, basics)
+    stores = _open_stores(stack, basics)
     session = _passing_session()
     stack.push_async_callback(session.close)
     # a held run may take RUN_TIMEOUT, and its inputs and outputs their time around it
     worker = WorkerFunction(settings.worker_url, settings.token_for_worker, session, settings.run_timeout + 600)
-    handoff = Handoff(store, worker, basics.metrics, max_age=settings.async_max_event_age, instance_id=instance_id())
-    return Services(**vars(basics), choices=Choices(StoredChoices(store)), store=store,
+    handoff = Handoff(stores.records, stores.log, stores.cancels, worker, basics.metrics,
+                      max_age=settings.async_max_event_age, instance_id=instance_id())
+    return Services(**vars(basics), choices=Choices(StoredChoices(stores.shared)), stores=stores,
                     front=HandoffFront(handoff, worker, Loaders(settings), settings))
 
 

@@ -55,11 +55,11 @@ async def hand_off(gateway: str) -> None:
 
 async def seed_spread(store_url: str) -> list[str]:
     """SPREAD tasks as a gateway leaves them: queued, awaiting delivery."""
-    store = open_store(store_url, 3600, 3600)
+    stores = open_store(store_url, 3600, 3600)
     ids = [f"bench-spread-{index}" for index in range(SPREAD)]
     for task_id in ids:
-        await store.save(handed_off(task_id, time.time() + 3600))
-    await store.close()
+        await stores.records.save(handed_off(task_id, time.time() + 3600))
+    await stores.close()
     return ids
 
 

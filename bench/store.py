@@ -77,14 +77,14 @@ async def progress_cost(runs: int) -> None:
 
 
 async def seed_tasks(url: str) -> None:
-    store = open_store(url, 3600, 3600)
+    stores = open_store(url, 3600, 3600)
     progress = {str(node): NodeProgress(max=20, value=node, start=1, last_updated=2) for node in range(12)}
     running = Task(task_id="bench-running", status=TaskStatus.RUNNING, progress=progress)
-    await store.save(running)
+    await stores.records.save(running)
     done = Task(task_id="bench-done", progress=progress)
     done.finish(TaskStatus.SUCCEEDED)
-    await store.save(done, {"3": ["A" * 400_000]})
-    await store.close()
+    await stores.records.save(done, {"3": ["A" * 400_000]})
+    await stores.close()
 
 
 def wrk(url: str, seconds: int, script: str | None = None) -> float:

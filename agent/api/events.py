@@ -20,7 +20,9 @@ from aiohttp import web
 from agent.api.services import Services
 from agent.errors import RequestParamsError
 from agent.logs import log_event
-from agent.stores.base import LoggedEvent, TaskStore
+from agent.stores import Stores
+from agent.stores.log import LoggedEvent
+from agent.stores.records import TaskRecords
 from agent.tasks.model import check_task_id
 from agent.tasks.view import task_view
 
@@ -37,15 +39,15 @@ def _frame(event: LoggedEvent | None, kind: str, data: object) -> bytes:
     return ("\n".join(lines) + "\n\n").encode()
 
 
-async def _ended_without_a_log(store: TaskStore, task_id: str) -> bytes | None:
+async def _ended_without_a_log(records: TaskRecords, task_id: str) -> bytes | None:
     """The end from the task's record, when it ended and its log will not tell it."""
-    task = await store.get(task_id)
+    task = await records.get(task_id)
     if task is None or task.status.finished:
         return _frame(None, "end", task_view(task) if task is not None else {"task_id": task_id})
     return None
 
 
-async def stream_events(request: web.Request, store: TaskStore, task_id: str,
+async def stream_events(request: web.Request, stores: Stores, task_id: str,
                         after: str | None) -> web.StreamResponse:
     """Serve the task's events after `after` until its end; the caller holds a stream slot. A client that goes
     away is no error: a browser closes its EventSource whenever its page is left."""
@@ -53,16 +55,16 @@ async def stream_events(request: web.Request, store: TaskStore, task_id: str,
                                            "X-Accel-Buffering": "no", "X-Task-Id": task_id})
     await response.prepare(request)
     try:
-        await _follow(response, store, task_id, after)
+        await _follow(response, stores, task_id, after)
     except ConnectionResetError:
         log_event(logger, "stream.closed", task_id, level=logging.DEBUG, by="client")
     return response
 
 
-async def _follow(response: web.StreamResponse, store: TaskStore, task_id: str, after: str | None) -> None:
+async def _follow(response: web.StreamResponse, stores: Stores, task_id: str, after: str | None) -> None:
     quiet_since = time.monotonic()
     while True:
-        entries = await store.read_events(task_id, after, READ_WAIT)
+        entries = await stores.log.read_events(task_id, after, READ_WAIT)
         for entry in entries:
             await response.write(_frame(entry, entry.kind, entry.data))
             after = entry.id
@@ -71,9 +73,9 @@ async def _follow(response: web.StreamResponse, store: TaskStore, task_id: str, 
         if entries:
             quiet_since = time.monotonic()
             continue
-        told = await _ended_without_a_log(store, task_id)
+        told = await _ended_without_a_log(stores.records, task_id)
         if told is not None:
-            more = await store.read_events(task_id, after, 0)  # an end written just now wins over the record
+            more = await stores.log.read_events(task_id, after, 0)  # an end written just now wins over the record
             if not any(entry.kind == "end" for entry in more):
                 for entry in more:
                     await response.write(_frame(entry, entry.kind, entry.data))
@@ -96,6 +98,6 @@ def last_event_id(request: web.Request) -> str | None:
 
 async def task_events(request: web.Request, services: Services) -> web.StreamResponse:
     task_id = check_task_id(request.match_info["task_id"])
-    await services.store.find(task_id)  # an unknown task is a 404 before the stream starts
+    await services.stores.records.find(task_id)  # an unknown task is a 404 before the stream starts
     with services.stream_slots.taken():
-        return await stream_events(request, services.store, task_id, last_event_id(request))
+        return await stream_events(request, services.stores, task_id, last_event_id(request))

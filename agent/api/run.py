@@ -68,7 +68,7 @@ async def serve_run(request: web.Request, services: Services, parse: Parse) -> w
         await front.start(submission)
         if mode is Mode.BACKGROUND:
             return accepted(task_id)
-        return await stream_events(request, services.store, task_id, None)
+        return await stream_events(request, services.stores, task_id, None)
 
 
 async def _answer(request: web.Request, held: Held, results: bool) -> web.StreamResponse:

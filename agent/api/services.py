@@ -20,7 +20,7 @@ from agent.config import Settings
 from agent.front.base import Front
 from agent.metrics import Metrics
 from agent.runs.service import RunService
-from agent.stores.base import TaskStore
+from agent.stores import Stores
 from agent.streams.slots import StreamSlots
 from agent.workflows.choices import Choices
 from agent.workflows.library import Library
@@ -34,7 +34,7 @@ class Services:
     workflows: Library
     polls: RecentPolls
     choices: Choices
-    store: TaskStore
+    stores: Stores
     front: Front
 
 

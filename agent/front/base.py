@@ -18,7 +18,7 @@ from typing import Any
 
 from agent.errors import AgentError
 from agent.runs.run import RunOutcome
-from agent.stores.base import TaskStore
+from agent.stores.records import TaskRecords
 from agent.tasks.model import Results, Task
 from agent.tasks.options import RunOptions
 
@@ -57,8 +57,8 @@ Held = RunOutcome | Relayed
 
 
 class Front(ABC):
-    def __init__(self, store: TaskStore) -> None:
-        self.store = store
+    def __init__(self, records: TaskRecords) -> None:
+        self.records = records
 
     @abstractmethod
     def room(self, mode: Mode) -> None:
@@ -87,5 +87,5 @@ class Front(ABC):
     async def read(self, task_id: str, results: bool) -> tuple[Task, Results | None]:
         """The task as the store has it (TaskNotFound when absent), with its results once it has finished and
         they are asked for."""
-        task = await self.store.find(task_id)
-        return task, await self.store.get_results(task_id) if results and task.status.finished else None
+        task = await self.records.find(task_id)
+        return task, await self.records.get_results(task_id) if results and task.status.finished else None

@@ -42,7 +42,7 @@ def _path_for_worker(path: str) -> str:
 
 class HandoffFront(Front):
     def __init__(self, handoff: Handoff, worker: WorkerFunction, loaders: Loaders, settings: Settings) -> None:
-        super().__init__(handoff.store)
+        super().__init__(handoff.records)
         self.handoff = handoff
         self.worker = worker
         self.loaders = loaders

@@ -18,7 +18,7 @@ from agent.webhooks.address import check_webhook
 
 class LocalFront(Front):
     def __init__(self, runs: RunService, buckets: Buckets, settings: Settings) -> None:
-        super().__init__(runs.store)
+        super().__init__(runs.records)
         self.runs = runs
         self.buckets = buckets
         self.settings = settings
@@ -32,7 +32,7 @@ class LocalFront(Front):
         await check_webhook(submission.options.webhook, self.settings)
 
     async def refused(self, task_id: str, error: AgentError) -> None:
-        await refuse_delivery(self.store, task_id, error)
+        await refuse_delivery(self.records, task_id, error)
 
     @asynccontextmanager
     async def hold(self, submission: Submission) -> AsyncIterator[Held]:

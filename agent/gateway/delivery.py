@@ -8,23 +8,23 @@ import logging
 
 from agent.errors import AgentError
 from agent.logs import log_event
-from agent.stores.base import TaskStore
+from agent.stores.records import TaskRecords
 from agent.tasks.model import TaskStatus
 
 logger = logging.getLogger("agent.run")
 
 
-async def refuse_delivery(store: TaskStore, task_id: str, error: AgentError) -> None:
+async def refuse_delivery(records: TaskRecords, task_id: str, error: AgentError) -> None:
     """Fail the handed-off task `task_id` with `error`; a retryable refusal (FC or the caller tries again) and
     any task that is no waiting hand-off are left as they are."""
     if error.retry_after is not None:
         return
     try:
-        task = await store.get(task_id)
+        task = await records.get(task_id)
         if task is None or not task.waiting_outside or task.status.finished:
             return
         task.finish(TaskStatus.FAILED, error.body())
-        await store.save(task)
+        await records.save(task)
     except AgentError as exc:
         log_event(logger, "store.write_failed", task_id, level=logging.WARNING, error=exc)
         return

@@ -19,7 +19,9 @@ from agent.gateway.worker import WorkerFunction
 from agent.logs import log_event
 from agent.metrics import Metrics
 from agent.runs.service import CANCEL_WAIT
-from agent.stores.base import TaskStore
+from agent.stores.cancels import CancelMailbox
+from agent.stores.log import EventLog
+from agent.stores.records import TaskRecords
 from agent.tasks.model import Task, TaskStatus, request_hash, when_long
 from agent.tasks.options import RunOptions
 
@@ -38,9 +40,11 @@ def handed_off(task_id: str, deliver_by: float, **fields: Any) -> Task:
 
 
 class Handoff:
-    def __init__(self, store: TaskStore, worker: WorkerFunction, metrics: Metrics, *, max_age: float,
-                 instance_id: str) -> None:
-        self.store = store
+    def __init__(self, records: TaskRecords, log: EventLog, cancels: CancelMailbox, worker: WorkerFunction,
+                 metrics: Metrics, *, max_age: float, instance_id: str) -> None:
+        self.records = records
+        self.log = log
+        self.cancels = cancels
         self.worker = worker
         self.metrics = metrics
         self.max_age = max_age
@@ -52,11 +56,11 @@ class Handoff:
         is, nothing handed off (its caller reads the stored end)."""
         task = handed_off(task_id, time.time() + self.max_age, owner=self.owner, webhook=options.webhook,
                           request_hash=await when_long(request_hash, prompt), params=options.params)
-        if await self.store.claim(task) is not None:
+        if await self.records.claim(task) is not None:
             self.metrics.handoffs.labels("replayed").inc()
             return
         try:
-            await self.store.append_events(task_id, [("status", {"status": task.status.value})])
+            await self.log.append_events(task_id, [("status", {"status": task.status.value})])
             request_id = await self.worker.invoke_async(path_qs, body, task_id)
         except AgentError as exc:
             await self._refused(task, exc)
@@ -70,19 +74,19 @@ class Handoff:
         log_event(logger, "run.handoff_failed", task.task_id, level=logging.WARNING, error=error)
         task.finish(TaskStatus.FAILED, error.body())
         try:
-            await self.store.save(task)
+            await self.records.save(task)
         except AgentError as exc:
             log_event(logger, "store.write_failed", task.task_id, level=logging.WARNING, error=exc)
 
     async def cancel(self, task_id: str) -> Task:
-        task = await self.store.find(task_id)
+        task = await self.records.find(task_id)
         if task.status.finished:
             return task
-        await self.store.request_cancel(task_id)  # heard by the worker, should one claim it meanwhile
+        await self.cancels.request_cancel(task_id)  # heard by the worker, should one claim it meanwhile
         if not task.waiting_outside:
-            return await self.store.ended_within(task, CANCEL_WAIT)
+            return await self.records.ended_within(task, CANCEL_WAIT)
         task.finish(TaskStatus.CANCELED, Canceled("the run was canceled before a worker took it",
                                                   comfyui_released=True).body())
-        await self.store.save(task)
+        await self.records.save(task)
         log_event(logger, "run.canceled_before_delivery", task_id)
         return task

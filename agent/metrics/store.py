@@ -1,64 +1,52 @@
-"""The task store, counted: every operation that fails for the store's own trouble (StoreUnavailable) adds to
-`store_errors_total` by operation; a caller's error (a conflict) does not."""
+"""The stores, counted: every operation that fails for the store's own trouble (StoreUnavailable) adds to
+`store_errors_total`, labelled by operation; a caller's error (a conflict) does not.
+
+One wrapper for every concern: the operations are the abstract methods of the concern's contract, and the label
+is the method's name. The counting copy of a concern carries them as instance attributes, so its own helpers
+(`get`, `find`, `ended_within`) count through the same `load`, and mypy checks callers against the concern's own
+type.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+import copy
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from agent.errors import StoreUnavailable
 from agent.metrics import Metrics
-from agent.stores.base import LoggedEvent, TaskStore
-from agent.tasks.model import Results, Task
+from agent.stores import Stores
 
-T = TypeVar("T")
+C = TypeVar("C")
 
 
-class MeteredStore(TaskStore):
-    def __init__(self, store: TaskStore, metrics: Metrics) -> None:
-        super().__init__(store.ttl, store.stale_after)
-        self.store = store
-        self.metrics = metrics
+def _operations(concern: object) -> set[str]:
+    """The methods the concern's contracts (ABCs) leave abstract: its operations."""
+    return {name for cls in type(concern).__mro__ for name in getattr(cls, "__abstractmethods__", ())}
 
-    async def _counted(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+
+def _counting(operation: Callable[..., Awaitable[Any]], name: str, metrics: Metrics) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(operation)
+    async def counted(*args: Any, **kwargs: Any) -> Any:
         try:
-            return await call()
+            return await operation(*args, **kwargs)
         except StoreUnavailable:
-            self.metrics.store_errors.labels(operation).inc()
+            metrics.store_errors.labels(name).inc()
             raise
 
-    async def claim(self, task: Task) -> Task | None:
-        return await self._counted("claim", lambda: self.store.claim(task))
+    return counted
 
-    async def save(self, task: Task, results: Results | None = None) -> None:
-        await self._counted("save", lambda: self.store.save(task, results))
 
-    async def load(self, task_id: str) -> Task | None:
-        return await self._counted("load", lambda: self.store.load(task_id))
+def counted(concern: C, metrics: Metrics) -> C:
+    """A copy of `concern` whose operations count their failures; the original is left as it was."""
+    copied = copy.copy(concern)
+    for name in _operations(concern):
+        setattr(copied, name, _counting(getattr(concern, name), name, metrics))
+    return copied
 
-    async def get_results(self, task_id: str) -> Results | None:
-        return await self._counted("get_results", lambda: self.store.get_results(task_id))
 
-    async def request_cancel(self, task_id: str) -> None:
-        await self._counted("request_cancel", lambda: self.store.request_cancel(task_id))
-
-    async def cancels_requested(self, task_ids: Collection[str]) -> set[str]:
-        return await self._counted("cancels_requested", lambda: self.store.cancels_requested(task_ids))
-
-    async def append_events(self, task_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
-        await self._counted("append_events", lambda: self.store.append_events(task_id, events))
-
-    async def read_events(self, task_id: str, after: str | None, wait: float) -> list[LoggedEvent]:
-        return await self._counted("read_events", lambda: self.store.read_events(task_id, after, wait))
-
-    async def put_shared(self, name: str, data: bytes) -> None:
-        await self._counted("put_shared", lambda: self.store.put_shared(name, data))
-
-    async def get_shared(self, name: str) -> bytes | None:
-        return await self._counted("get_shared", lambda: self.store.get_shared(name))
-
-    async def sweep(self) -> int:
-        return await self._counted("sweep", self.store.sweep)
-
-    async def close(self) -> None:
-        await self.store.close()
+def metered(stores: Stores, metrics: Metrics) -> Stores:
+    return replace(stores, records=counted(stores.records, metrics), log=counted(stores.log, metrics),
+                   cancels=counted(stores.cancels, metrics), shared=counted(stores.shared, metrics))

@@ -21,7 +21,8 @@ from agent.errors import AgentError, Canceled, ComfyUICrashed, ComfyUIUnavailabl
 from agent.logs import log_event
 from agent.runs.events import RunEvents, RunQueued
 from agent.runs.run import Comfy, Run, RunOutcome
-from agent.stores.base import TaskStore
+from agent.stores.cancels import CancelMailbox
+from agent.stores.records import TaskRecords
 from agent.tasks.model import Task, request_hash, when_long
 from agent.tasks.options import RunOptions
 
@@ -38,11 +39,13 @@ WATCH_TICK = 1.0  # how often cancel requests left in the store by other instanc
 
 
 class RunService:
-    def __init__(self, comfy: Comfy, store: TaskStore, events: RunEvents, *, instance_id: str, run_timeout: float,
-                 max_active: int, max_waiting: int, outputs: Outputs | None = None) -> None:
+    def __init__(self, comfy: Comfy, records: TaskRecords, cancels: CancelMailbox, events: RunEvents, *,
+                 instance_id: str, run_timeout: float, max_active: int, max_waiting: int,
+                 outputs: Outputs | None = None) -> None:
         self.comfy = comfy
         self.outputs = outputs
-        self.store = store
+        self.records = records
+        self.cancels = cancels
         self.events = events
         self.instance_id = instance_id
         self.run_timeout = run_timeout
@@ -85,7 +88,7 @@ class RunService:
                   digest=digest)
         began = time.monotonic()
         try:
-            replay = await self.store.claim(run.task)
+            replay = await self.records.claim(run.task)
         except BaseException:
             self._reserve(starts_now, -1)
             raise
@@ -93,7 +96,7 @@ class RunService:
         if replay is not None:
             self._reserve(starts_now, -1)
             log_event(logger, "run.replayed", task_id)
-            run.replayed(replay, await self.store.get_results(task_id))
+            run.replayed(replay, await self.records.get_results(task_id))
             return run
         self._runs[task_id] = run
         self._idle.clear()
@@ -158,7 +161,7 @@ class RunService:
     async def cancel(self, task_id: str) -> Task:
         """Stop a task wherever it runs: at once if it runs here, else through word left in the store for its
         owner; answers with the task once it ended, or as it is after CANCEL_WAIT seconds."""
-        task = await self.store.find(task_id)
+        task = await self.records.find(task_id)
         if task.status.finished:
             return task
         run = self._runs.get(task_id)
@@ -169,8 +172,8 @@ class RunService:
                 async with asyncio.timeout(CANCEL_WAIT):
                     return (await run.outcome()).task
             return run.task
-        await self.store.request_cancel(task_id)
-        return await self.store.ended_within(task, CANCEL_WAIT)
+        await self.cancels.request_cancel(task_id)
+        return await self.records.ended_within(task, CANCEL_WAIT)
 
     def _cancel_here(self, run: Run) -> None:
         if run in self._waiting:
@@ -195,7 +198,7 @@ class RunService:
         while self._runs:
             await asyncio.sleep(WATCH_TICK)
             with contextlib.suppress(AgentError):  # a store outage delays a cancel, it does not stop the runs
-                for task_id in await self.store.cancels_requested(list(self._runs)):
+                for task_id in await self.cancels.cancels_requested(list(self._runs)):
                     run = self._runs.get(task_id)
                     if run is not None and not run.ended:
                         self._cancel_here(run)

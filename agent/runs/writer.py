@@ -17,7 +17,7 @@ import time
 from agent.errors import AgentError
 from agent.logs import log_event
 from agent.runs.events import RunEnded, RunEvent, RunProgressed, RunQueued, RunStarted, RunSubmitted
-from agent.stores.base import TaskStore
+from agent.stores.records import TaskRecords
 from agent.tasks.model import Results, Task
 
 logger = logging.getLogger("agent.tasks")
@@ -30,7 +30,7 @@ HEARTBEAT_TICK = 1.0
 class TaskSaver:
     """One task's writes."""
 
-    def __init__(self, store: TaskStore, task: Task, interval: float = PROGRESS_INTERVAL) -> None:
+    def __init__(self, store: TaskRecords, task: Task, interval: float = PROGRESS_INTERVAL) -> None:
         self.store = store
         self.task = task
         self.interval = interval
@@ -98,7 +98,7 @@ class TaskSaver:
 class StoreWriter:
     """The subscriber that keeps the store current for every run of this instance."""
 
-    def __init__(self, store: TaskStore, heartbeat: float, interval: float = PROGRESS_INTERVAL) -> None:
+    def __init__(self, store: TaskRecords, heartbeat: float, interval: float = PROGRESS_INTERVAL) -> None:
         self.store = store
         self.heartbeat = heartbeat
         self.interval = interval

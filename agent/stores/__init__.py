@@ -1,27 +1,30 @@
-"""Where tasks are kept so every instance sees them: one contract (base.py), three stores."""
+"""Where task state is kept so every instance sees it, by concern: task records (records.py), event logs
+(log.py), cancel requests (cancels.py) and shared documents (shared.py), each one small contract with three
+backends (memory.py, file.py, redis_store.py). A caller takes only the concern it uses; `open_store` gives one
+backend's four as a `Stores` bundle. They meet in one place, a records claim (records.py)."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from agent.stores.base import TaskStore
+from agent.stores.bundle import Stores
 
-__all__ = ["TaskStore", "open_store"]
+__all__ = ["Stores", "open_store"]
 
 
-def open_store(url: str, ttl: float, stale_after: float) -> TaskStore:
-    """The store a URL names; each is imported only when named (Redis's client alone costs megabytes)."""
+def open_store(url: str, ttl: float, stale_after: float) -> Stores:
+    """The backend a URL names; each is imported only when named (Redis's client alone costs megabytes)."""
     parts = urlsplit(url)
     if parts.scheme == "memory":
-        from agent.stores.memory import MemoryStore
+        from agent.stores.memory import memory_stores
 
-        return MemoryStore(ttl, stale_after)
+        return memory_stores(ttl, stale_after)
     if parts.scheme == "file":
-        from agent.stores.file import FileStore
+        from agent.stores.file import file_stores
 
-        return FileStore(parts.netloc + parts.path, ttl, stale_after)
+        return file_stores(parts.netloc + parts.path, ttl, stale_after)
     if parts.scheme in ("redis", "rediss", "unix"):
-        from agent.stores.redis_store import RedisStore
+        from agent.stores.redis_store import redis_stores
 
-        return RedisStore(url, ttl, stale_after)
+        return redis_stores(url, ttl, stale_after)
     raise ValueError(f"unsupported task store {url!r}")

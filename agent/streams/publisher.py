@@ -20,7 +20,7 @@ from typing import Any
 from agent.errors import AgentError
 from agent.logs import log_event
 from agent.runs.events import RunEnded, RunEvent, RunOutput, RunPreview, RunProgressed, RunQueued, RunStarted
-from agent.stores.base import TaskStore
+from agent.stores.log import EventLog
 from agent.tasks.model import Task
 from agent.tasks.view import task_view
 
@@ -35,7 +35,7 @@ END_PATIENCE = 10.0  # seconds the end's write may take before the run's outcome
 class _Log:
     """One task's pending entries and its writes, one after another."""
 
-    def __init__(self, store: TaskStore, task: Task, interval: float) -> None:
+    def __init__(self, store: EventLog, task: Task, interval: float) -> None:
         self.store = store
         self.task = task
         self.interval = interval
@@ -99,7 +99,7 @@ class _Log:
 
 
 class EventPublisher:
-    def __init__(self, store: TaskStore, interval: float = INTERVAL) -> None:
+    def __init__(self, store: EventLog, interval: float = INTERVAL) -> None:
         self.store = store
         self.interval = interval
         self._logs: dict[str, _Log] = {}

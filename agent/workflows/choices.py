@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from agent.comfy.client import ComfyClient, ComfyHTTPError, ComfyUnreachable
 from agent.errors import AgentError, ComfyUIUnavailable
-from agent.stores.base import TaskStore
+from agent.stores.shared import SharedDocuments
 from agent.workflows.definition import Definition
 
 FRESH_FOR = 30.0
@@ -29,15 +29,15 @@ class ChoiceSource(Protocol):
 class StoredChoices:
     """The list inputs a worker published, read from the store at most every FRESH_FOR seconds."""
 
-    def __init__(self, store: TaskStore) -> None:
-        self.store = store
+    def __init__(self, shared: SharedDocuments) -> None:
+        self.shared = shared
         self._read_at = -FRESH_FOR
         self._published: dict[str, dict[str, list[Any]]] = {}
 
     async def input_choices(self, node_class: str, input_name: str) -> list[Any] | None:
         now = time.monotonic()
         if now - self._read_at >= FRESH_FOR:
-            raw = await self.store.get_shared(SHARED_NAME)
+            raw = await self.shared.get_shared(SHARED_NAME)
             if raw is None:  # asked again next time: a worker publishes as soon as its ComfyUI answers
                 raise ComfyUIUnavailable("no worker has published ComfyUI's model lists yet")
             self._published = json.loads(raw)
@@ -45,13 +45,13 @@ class StoredChoices:
         return self._published.get(node_class, {}).get(input_name)
 
 
-async def publish_choices(client: ComfyClient, store: TaskStore) -> int:
+async def publish_choices(client: ComfyClient, shared: SharedDocuments) -> int:
     """Leave ComfyUI's list inputs in the store for gateways; returns how many node classes have some."""
     try:
         listed = await client.all_input_choices()
     except (ComfyHTTPError, ComfyUnreachable, ValueError) as exc:
         raise ComfyUIUnavailable(f"ComfyUI's /object_info could not be read: {exc}") from exc
-    await store.put_shared(SHARED_NAME, json.dumps(listed, separators=(",", ":")).encode())
+    await shared.put_shared(SHARED_NAME, json.dumps(listed, separators=(",", ":")).encode())
     return len(listed)
 
 

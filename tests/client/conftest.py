@@ -8,7 +8,7 @@ import time
 import pytest
 
 from agent.api import events
-from agent.stores.base import TaskStore
+from agent.stores import Stores
 from agent.tasks.model import Task, TaskStatus
 from agent.tasks.view import task_view
 
@@ -23,23 +23,23 @@ def quick_lost_ends(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class QuietOwner:
-    def __init__(self, store: TaskStore, task_id: str) -> None:
-        self.store = store
+    def __init__(self, stores: Stores, task_id: str) -> None:
+        self.records, self.log = stores.records, stores.log
         self.task = Task(task_id=task_id, status=TaskStatus.RUNNING, owner="another-instance")
 
     async def went_quiet(self) -> None:
         """The task runs on another instance, which has not written for an hour."""
         self.task.heartbeat_at = time.time() - QUIET_FOR
-        await self.store.save(self.task)
-        await self.store.append_events(self.task.task_id, [("status", {"status": "running"})])
+        await self.records.save(self.task)
+        await self.log.append_events(self.task.task_id, [("status", {"status": "running"})])
 
     async def heard_again(self) -> None:
         """The owner writes again (a heartbeat) and tells its progress."""
         self.task.heartbeat_at = time.time()
-        await self.store.save(self.task)
-        await self.store.append_events(self.task.task_id, [("progress", {"nodes": {"1": {"max": 1, "value": 1}}})])
+        await self.records.save(self.task)
+        await self.log.append_events(self.task.task_id, [("progress", {"nodes": {"1": {"max": 1, "value": 1}}})])
 
     async def ended(self) -> None:
         self.task.finish(TaskStatus.SUCCEEDED)
-        await self.store.save(self.task)
-        await self.store.append_events(self.task.task_id, [("end", task_view(self.task))])
+        await self.records.save(self.task)
+        await self.log.append_events(self.task.task_id, [("end", task_view(self.task))])

@@ -154,7 +154,7 @@ async def test_workflows_lists_the_agents(agent: Agent) -> None:
 
 @pytest.mark.usefixtures("quick_lost_ends")
 async def test_watch_waits_out_a_quiet_instance_and_follows_the_task_to_its_end(agent: Agent) -> None:
-    owner = QuietOwner(agent.app[WORKER].store, "cli-quiet")
+    owner = QuietOwner(agent.app[WORKER].stores, "cli-quiet")
     await owner.went_quiet()
     process = await started(agent, "watch", "cli-quiet")
     assert process.stderr is not None

@@ -118,7 +118,7 @@ async def test_fc_asynchronous_invocation_headers_name_the_task(agent: Agent) ->
 
 @pytest.mark.usefixtures("quick_lost_ends")
 async def test_a_task_whose_instance_went_quiet_is_followed_to_its_real_end(agent: Agent) -> None:
-    owner = QuietOwner(agent.app[WORKER].store, "cl-quiet")
+    owner = QuietOwner(agent.app[WORKER].stores, "cl-quiet")
     await owner.went_quiet()
     async with AsyncClient(url_of(agent)) as client:
         events = client.events("cl-quiet")
@@ -132,7 +132,7 @@ async def test_a_task_whose_instance_went_quiet_is_followed_to_its_real_end(agen
 
 
 async def test_waiting_outlasts_a_quiet_instance(agent: Agent) -> None:
-    owner = QuietOwner(agent.app[WORKER].store, "cl-quiet-wait")
+    owner = QuietOwner(agent.app[WORKER].stores, "cl-quiet-wait")
     await owner.went_quiet()
     reads: list[str] = []
 
@@ -155,7 +155,7 @@ async def test_waiting_outlasts_a_quiet_instance(agent: Agent) -> None:
 
 @pytest.mark.usefixtures("quick_lost_ends")
 async def test_an_instance_quiet_past_the_grace_is_taken_as_lost(agent: Agent) -> None:
-    owner = QuietOwner(agent.app[WORKER].store, "cl-gone")
+    owner = QuietOwner(agent.app[WORKER].stores, "cl-gone")
     await owner.went_quiet()
     async with AsyncClient(url_of(agent), lost_grace=0.5) as client:
         kinds = [(kind, data) async for kind, data in client.events("cl-gone")]

@@ -159,11 +159,11 @@ async def test_polls_streams_and_the_page_are_served_while_the_workers_are_stopp
 
 
 async def _published(store_url: str) -> bool:
-    store = open_store(store_url, 60, 30)
+    stores = open_store(store_url, 60, 30)
     try:
-        return await store.get_shared(SHARED_NAME) is not None
+        return await stores.shared.get_shared(SHARED_NAME) is not None
     finally:
-        await store.close()
+        await stores.close()
 
 
 async def test_a_task_delivered_twice_runs_once(deployment: Deployment) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from agent.stores.file import SPARE_PREFIX
+from agent.stores.folder import SPARE_PREFIX
 from agent_process import AgentProcess, free_port
 from double_helpers import save_prompt
 from waiting import EVENTUALLY, wait_for

@@ -1,5 +1,5 @@
-"""Every task store, for the contract suite: memory, a folder (worked inline as on a local disk, and in threads as
-on a NAS), and the real Redis (never skipped)."""
+"""Every backend, for the contract suites of each concern: memory, a folder (worked inline as on a local disk, and
+in threads as on a NAS), and the real Redis (never skipped)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 import redis.asyncio
 
-from agent.stores import TaskStore, open_store
-from agent.stores.file import FileStore
+from agent.stores import Stores, open_store
+from agent.stores.file import file_stores
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TTL = 3600.0
 STALE_AFTER = 30.0
+ESCAPING_IDS = ["../x", "/etc/passwd", "a/b", "a\0b", "x" * 129, "", "..", "a.json", "é", "a b"]  # never a key or file
 
 
 async def clean_redis() -> None:
@@ -38,14 +39,13 @@ async def shared_store(kind: str, folder: Path) -> str:
 
 
 @pytest.fixture(params=["memory", "file", "file-nas", "redis"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[TaskStore]:
-    folder = f"file://{tmp_path / 'tasks'}"
-    url = {"memory": "memory://", "file": folder, "file-nas": folder, "redis": REDIS_URL}[request.param]
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
     if request.param == "redis":
         await clean_redis()
-    opened = open_store(url, TTL, STALE_AFTER)
-    if isinstance(opened, FileStore):
-        opened.in_threads = request.param == "file-nas"
+    if request.param.startswith("file"):
+        opened = file_stores(tmp_path / "tasks", TTL, STALE_AFTER, in_threads=request.param == "file-nas")
+    else:
+        opened = open_store({"memory": "memory://", "redis": REDIS_URL}[request.param], TTL, STALE_AFTER)
     try:
         yield opened
     finally:

@@ -1,5 +1,5 @@
 """The claim rules alone, as a function of the record found, the record wanted and the time: no store, no I/O
-(tests/stores/test_store_contract.py checks that every store applies them atomically)."""
+(tests/stores/test_records_contract.py checks that every store applies them atomically)."""
 
 from __future__ import annotations
 

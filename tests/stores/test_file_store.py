@@ -11,29 +11,31 @@ import pytest
 
 from agent.errors import RequestParamsError, StoreUnavailable
 from agent.filesystems import on_local_disk
-from agent.stores.file import SPARE_FILES, FileStore
+from agent.stores import Stores
+from agent.stores.file import file_stores
+from agent.stores.folder import SPARE_FILES
 from agent.tasks.model import NodeProgress, Task, TaskStatus
 from waiting import EVENTUALLY, until
 
 
-def store_at(path: Path, ttl: float = 3600) -> FileStore:
-    return FileStore(path, ttl, 30)
+def stores_at(path: Path, ttl: float = 3600, in_threads: bool | None = None) -> Stores:
+    return file_stores(path, ttl, 30, in_threads=in_threads)
 
 
 @pytest.mark.parametrize("bad", ["../x", "/etc/passwd", "a/b", "..", "x" * 129])
 async def test_nothing_is_written_outside_the_folder(tmp_path: Path, bad: str) -> None:
-    store = store_at(tmp_path / "tasks")
+    stores = stores_at(tmp_path / "tasks")
     with pytest.raises(RequestParamsError):
-        await store.save(Task(task_id=bad))
+        await stores.records.save(Task(task_id=bad))
     with pytest.raises(RequestParamsError):
-        await store.request_cancel(bad)
+        await stores.cancels.request_cancel(bad)
     assert not [path for path in tmp_path.rglob("*") if not path.is_dir()]
 
 
 @pytest.mark.parametrize("in_threads", [False, True], ids=["local-disk", "nas"])
 async def test_readers_never_see_half_a_file(tmp_path: Path, in_threads: bool) -> None:
-    store = store_at(tmp_path)
-    store.in_threads = in_threads
+    stores = stores_at(tmp_path, in_threads=in_threads)
+    store = stores.records
     big = Task(task_id="t", progress={str(i): NodeProgress(value=i) for i in range(3000)})
     await store.save(big)
 
@@ -52,14 +54,14 @@ async def test_readers_never_see_half_a_file(tmp_path: Path, in_threads: bool) -
 
     results = await asyncio.gather(reader(), writer(), reader())
     assert results[0] == results[2] == 200
-    await store.close()
+    await stores.close()
     assert not [path for path in tmp_path.iterdir() if path.name.endswith(".tmp")]
 
 
 @pytest.mark.parametrize("in_threads", [False, True], ids=["local-disk", "nas"])
 async def test_writes_fill_files_made_ahead_and_survive_their_sweep(tmp_path: Path, in_threads: bool) -> None:
-    store = store_at(tmp_path)
-    store.in_threads = in_threads
+    stores = stores_at(tmp_path, in_threads=in_threads)
+    store = stores.records
     await store.save(Task(task_id="first"))
 
     async def all_spares() -> set[str] | None:
@@ -74,12 +76,12 @@ async def test_writes_fill_files_made_ahead_and_survive_their_sweep(tmp_path: Pa
     third = Task(task_id="third")
     await store.save(third)
     assert await store.get("third") == third
-    await store.close()
+    await stores.close()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["first.json", "second.json", "third.json"]
 
 
 async def test_the_end_is_one_file_and_a_poll_reads_its_record_only(tmp_path: Path) -> None:
-    store = store_at(tmp_path)
+    store = stores_at(tmp_path).records
     await store.save(Task(task_id="r"), {"9": ["iVBORw0KGgo="]})
     assert [path.name for path in tmp_path.iterdir()] == ["r.json"]
     record, results = (tmp_path / "r.json").read_bytes().split(b"\n")
@@ -91,12 +93,13 @@ async def test_the_end_is_one_file_and_a_poll_reads_its_record_only(tmp_path: Pa
 
 
 async def test_sweep_removes_expired_tasks_and_orphaned_temp_files(tmp_path: Path) -> None:
-    store = store_at(tmp_path, ttl=60)
+    stores = stores_at(tmp_path, ttl=60)
+    store = stores.records
     old = Task(task_id="old")
     old.finish(TaskStatus.SUCCEEDED)
     old.finished_at = time.time() - 61
     await store.save(old, {"1": ["AAAA"]})
-    await store.request_cancel("old")
+    await stores.cancels.request_cancel("old")
     await store.save(Task(task_id="fresh"))
     orphan = tmp_path / ".fresh.json.dead.tmp"
     orphan.write_text("{")
@@ -106,13 +109,13 @@ async def test_sweep_removes_expired_tasks_and_orphaned_temp_files(tmp_path: Pat
     (tmp_path / "read me.json").write_text("{}")  # not a task id: someone else's file in a shared folder
     (tmp_path / "broken.json").write_text("{")  # unreadable: kept for a person to look at, not counted
     assert await store.sweep() == 1
-    await store.close()  # its spare files go with it
+    await stores.close()  # its spare files go with it
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         ".fresh.json.live.tmp", "broken.json", "fresh.json", "read me.json"]
 
 
 async def test_an_unusable_folder_is_store_unavailable(tmp_path: Path) -> None:
-    store = store_at(tmp_path / "tasks")  # nothing is made before the first use
+    store = stores_at(tmp_path / "tasks").records  # nothing is made before the first use
     (tmp_path / "tasks").write_text("not a folder")
     with pytest.raises(StoreUnavailable, match="task folder"):
         await store.save(Task(task_id="x"))

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from agent.api import events as events_module
-from agent.stores.file import FileStore
+from agent.stores.file import file_stores
 from agent.tasks.model import NodeProgress, Task, TaskStatus
 from agent_harness import running_agent
 from comfy_double.harness import held, start_double
@@ -102,9 +102,9 @@ async def test_a_task_whose_instance_was_lost_ends_from_its_record(double: str, 
     folder = tmp_path / "tasks"
     lost = Task(task_id="lost-1", status=TaskStatus.RUNNING, progress={"1": NodeProgress()},
                 heartbeat_at=time.time() - 3600)
-    store = FileStore(folder, ttl=86400, stale_after=30)
-    await store.save(lost)
-    await store.close()
+    stores = file_stores(folder, ttl=86400, stale_after=30)
+    await stores.records.save(lost)
+    await stores.close()
     async with running_agent(comfyui_url=double, task_store=f"file://{folder}") as agent:
         [end] = await stream(agent, "lost-1")
     assert end.event == "end" and end.id is None

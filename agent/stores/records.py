@@ -1,15 +1,17 @@
-"""The task store interface: how every instance shares task state, whatever holds it.
+"""Task records: what a task is and how it ended, claimed and written by its owner, read by pollers anywhere.
 
-Rules every store follows (tests/tasks/test_store_contract.py checks them on all three):
+Rules every backend follows (tests/stores/test_records_contract.py checks them on all of them):
 - A claim follows the rules of agent/stores/claims.py (who may take a task id, who answers again, who is refused).
 - A reader never sees a task "running" forever: an unfinished task whose owner has been silent for
   `stale_after` seconds reads as failed (InstanceLost).
 - A task expires `ttl` seconds after it finished (or after its owner was last heard from).
 - Progress is written often and read by pollers; results are large, written once and read on demand, so
-  they are kept apart from the task record and a poll never loads them unless it asks.
-- Shared documents (`put_shared`) are whole values under a name, outside any task.
-- A task has an event log (what its event streams tell, on any instance): only its owner appends to it, a new
-  claim of the id starts it afresh, and it lives as long as the task. Ids are increasing strings.
+  they are kept apart from the record and a poll never loads them unless it asks.
+- A claim that starts an id afresh clears, in the same atomic step, the id's results and what the other concerns
+  of the same backend hold for it: its event log (agent/stores/log.py) and its cancel request
+  (agent/stores/cancels.py). This is the one place the concerns meet: a claim must never leave an old log under a
+  new run, nor lose a cancel request made after it. A worker's delivery of a handed-off task (`takes_over`)
+  continues the task and keeps both. An expired task takes its log and cancel request with it.
 """
 
 from __future__ import annotations
@@ -18,9 +20,6 @@ import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Collection
-from dataclasses import dataclass
-from typing import Any
 
 from agent.errors import TaskNotFound
 from agent.stores.claims import decide_claim
@@ -30,16 +29,7 @@ PARSED_KEPT = 256  # records kept parsed, a few kilobytes each
 END_POLL = 0.1  # how often a task another instance runs is looked at while its end is awaited
 
 
-@dataclass(frozen=True)
-class LoggedEvent:
-    """One entry of a task's event log: `id` resumes a stream after it (`Last-Event-ID`)."""
-
-    id: str
-    kind: str
-    data: dict[str, Any]
-
-
-class TaskStore(ABC):
+class TaskRecords(ABC):
     def __init__(self, ttl: float, stale_after: float) -> None:
         self.ttl = ttl
         self.stale_after = stale_after
@@ -76,36 +66,8 @@ class TaskStore(ABC):
     async def get_results(self, task_id: str) -> Results | None: ...
 
     @abstractmethod
-    async def request_cancel(self, task_id: str) -> None:
-        """Leave word for the task's owner, wherever it runs, to stop it."""
-
-    @abstractmethod
-    async def cancels_requested(self, task_ids: Collection[str]) -> set[str]:
-        """Of these tasks, the ones with a cancel request: one round trip for every run an instance holds."""
-
-    @abstractmethod
-    async def append_events(self, task_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
-        """Add `(kind, data)` entries to the task's event log, in order."""
-
-    @abstractmethod
-    async def read_events(self, task_id: str, after: str | None, wait: float) -> list[LoggedEvent]:
-        """The log's entries after the one with id `after` (from the start for None, or an id this store never
-        gave), waiting up to `wait` seconds for one when there is none yet."""
-
-    @abstractmethod
-    async def put_shared(self, name: str, data: bytes) -> None:
-        """Keep a document every instance reads (ComfyUI's `/object_info`, for a gateway that has no ComfyUI);
-        written whole, replacing the last one; it does not expire."""
-
-    @abstractmethod
-    async def get_shared(self, name: str) -> bytes | None: ...
-
     async def sweep(self) -> int:
-        """Remove expired tasks the store would not drop by itself; returns how many went."""
-        return 0
-
-    async def close(self) -> None:
-        return None
+        """Remove expired tasks the backend would not drop by itself; returns how many went."""
 
     async def get(self, task_id: str) -> Task | None:
         """The task as any reader must see it (a stale one reads as failed)."""
@@ -128,7 +90,7 @@ class TaskStore(ABC):
         return task
 
     def decide_claim(self, existing: Task | None, new: Task) -> Task | None:
-        """Inside every store's atomic claim: the rules (agent/stores/claims.py) at this moment."""
+        """Inside every backend's atomic claim: the rules (agent/stores/claims.py) at this moment."""
         return decide_claim(existing, new, time.time(), self.stale_after)
 
     def expired(self, task: Task) -> bool:

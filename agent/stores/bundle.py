@@ -1,0 +1,23 @@
+"""One backend's four concerns, opened together so they share its connection or folder, and closed together."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from agent.stores.cancels import CancelMailbox
+from agent.stores.log import EventLog
+from agent.stores.records import TaskRecords
+from agent.stores.shared import SharedDocuments
+
+
+@dataclass(frozen=True)
+class Stores:
+    records: TaskRecords
+    log: EventLog
+    cancels: CancelMailbox
+    shared: SharedDocuments
+    release: Callable[[], Awaitable[None]]  # the backend's connection or spare files, once all four are done
+
+    async def close(self) -> None:
+        await self.release()
