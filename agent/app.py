@@ -143,7 +143,7 @@ def _comfy(stack: contextlib.AsyncExitStack, settings: Settings, client: ComfyCl
     """What a run reaches ComfyUI through, each part closed when the app stops."""
     connection = EventConnection(settings.comfyui_base_url, settings.ws_stall_timeout, client.queue)
     stack.push_async_callback(connection.close)
-    inputs = InputPreparer(settings, client, buckets)
+    inputs = InputPreparer(settings.inputs, client, buckets)
     stack.push_async_callback(inputs.close)
     return Comfy(host, client, connection, inputs, OutputFiles(client, settings.comfyui_folders))
 
@@ -192,7 +192,7 @@ async def _open_worker(stack: contextlib.AsyncExitStack, basics: _Basics) -> Wor
     stack.push_async_callback(host.stop)
     _sweep_and_publish(stack, settings, host, client, stores.shared)
     return WorkerServices(**vars(basics), choices=Choices(client), stores=stores,
-                          front=LocalFront(runs, buckets, settings), host=host, runs=runs,
+                          front=LocalFront(runs, buckets, settings.webhooks), host=host, runs=runs,
                           proxy_session=proxy_session)
 
 
@@ -208,7 +208,7 @@ async def _open_gateway(stack: contextlib.AsyncExitStack, basics: _Basics) -> Se
     handoff = Handoff(stores.records, stores.log, stores.cancels, worker, basics.metrics,
                       max_age=settings.async_max_event_age, instance_id=instance_id())
     return Services(**vars(basics), choices=Choices(StoredChoices(stores.shared)), stores=stores,
-                    front=HandoffFront(handoff, worker, Loaders(settings), settings))
+                    front=HandoffFront(handoff, worker, Loaders(settings.inputs), settings.webhooks))
 
 
 def _lifespan(key: web.AppKey[S], basics: _Basics, opened: Callable[[contextlib.AsyncExitStack, _Basics],

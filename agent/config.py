@@ -186,6 +186,35 @@ def _shown(value: Any) -> str:
     return f"`{text}`" if text else "empty"
 
 
+@dataclass(frozen=True)
+class AddressRule:
+    """Which addresses a URL the agent fetches or calls may reach: the address guard's settings."""
+
+    allow_private: bool
+    allow_hosts: frozenset[str]
+
+
+@dataclass(frozen=True)
+class InputSettings:
+    """What the input packages read: the loaders that take files, the cap on one, how URLs are fetched."""
+
+    max_bytes: int
+    fetch_timeout: float
+    image_loaders: tuple[tuple[str, str], ...]
+    media_loaders: tuple[tuple[str, str], ...]
+    addresses: AddressRule
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """What webhooks read: the operator's default receiver, the signing secret, the patience, the guard."""
+
+    default_url: str | None
+    secret: SecretStr | None
+    timeout: float
+    addresses: AddressRule
+
+
 class Settings(BaseModel):
     """Validated settings; immutable so every module sees the same values. Each field is declared once, here:
     its type, its default and how it is read (`Env`); the flags, the environment reader and the documented
@@ -331,6 +360,19 @@ class Settings(BaseModel):
     @property
     def gateway(self) -> bool:
         return self.agent_mode == "gateway"
+
+    @property
+    def addresses(self) -> AddressRule:
+        return AddressRule(self.url_allow_private, self.url_allow_hosts)
+
+    @property
+    def inputs(self) -> InputSettings:
+        return InputSettings(self.input_max_bytes, self.input_fetch_timeout, self.image_loaders, self.media_loaders,
+                             self.addresses)
+
+    @property
+    def webhooks(self) -> WebhookSettings:
+        return WebhookSettings(self.webhook_url, self.webhook_secret, self.webhook_timeout, self.addresses)
 
     @property
     def launches_comfyui(self) -> bool:

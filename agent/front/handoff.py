@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 
 from yarl import URL
 
-from agent.config import Settings
+from agent.config import WebhookSettings
 from agent.errors import AgentError, RequestTooLarge
 from agent.front.base import Front, Held, Mode, Relayed, Submission
 from agent.gateway.handoff import Handoff
@@ -41,19 +41,19 @@ def _path_for_worker(path: str) -> str:
 
 
 class HandoffFront(Front):
-    def __init__(self, handoff: Handoff, worker: WorkerFunction, loaders: Loaders, settings: Settings) -> None:
+    def __init__(self, handoff: Handoff, worker: WorkerFunction, loaders: Loaders, webhooks: WebhookSettings) -> None:
         super().__init__(handoff.records)
         self.handoff = handoff
         self.worker = worker
         self.loaders = loaders
-        self.settings = settings
+        self.webhooks = webhooks
 
     def room(self, mode: Mode) -> None:
         """A gateway holds no run: FC and the workers say when they are full."""
 
     async def check(self, submission: Submission) -> None:
         await when_long(self.loaders.check, submission.prompt)
-        await check_webhook(submission.options.webhook, self.settings)
+        await check_webhook(submission.options.webhook, self.webhooks)
         if submission.mode is not Mode.HELD and len(submission.body) > ASYNC_BODY_LIMIT:
             raise RequestTooLarge(
                 f"a run handed off in the background is at most {ASYNC_BODY_LIMIT} bytes (FC's cap on an "

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from agent.buckets.clients import Buckets
-from agent.config import Settings
+from agent.config import WebhookSettings
 from agent.errors import AgentError, RequestParamsError
 from agent.front.base import Front, Held, Mode, Submission
 from agent.gateway.delivery import refuse_delivery
@@ -17,11 +17,11 @@ from agent.webhooks.address import check_webhook
 
 
 class LocalFront(Front):
-    def __init__(self, runs: RunService, buckets: Buckets, settings: Settings) -> None:
+    def __init__(self, runs: RunService, buckets: Buckets, webhooks: WebhookSettings) -> None:
         super().__init__(runs.records)
         self.runs = runs
         self.buckets = buckets
-        self.settings = settings
+        self.webhooks = webhooks
 
     def room(self, mode: Mode) -> None:
         self.runs.check_room(mode is Mode.BACKGROUND)
@@ -29,7 +29,7 @@ class LocalFront(Front):
     async def check(self, submission: Submission) -> None:
         if self.runs.outputs is None and submission.options.delivery == "url":
             raise RequestParamsError("option output.delivery: `url` needs an output store (OUTPUT_STORE)")
-        await check_webhook(submission.options.webhook, self.settings)
+        await check_webhook(submission.options.webhook, self.webhooks)
 
     async def refused(self, task_id: str, error: AgentError) -> None:
         await refuse_delivery(self.records, task_id, error)

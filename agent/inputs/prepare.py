@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from agent.buckets.clients import Buckets
 from agent.comfy.client import ComfyClient, ComfyHTTPError, ComfyUnreachable
-from agent.config import Settings
+from agent.config import InputSettings
 from agent.errors import ComfyUIUnavailable
 from agent.inputs.objects import read_object
 from agent.inputs.slots import File, Loaders, Slot
@@ -39,12 +39,12 @@ class Prepared:
 
 
 class InputPreparer:
-    def __init__(self, settings: Settings, client: ComfyClient, buckets: Buckets) -> None:
+    def __init__(self, inputs: InputSettings, client: ComfyClient, buckets: Buckets) -> None:
         self.client = client
         self.buckets = buckets
-        self.max_bytes = settings.input_max_bytes
-        self.settings = settings
-        self.loaders = Loaders(settings)
+        self.max_bytes = inputs.max_bytes
+        self.inputs = inputs
+        self.loaders = Loaders(inputs)
         self._fetcher: UrlFetcher | None = None
 
     @property
@@ -54,9 +54,9 @@ class InputPreparer:
             from agent.inputs.fetch import UrlFetcher
             from agent.inputs.guard import GuardedBackend
 
-            settings = self.settings
-            self._fetcher = UrlFetcher(GuardedBackend(settings.url_allow_private, settings.url_allow_hosts),
-                                       settings.input_max_bytes, settings.input_fetch_timeout)
+            inputs = self.inputs
+            self._fetcher = UrlFetcher(GuardedBackend(inputs.addresses.allow_private, inputs.addresses.allow_hosts),
+                                       inputs.max_bytes, inputs.fetch_timeout)
         return self._fetcher
 
     async def close(self) -> None:
@@ -93,7 +93,7 @@ class InputPreparer:
         async def download() -> bytes:
             async with gate:
                 if in_bucket:
-                    return await read_object(self.buckets, url, self.max_bytes, self.settings.input_fetch_timeout)
+                    return await read_object(self.buckets, url, self.max_bytes, self.inputs.fetch_timeout)
                 return await self.fetcher.fetch(url)
 
         try:

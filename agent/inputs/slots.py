@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.buckets.location import parse_object_url
-from agent.config import Settings
+from agent.config import InputSettings
 from agent.errors import InputImageError
 from agent.inputs.sniff import HEAD_BYTES, FileType, Kind, sniff
 from agent.inputs.sources import Inline, Remote, Source, SourceError, source_of
@@ -43,12 +43,12 @@ class File:
 class Loaders:
     """The loader inputs of IMAGE_LOADERS and MEDIA_LOADERS, and the cap on one file."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.max_bytes = settings.input_max_bytes
+    def __init__(self, inputs: InputSettings) -> None:
+        self.max_bytes = inputs.max_bytes
         self._inputs: dict[str, tuple[str, tuple[Kind, ...], bool]] = {}
-        for node_class, input_name in settings.media_loaders:
+        for node_class, input_name in inputs.media_loaders:
             self._inputs[node_class] = (input_name, ("video", "audio", "image"), False)
-        for node_class, input_name in settings.image_loaders:
+        for node_class, input_name in inputs.image_loaders:
             self._inputs[node_class] = (input_name, ("image",), True)
 
     def slots(self, prompt: dict[str, Any]) -> list[Slot]:

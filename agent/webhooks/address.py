@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import urlsplit
 
-from agent.config import Settings
+from agent.config import WebhookSettings
 from agent.errors import RequestParamsError
 from agent.inputs.guard import AddressRefused, GuardedBackend, HostUnresolved, Resolver, resolve
 from agent.tasks.model import Webhook
@@ -15,14 +15,14 @@ from agent.tasks.model import Webhook
 RESOLVE_TIMEOUT = 5.0  # a resolver that has not answered by then will not answer the sender either
 
 
-async def check_webhook(webhook: Webhook | None, settings: Settings, resolver: Resolver = resolve) -> None:
+async def check_webhook(webhook: Webhook | None, webhooks: WebhookSettings, resolver: Resolver = resolve) -> None:
     """Refuse a webhook named by the request whose host the sender could never reach; the agent's own
     WEBHOOK_URL is the operator's choice and is left to the sender."""
-    if webhook is None or webhook.url == settings.webhook_url:
+    if webhook is None or webhook.url == webhooks.default_url:
         return
     parts = urlsplit(webhook.url)
     host = parts.hostname or ""
-    guard = GuardedBackend(settings.url_allow_private, settings.url_allow_hosts, resolver)
+    guard = GuardedBackend(webhooks.addresses.allow_private, webhooks.addresses.allow_hosts, resolver)
     try:
         async with asyncio.timeout(RESOLVE_TIMEOUT):
             await guard.addresses(host, parts.port or (443 if parts.scheme == "https" else 80))

@@ -68,7 +68,7 @@ ENCODINGS: dict[str, Encoding] = {
 
 async def prepared(value: str) -> list[bytes]:
     uploads = Uploads()
-    preparer = InputPreparer(settings(), uploads, Buckets.from_settings(settings(), {}))  # type: ignore[arg-type]
+    preparer = InputPreparer(settings().inputs, uploads, Buckets.from_settings(settings(), {}))  # type: ignore[arg-type]
     await preparer.prepare(prompt(value))
     return uploads.files
 
@@ -77,7 +77,7 @@ async def prepared(value: str) -> list[bytes]:
 async def test_over_the_cap_is_refused_without_decoding(encode: Encoding, decoded_characters: list[int]) -> None:
     value = encode(of_size(LIMIT * 4))
     with pytest.raises(InputImageError, match=f"larger than the {LIMIT}-byte limit"):
-        Loaders(settings()).check(prompt(value))
+        Loaders(settings().inputs).check(prompt(value))
     with pytest.raises(InputImageError, match=f"larger than the {LIMIT}-byte limit"):
         await prepared(value)
     assert sum(decoded_characters) < 100, "no more than a file's first bytes were decoded"
@@ -86,7 +86,7 @@ async def test_over_the_cap_is_refused_without_decoding(encode: Encoding, decode
 @pytest.mark.parametrize("encode", ENCODINGS.values(), ids=ENCODINGS.keys())
 @pytest.mark.parametrize("size", [LIMIT - 2, LIMIT - 1, LIMIT])
 async def test_up_to_the_cap_is_taken_whole(encode: Encoding, size: int) -> None:
-    Loaders(settings()).check(prompt(encode(of_size(size))))
+    Loaders(settings().inputs).check(prompt(encode(of_size(size))))
     assert await prepared(encode(of_size(size))) == [of_size(size)]
 
 
@@ -94,7 +94,7 @@ async def test_up_to_the_cap_is_taken_whole(encode: Encoding, size: int) -> None
 @pytest.mark.parametrize("size", [LIMIT + 1, LIMIT + 2, LIMIT + 3])
 def test_one_byte_over_is_over(encode: Encoding, size: int) -> None:
     with pytest.raises(InputImageError, match="-byte limit"):
-        Loaders(settings()).check(prompt(encode(of_size(size))))
+        Loaders(settings().inputs).check(prompt(encode(of_size(size))))
 
 
 async def test_the_kind_is_judged_before_decoding(decoded_characters: list[int]) -> None:

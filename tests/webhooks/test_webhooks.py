@@ -136,7 +136,7 @@ async def test_a_webhook_host_that_does_not_resolve_is_a_400_that_says_so() -> N
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
     with pytest.raises(RequestParamsError) as refused:
-        await check_webhook(Webhook(url="http://nowhere.example/hook"), Settings(), no_answer)
+        await check_webhook(Webhook(url="http://nowhere.example/hook"), Settings().webhooks, no_answer)
     assert "does not resolve" in str(refused.value) and "refused" not in str(refused.value)
 
 
