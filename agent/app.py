@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
-from agent.api import contract, events, health, lifecycle, page, proxy, run, status, tasks, workflows
+from agent.api import contract, health, lifecycle, page, proxy, run, status, streams, tasks, workflows
 from agent.api import metrics as metrics_route
 from agent.api.polls import RecentPolls
 from agent.api.security import cors, require_token
@@ -232,7 +232,7 @@ def _application(basics: _Basics, key: web.AppKey[S]) -> web.Application:
     app.router.add_get("/metrics", route(key, metrics_route.metrics))
     app.router.add_get("/api/status", route(key, status.status))
     app.router.add_get("/api/tasks/{task_id}", route(key, tasks.get_task))
-    app.router.add_get("/api/tasks/{task_id}/events", route(key, events.task_events))
+    app.router.add_get("/api/tasks/{task_id}/events", route(key, streams.task_events))
     app.router.add_post("/api/run", route(key, run.run))
     app.router.add_post("/api/tasks/{task_id}/cancel", route(key, run.cancel_task))
     app.router.add_get("/api/workflows", route(key, workflows.list_workflows))

@@ -1,7 +1,7 @@
 """The run routes of every app, whichever front it has (agent/front/): `POST /api/run` and
 `POST /api/workflows/{name}/run` hold the request until the run ends (also under FC asynchronous invocation);
 asked with `Prefer: respond-async` / `?async=1` they answer 202 at once and the run goes on; asked with
-`Accept: text/event-stream` they stream the run's events as it goes (agent/api/events.py).
+`Accept: text/event-stream` they stream the run's events as it goes (agent/api/streams.py).
 `POST /api/tasks/{id}/cancel` cancels a run wherever it is."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.api.events import stream_events
 from agent.api.render import run_response
 from agent.api.replies import Accepted
 from agent.api.requests import new_task_id, parse_run_body, task_id_of, wants_async
 from agent.api.services import Services
+from agent.api.streams import stream_events
 from agent.api.tasks import canceled
 from agent.api.workflows import named, resolve_run
 from agent.errors import AgentError

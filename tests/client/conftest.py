@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from agent.api import events
+from agent.api import streams
 from agent.stores import Stores
 from agent.tasks.model import Task, TaskStatus
 from agent.tasks.view import task_view
@@ -19,7 +19,7 @@ QUIET_FOR = 3600.0  # far past any `stale_after`: the task reads as lost (Instan
 def quick_lost_ends(monkeypatch: pytest.MonkeyPatch) -> None:
     """The agent's event stream looks at the task's record after 0.2 s without an entry, not 5 s: the end it
     tells from the record of a quiet task comes that much sooner (what it tells is the same)."""
-    monkeypatch.setattr(events, "READ_WAIT", 0.2)
+    monkeypatch.setattr(streams, "READ_WAIT", 0.2)
 
 
 class QuietOwner:

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from agent.api import events as events_module
+from agent.api import streams as streams_module
 from agent.stores.file import file_stores
 from agent.tasks.model import NodeProgress, Task, TaskStatus
 from agent_harness import running_agent
@@ -138,8 +138,8 @@ async def test_a_stream_on_another_instance_sees_the_run_in_order_and_its_end(
 
 
 async def test_a_quiet_stream_gets_heartbeat_comments(double: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(events_module, "HEARTBEAT", 0.2)
-    monkeypatch.setattr(events_module, "READ_WAIT", 0.1)
+    monkeypatch.setattr(streams_module, "HEARTBEAT", 0.2)
+    monkeypatch.setattr(streams_module, "READ_WAIT", 0.1)
     async with running_agent(comfyui_url=double) as agent:
         async with held(double):  # the run goes quiet in ComfyUI until two heartbeats have come
             response = await agent.post("/api/run", json=save_prompt(0x30), headers=STREAM)

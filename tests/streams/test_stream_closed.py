@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from agent.api import events as events_module
+from agent.api import streams as streams_module
 from agent_harness import running_agent, scrape
 from double_helpers import save_prompt
 from waiting import EVENTUALLY, until
@@ -17,8 +17,8 @@ OPEN = ("comfyui_agent_event_streams_open", ())
 
 async def test_a_client_leaving_mid_stream_ends_it_quietly(double: str, monkeypatch: pytest.MonkeyPatch,
                                                           caplog: pytest.LogCaptureFixture) -> None:
-    monkeypatch.setattr(events_module, "HEARTBEAT", 0.1)  # the write after the client left is a heartbeat
-    monkeypatch.setattr(events_module, "READ_WAIT", 0.05)
+    monkeypatch.setattr(streams_module, "HEARTBEAT", 0.1)  # the write after the client left is a heartbeat
+    monkeypatch.setattr(streams_module, "READ_WAIT", 0.05)
     async with running_agent(comfyui_url=double) as agent:
         endless = save_prompt(0x40, delay=10 * EVENTUALLY)  # ended by its cancel
         started = await agent.post("/api/run?async=1", json=endless, headers={"task-id": "gone"})
