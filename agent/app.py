@@ -185,7 +185,7 @@ async def _open_worker(stack: contextlib.AsyncExitStack, basics: _Basics) -> Wor
     client = ComfyClient(settings.comfyui_base_url, session, COMFYUI_CONNECTIONS)
     host = make_host(settings, client)
     stores = _open_stores(stack, basics)
-    buckets = Buckets.from_settings(settings)
+    buckets = Buckets.from_settings(settings.buckets)
     runs = _run_service(stack, basics, _comfy(stack, settings, client, host, buckets), stores, buckets)
     basics.metrics.watch(lambda: host.ready, lambda: host.restarts, lambda: runs.active_runs + runs.waiting_runs)
     await host.start()

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
+from agent.buckets.clients import BucketSettings
 from agent.buckets.location import parse_location
 
 MiB = 1024 * 1024
@@ -360,6 +361,11 @@ class Settings(BaseModel):
     @property
     def gateway(self) -> bool:
         return self.agent_mode == "gateway"
+
+    @property
+    def buckets(self) -> BucketSettings:
+        return BucketSettings(self.output_store_endpoint, self.output_store_region, self.output_store_key_id,
+                              self.output_store_key_secret, self.output_url_ttl)
 
     @property
     def addresses(self) -> AddressRule:

@@ -49,7 +49,7 @@ async def main() -> None:
             async with serving(files.app()) as url, aiohttp.ClientSession() as session:
                 settings = Settings(comfyui_url=comfy, url_allow_hosts=frozenset({"127.0.0.1"}))
                 preparer = InputPreparer(settings.inputs, ComfyClient(comfy, session, connections=64),
-                                         Buckets.from_settings(settings))
+                                         Buckets.from_settings(settings.buckets))
                 timings: dict[int, list[float]] = {1: [], 4: []}
                 for round_ in range(args.repeat):
                     for count in (1, 4):

@@ -6,14 +6,27 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Self
+
+from pydantic import SecretStr
 
 from agent.buckets.credentials import ENVIRONMENT, Credential, Credentials
 from agent.buckets.location import oss_endpoint
 
 if TYPE_CHECKING:  # the client (obstore) is loaded at the first bucket used
     from agent.buckets.bucket import Bucket
-    from agent.config import Settings
+
+
+@dataclass(frozen=True)
+class BucketSettings:
+    """What the bucket clients read of the settings (the config module makes it: `Settings.buckets`)."""
+
+    endpoint: str | None
+    region: str | None
+    key_id: str | None
+    key_secret: SecretStr | None
+    url_ttl: float
 
 
 class Buckets:
@@ -26,12 +39,10 @@ class Buckets:
         self._open: dict[tuple[str, str], Bucket] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings, environ: Mapping[str, str] = os.environ) -> Self:
-        secret = settings.output_store_key_secret
-        explicit = (Credential(settings.output_store_key_id, secret.get_secret_value())
-                    if settings.output_store_key_id and secret else None)
-        return cls(settings.output_store_endpoint, settings.output_store_region or "us-east-1", explicit, environ,
-                   settings.output_url_ttl)
+    def from_settings(cls, settings: BucketSettings, environ: Mapping[str, str] = os.environ) -> Self:
+        secret = settings.key_secret
+        explicit = Credential(settings.key_id, secret.get_secret_value()) if settings.key_id and secret else None
+        return cls(settings.endpoint, settings.region or "us-east-1", explicit, environ, settings.url_ttl)
 
     def offer(self, headers: Mapping[str, str]) -> None:
         """A request's headers, which on FC carry the function role's current credentials."""

@@ -72,7 +72,7 @@ class HandoffFront(Front):
                           reply.content.iter_any())
 
     async def start(self, submission: Submission) -> None:
-        await self.handoff.submit(submission.task_id, submission.prompt, submission.options,
+        await self.handoff.hand_off(submission.task_id, submission.prompt, submission.options,
                                   _path_for_worker(submission.path), submission.body)
 
     async def cancel(self, task_id: str) -> Task:

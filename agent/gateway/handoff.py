@@ -50,7 +50,7 @@ class Handoff:
         self.max_age = max_age
         self.owner = f"gateway-{instance_id}"
 
-    async def submit(self, task_id: str, prompt: dict[str, Any], options: RunOptions, path_qs: str,
+    async def hand_off(self, task_id: str, prompt: dict[str, Any], options: RunOptions, path_qs: str,
                      body: bytes) -> None:
         """Record the task and hand its run to FC; a task that already succeeded with the same request stays as it
         is, nothing handed off (its caller reads the stored end)."""

@@ -52,7 +52,7 @@ async def files() -> AsyncIterator[tuple[FilesServer, str]]:
 
 def preparer(client: UploadRecorder) -> InputPreparer:
     settings = Settings(comfyui_url="http://127.0.0.1:9", url_allow_hosts=frozenset({"127.0.0.1"}))
-    return InputPreparer(settings.inputs, client, Buckets.from_settings(settings, {}))  # type: ignore[arg-type]
+    return InputPreparer(settings.inputs, client, Buckets.from_settings(settings.buckets, {}))  # type: ignore[arg-type]
 
 
 async def test_seed_example_inputs_become_uploads_and_nothing_else_changes(files: tuple[FilesServer, str]) -> None:

@@ -68,7 +68,7 @@ ENCODINGS: dict[str, Encoding] = {
 
 async def prepared(value: str) -> list[bytes]:
     uploads = Uploads()
-    preparer = InputPreparer(settings().inputs, uploads, Buckets.from_settings(settings(), {}))  # type: ignore[arg-type]
+    preparer = InputPreparer(settings().inputs, uploads, Buckets.from_settings(settings().buckets, {}))  # type: ignore[arg-type]
     await preparer.prepare(prompt(value))
     return uploads.files
 

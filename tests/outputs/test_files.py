@@ -97,7 +97,7 @@ async def _deliver(s3: S3, comfyui_url: str, folders: dict[str, Path],
     """One node's report delivered to the bucket, under the task `t-9` and node `7`."""
     settings = Settings(comfyui_url=comfyui_url, **store_settings(s3, Path("unused")))
     location = parse_location(f"s3://{s3.bucket}/runs")
-    outputs = Outputs(Buckets.from_settings(settings, {}).bucket("s3", s3.bucket), location, keep_local=False)
+    outputs = Outputs(Buckets.from_settings(settings.buckets, {}).bucket("s3", s3.bucket), location, keep_local=False)
     async with aiohttp.ClientSession() as session:
         files = OutputFiles(ComfyClient(comfyui_url, session, 4), folders)
         delivery = outputs.delivery(files, "t-9", RunOptions(format="webp"))
