@@ -135,8 +135,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[CHOICES] = Choices(client)
     comfy = Comfy(host, client, connection, inputs, OutputFiles(client, settings.comfyui_folders))
     outputs = open_outputs(settings, buckets)
-    runs = RunService(comfy, store, RunEvents([RunMetrics(metrics), EventPublisher(store)], recorder=writer,
-                                         ahead=(webhooks,)),
+    runs = RunService(comfy, store, RunEvents([RunMetrics(metrics), EventPublisher(store), writer], (webhooks,)),
                       instance_id=instance_id(), run_timeout=settings.run_timeout,
                       max_active=settings.max_active_runs, max_waiting=settings.max_waiting_runs, outputs=outputs)
     app[HOST], app[STORE], app[RUNS], app[PROXY_SESSION], app[BUCKETS] = host, store, runs, proxy_session, buckets
