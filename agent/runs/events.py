@@ -114,7 +114,7 @@ class RunEvents:
         """The end: the reporters' parts go on the run's record, which is published and awaited in every
         subscriber's part of it. Returns that final record, and what went wrong, if anything."""
         final = await self._reported(ending)
-        ended = RunEnded(task=final, results=results)
+        ended = RunEnded(task=final.model_copy(), results=results)  # the run's own record is not handed out
         self.publish(ended)
         outcomes = await asyncio.gather(*(subscriber.settle(ended) for subscriber in self.subscribers),
                                         return_exceptions=True)
