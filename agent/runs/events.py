@@ -78,6 +78,8 @@ class RunEnded(RunEvent):
 
 
 class Listener(Protocol):
+    """What subscribers and reporters share: they hear of every event of every run."""
+
     def notify(self, event: RunEvent) -> None: ...
 
 
@@ -103,12 +105,12 @@ class RunEvents:
 
     def publish(self, event: RunEvent) -> None:
         listeners: Iterable[Listener] = itertools.chain(self.reporters, self.subscribers)
-        for subscriber in listeners:
+        for listener in listeners:
             try:
-                subscriber.notify(event)
+                listener.notify(event)
             except Exception as exc:  # a subscriber's fault is its own, not the run's
                 log_event(logger, "subscriber.failed", event.task.task_id, level=logging.ERROR,
-                          subscriber=type(subscriber).__name__, kind=type(event).__name__, error=repr(exc))
+                          subscriber=type(listener).__name__, kind=type(event).__name__, error=repr(exc))
 
     async def settle(self, ending: Task, results: Results | None) -> tuple[Task, str | None]:
         """The end: the reporters' parts go on the run's record, which is published and awaited in every

@@ -98,11 +98,11 @@ class WebhookSender:
 
     def notify(self, event: RunEvent) -> None:
         task = event.task
-        if isinstance(event, RunQueued) and task.webhook is not None:
-            self._hooks[task.task_id] = _Hook(task.webhook.model_copy(deep=True), task)
         hook = self._hooks.get(task.task_id)
         if hook is None:
-            return
+            if not isinstance(event, RunQueued) or task.webhook is None:
+                return
+            hook = self._hooks[task.task_id] = _Hook(task.webhook.model_copy(deep=True), task)
         hook.task = task
         if isinstance(event, RunStarted):
             self._put(hook, WebhookEvent.STARTED)
@@ -123,9 +123,10 @@ class WebhookSender:
         written = self.outbox.close(ending.task_id, *(() if final is None else (final,)))
         if written is not None:
             await self._awaited(hook, written, kind)
-        return ending.model_copy(update={"webhook": hook.record})
+        return ending.model_copy(update={"webhook": hook.record.model_copy(deep=True)})  # as it was at the end
 
     async def _awaited(self, hook: _Hook, written: asyncio.Future[None], kind: WebhookEvent | None) -> None:
+        """Past `WEBHOOK_TIMEOUT` the final event is given up, and the record says so."""
         timeout = self.settings.webhook_timeout
         done, _ = await asyncio.wait({written}, timeout=timeout)
         if done:
