@@ -1,12 +1,15 @@
 """What happens to a run, as typed events, and who hears of them.
 
 A run publishes; subscribers react: the store's writer, the event log, webhooks, metrics. Every event carries
-a snapshot of the run's record as it was then (`Run.snapshot`): a subscriber may keep it, and nothing a
-subscriber does to it reaches the run. `notify` must not block (a subscriber schedules its own slow work, through
-agent/runs/outbox.py); `settle` is awaited once the run has ended and before its outcome is handed back, for what
-must be done by then (the store's final write: a poller must find the end before the caller does). What a
-subscriber adds to the record (a webhook's delivery record) comes back from its `report`, asked before the end
-is published: the end's record is whole when the store writes it, and nobody changes a record in place.
+a snapshot of the run's record as it was then (`Run.snapshot`): a shallow copy whose parts (the progress map,
+the timings) the run replaces rather than changes, so a subscriber may keep it. Setting its fields changes that
+copy only; its parts are shared with the record and with the other subscribers, which only read them.
+
+`notify` must not block (a subscriber schedules its own slow work, through agent/runs/outbox.py); `settle` is
+awaited once the run has ended and before its outcome is handed back, for what must be done by then (the store's
+final write: a poller must find the end before the caller does). What a subscriber adds to the record (a
+webhook's delivery record) comes back from its `report`, asked before the end is published: the end's record is
+whole when the store writes it, and nobody changes a record in place.
 """
 
 from __future__ import annotations
