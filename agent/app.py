@@ -152,11 +152,11 @@ def _run_service(stack: contextlib.AsyncExitStack, basics: _Basics, comfy: Comfy
                  buckets: Buckets) -> RunService:
     """The runs and their subscribers: a new subscriber is added here and nowhere else."""
     settings = basics.settings
-    webhooks = WebhookSender(settings, basics.metrics)
+    webhooks = WebhookSender(settings.webhooks, basics.metrics)
     stack.push_async_callback(webhooks.close)
     writer = StoreWriter(stores.records, settings.task_heartbeat)
     stack.push_async_callback(writer.close)
-    events = RunEvents([RunMetrics(basics.metrics), EventPublisher(stores.log)], recorder=writer, ahead=(webhooks,))
+    events = RunEvents([RunMetrics(basics.metrics), EventPublisher(stores.log), writer], (webhooks,))
     runs = RunService(comfy, stores.records, stores.cancels, events, instance_id=instance_id(),
                       run_timeout=settings.run_timeout, max_active=settings.max_active_runs,
                       max_waiting=settings.max_waiting_runs, outputs=open_outputs(settings, buckets))

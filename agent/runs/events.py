@@ -1,15 +1,23 @@
 """What happens to a run, as typed events, and who hears of them.
 
-A run publishes; subscribers react: the store's writer, and those later issues add (webhooks, event streams,
-metrics). `notify` must not block (a subscriber schedules its own slow work); `settle` is awaited once the run
-has ended and before its outcome is handed back, for what must be done by then (the store's final write: a
-poller must find the end before the caller does).
+A run publishes; subscribers react: the store's writer, the event log, webhooks, metrics. Every event carries
+a snapshot of the run's record as it was then (`Run.snapshot`): a shallow copy whose parts (the progress map,
+the timings) the run replaces rather than changes, so a subscriber may keep it. Setting its fields changes that
+copy only; its parts are shared with the record and with the other subscribers, which only read them.
+
+`notify` must not block (a subscriber schedules its own slow work, through agent/runs/outbox.py); `settle` is
+awaited once the run has ended and before its outcome is handed back, for what must be done by then (the store's
+final write: a poller must find the end before the caller does). What a subscriber adds to the record (a
+webhook's delivery record) comes back from its `report`, asked before the end is published: the end's record is
+whole when the store writes it, and nobody changes a record in place.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -22,7 +30,7 @@ logger = logging.getLogger("agent.run")
 
 
 class RunEvent(BaseModel):
-    """`task` is the run's live record: read it in `notify`, copy what must outlive the call."""
+    """`task`: the run's record when this happened, a snapshot nobody changes (subscribers only read it)."""
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
@@ -72,40 +80,60 @@ class RunEnded(RunEvent):
     results: Results | None = None
 
 
-class Subscriber(Protocol):
+class Listener(Protocol):
+    """What subscribers and reporters share: they hear of every event of every run."""
+
     def notify(self, event: RunEvent) -> None: ...
 
+
+class Subscriber(Listener, Protocol):
     async def settle(self, ended: RunEnded) -> None:
         """Raise an AgentError when what the end needed could not be done; the caller is told of it."""
 
 
-class RunEvents:
-    """The subscribers of every run, fixed at wiring; one that fails is logged, never allowed to stop a run.
-    Those `ahead` of the recorder (the store's writer) settle before it, so what they leave on the task (a
-    webhook's delivery record) is in its final write; the rest settle alongside it."""
+class Reporter(Listener, Protocol):
+    """A subscriber with a part of the run's final record (a webhook's delivery): it reports that part before
+    the end is published, so the store's final write carries it."""
 
-    def __init__(self, subscribers: list[Subscriber], recorder: Subscriber | None = None,
-                 ahead: tuple[Subscriber, ...] = ()) -> None:
-        self.subscribers = [*ahead, *subscribers, *([recorder] if recorder is not None else [])]
-        self.ahead = ahead
+    async def report(self, ending: Task) -> Task:
+        """`ending` with this subscriber's part on it."""
+
+
+class RunEvents:
+    """The subscribers of every run, fixed at wiring; one that fails is logged, never allowed to stop a run."""
+
+    def __init__(self, subscribers: list[Subscriber], reporters: tuple[Reporter, ...] = ()) -> None:
+        self.subscribers = subscribers
+        self.reporters = reporters
 
     def publish(self, event: RunEvent) -> None:
-        for subscriber in self.subscribers:
+        listeners: Iterable[Listener] = itertools.chain(self.reporters, self.subscribers)
+        for listener in listeners:
             try:
-                subscriber.notify(event)
+                listener.notify(event)
             except Exception as exc:  # a subscriber's fault is its own, not the run's
                 log_event(logger, "subscriber.failed", event.task.task_id, level=logging.ERROR,
-                          subscriber=type(subscriber).__name__, kind=type(event).__name__, error=repr(exc))
+                          subscriber=type(listener).__name__, kind=type(event).__name__, error=repr(exc))
 
-    async def settle(self, ended: RunEnded) -> str | None:
-        """Publish the end and wait for every subscriber's part of it; returns what went wrong, if anything."""
+    async def settle(self, ending: Task, results: Results | None) -> tuple[Task, str | None]:
+        """The end: the reporters' parts go on the run's record, which is published and awaited in every
+        subscriber's part of it. Returns that final record, and what went wrong, if anything."""
+        final = await self._reported(ending)
+        ended = RunEnded(task=final.model_copy(), results=results)  # the run's own record is not handed out
         self.publish(ended)
-        outcomes = await asyncio.gather(*(subscriber.settle(ended) for subscriber in self.ahead),
+        outcomes = await asyncio.gather(*(subscriber.settle(ended) for subscriber in self.subscribers),
                                         return_exceptions=True)
-        rest = [subscriber for subscriber in self.subscribers if subscriber not in self.ahead]
-        outcomes += await asyncio.gather(*(subscriber.settle(ended) for subscriber in rest), return_exceptions=True)
         problems = [str(outcome) for outcome in outcomes if isinstance(outcome, AgentError)]
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(outcome, AgentError):
-                log_event(logger, "subscriber.failed", ended.task.task_id, level=logging.ERROR, error=repr(outcome))
-        return "; ".join(problems) or None
+                log_event(logger, "subscriber.failed", final.task_id, level=logging.ERROR, error=repr(outcome))
+        return final, "; ".join(problems) or None
+
+    async def _reported(self, task: Task) -> Task:
+        for reporter in self.reporters:
+            try:
+                task = await reporter.report(task)
+            except Exception as exc:  # the record goes on without that part
+                log_event(logger, "subscriber.failed", task.task_id, level=logging.ERROR,
+                          subscriber=type(reporter).__name__, error=repr(exc))
+        return task

@@ -1,7 +1,9 @@
 """One run, from its claimed task to its end: inputs, ComfyUI, results; every change published as an event.
 
 A run fails with one of a small set of domain outcomes (agent/errors.py); which HTTP status each becomes is
-agent/api's business. A run's record (`task`) is its own, changed only here; subscribers read it.
+agent/api's business. A run's record (`task`) is its own, changed only here; its events carry snapshots of it
+(`snapshot`), so the run replaces a part it changes (its timings, its progress map) rather than change it in
+place. Its final record is what its subscribers' end gave back (a webhook's delivery record on it).
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from agent.errors import (
 from agent.inputs.prepare import InputPreparer, Prepared
 from agent.logs import log_event
 from agent.runs.events import (
-    RunEnded,
     RunEvents,
     RunInputsFetched,
     RunOutput,
@@ -134,6 +135,11 @@ class Run:
     def task_id(self) -> str:
         return self.task.task_id
 
+    def snapshot(self) -> Task:
+        """The record as it is now, for an event: a shallow copy, whose parts the run never changes afterwards."""
+        self.task.progress = self.tracker.snapshot()
+        return self.task.model_copy()
+
     @property
     def ended(self) -> bool:
         return self._ended.done()
@@ -212,7 +218,7 @@ class Run:
     def _stage_ended(self, stage: str) -> None:
         """The stage that began when the last one ended (or the run began) is over: its seconds go on the task."""
         now = time.monotonic()
-        setattr(self.task.timings, stage, round(now - self._stage_began, 4))
+        self.task.timings = self.task.timings.model_copy(update={stage: round(now - self._stage_began, 4)})
         self._stage_began = now
 
     async def _prepare(self, inputs: InputPreparer) -> dict[str, Any]:
@@ -222,7 +228,7 @@ class Run:
             prepared = await self._preparing
             self._stage_ended("inputs")
             if prepared.fetched_bytes:
-                self.events.publish(RunInputsFetched(task=self.task, bytes=prepared.fetched_bytes))
+                self.events.publish(RunInputsFetched(task=self.snapshot(), bytes=prepared.fetched_bytes))
             return prepared.graph
         except asyncio.CancelledError:
             current = asyncio.current_task()
@@ -240,7 +246,7 @@ class Run:
             raise _refused(exc, prompt.process) from exc
         self._comfy_prompt = prompt
         self.task.prompt_id, self.task.node_errors = submitted.prompt_id, submitted.node_errors
-        self.events.publish(RunSubmitted(task=self.task))
+        self.events.publish(RunSubmitted(task=self.snapshot()))
         if self._canceled:
             prompt.stop("canceled")
         timer = asyncio.get_running_loop().call_at(deadline, prompt.stop, "timeout")
@@ -251,18 +257,18 @@ class Run:
 
     def _on_comfy(self, event: Event) -> None:
         if isinstance(event, Preview):
-            self.events.publish(RunPreview(task=self.task, node=event.node, mime=event.mime, data=event.data))
+            self.events.publish(RunPreview(task=self.snapshot(), node=event.node, mime=event.mime, data=event.data))
             return
         if isinstance(event, ExecutionStarted) and self.task.status is TaskStatus.QUEUED:
             self.task.status, self.task.started_at = TaskStatus.RUNNING, time.time()
             self._stage_ended("queue")
-            self.events.publish(RunStarted(task=self.task))
+            self.events.publish(RunStarted(task=self.snapshot()))
         if self.tracker.apply(event):
-            self.events.publish(RunProgressed(task=self.task))
+            self.events.publish(RunProgressed(task=self.snapshot()))
         if isinstance(event, NodeExecuted):
             if self._delivery is not None:
                 self._delivery.start(event.node, files_in(event.output))
-            self.events.publish(RunOutput(task=self.task, node=event.node, output=event.output))
+            self.events.publish(RunOutput(task=self.snapshot(), node=event.node, output=event.output))
 
     def _keep_outputs(self) -> None:
         self.task.outputs = {node: NodeOutput.model_validate(output) for node, output in self.tracker.outputs.items()}
@@ -272,7 +278,7 @@ class Run:
         self.task.finish(TaskStatus.CANCELED if isinstance(error, Canceled) else TaskStatus.FAILED, error.body())
 
     async def _settle(self, results: Results | None) -> RunOutcome:
-        store_error = await self.events.settle(RunEnded(task=self.task, results=results))
+        self.task, store_error = await self.events.settle(self.snapshot(), results)
         outcome = RunOutcome(self.task, results, store_error)
         if not self._ended.done():
             self._ended.set_result(outcome)

@@ -100,7 +100,7 @@ class RunService:
             return run
         self._runs[task_id] = run
         self._idle.clear()
-        self.events.publish(RunQueued(task=run.task))
+        self.events.publish(RunQueued(task=run.snapshot()))
         if starts_now:
             self._keep(asyncio.ensure_future(self._execute(run)))
         else:

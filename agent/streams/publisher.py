@@ -2,9 +2,11 @@
 any instance reads them: `status`, `progress` (the nodes that changed), `preview` (latent previews as data
 URLs), `output`, and `end` (the task).
 
-Writes are folded together and made at most every `interval` seconds, one at a time and in order, so a run
-shorter than that costs one write at its end; previews are thinned to `PREVIEWS_PER_SECOND` and left out above
-`PREVIEW_MAX_BYTES`, since a log entry is read by every stream of the task. A store that is out loses the
+Entries go through the outbox (agent/runs/outbox.py), folded together and written at most every `interval`
+seconds, one write at a time and in order, so a run shorter than that costs one write at its end. Progress is
+folded as the newest map and told as the nodes that changed since the last entry, when its write begins: a
+sampler step costs no more than handing over its map. Previews are thinned to `PREVIEWS_PER_SECOND` and left out
+above `PREVIEW_MAX_BYTES`, since a log entry is read by every stream of the task. A store that is out loses the
 entries, never the run.
 """
 
@@ -18,10 +20,10 @@ import time
 from typing import Any
 
 from agent.errors import AgentError
-from agent.logs import log_event
 from agent.runs.events import RunEnded, RunEvent, RunOutput, RunPreview, RunProgressed, RunQueued, RunStarted
+from agent.runs.outbox import Outbox
 from agent.stores.log import EventLog
-from agent.tasks.model import Task
+from agent.tasks.model import Progress
 from agent.tasks.view import task_view
 
 logger = logging.getLogger("agent.streams")
@@ -31,101 +33,70 @@ PREVIEWS_PER_SECOND = 2
 PREVIEW_MAX_BYTES = 256 * 1024
 END_PATIENCE = 10.0  # seconds the end's write may take before the run's outcome is handed back without it
 
+Entry = tuple[str, dict[str, Any]]
+Item = Entry | Progress  # an entry as it is logged, or the progress map it is told from
 
-class _Log:
-    """One task's pending entries and its writes, one after another."""
 
-    def __init__(self, store: EventLog, task: Task, interval: float) -> None:
-        self.store = store
-        self.task = task
-        self.interval = interval
-        self.pending: list[tuple[str, dict[str, Any]]] = []
-        self.shown: dict[str, dict[str, Any]] = {}  # each node as the last progress entry told it
-        self.progressed = False
-        self.preview_at = 0.0
-        self.timer: asyncio.TimerHandle | None = None
-        self.last: asyncio.Future[None] | None = None
-        self.failing = False
-
-    def add(self, kind: str, data: dict[str, Any]) -> None:
-        self._progress()  # what changed before this entry comes before it
-        self.pending.append((kind, data))
-        self._soon()
-
-    def progress(self) -> None:
-        self.progressed = True
-        self._soon()
-
-    def preview(self, node: str | None, mime: str, data: bytes) -> None:
-        now = time.monotonic()
-        if len(data) > PREVIEW_MAX_BYTES or now - self.preview_at < 1 / PREVIEWS_PER_SECOND:
-            return
-        self.preview_at = now
-        self.add("preview", {"node": node, "image": f"data:{mime};base64,{base64.b64encode(data).decode()}"})
-
-    def _progress(self) -> None:
-        if not self.progressed:
-            return
-        self.progressed = False
-        nodes = {node: state.model_dump(mode="json") for node, state in self.task.progress.items()}
-        changed = {node: state for node, state in nodes.items() if self.shown.get(node) != state}
-        self.shown = nodes
-        if changed:
-            self.pending.append(("progress", {"nodes": changed}))
-
-    def _soon(self) -> None:
-        if self.timer is None:
-            self.timer = asyncio.get_running_loop().call_later(self.interval, self.flush)
-
-    def flush(self) -> asyncio.Future[None] | None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        self._progress()
-        if self.pending:
-            entries, self.pending = self.pending, []
-            self.last = asyncio.ensure_future(self._write(self.last, entries))
-        return self.last
-
-    async def _write(self, before: asyncio.Future[None] | None, entries: list[tuple[str, dict[str, Any]]]) -> None:
-        if before is not None:
-            await asyncio.wait({before})
-        try:
-            await self.store.append_events(self.task.task_id, entries)
-        except AgentError as exc:
-            if not self.failing:
-                log_event(logger, "stream.write_failed", self.task.task_id, level=logging.WARNING, error=exc)
-            self.failing = True
+def _fold(pending: list[Item] | None, item: Item) -> list[Item]:
+    """Entries add up; a newer map replaces one no entry follows yet (what changed before an entry is told
+    before it)."""
+    pending = pending if pending is not None else []
+    if isinstance(item, dict) and pending and isinstance(pending[-1], dict):
+        pending[-1] = item
+    else:
+        pending.append(item)
+    return pending
 
 
 class EventPublisher:
     def __init__(self, store: EventLog, interval: float = INTERVAL) -> None:
         self.store = store
-        self.interval = interval
-        self._logs: dict[str, _Log] = {}
+        self.outbox: Outbox[Item, list[Item]] = Outbox(self._append, _fold, interval, logger, "stream")
+        self._preview_at: dict[str, float] = {}  # the runs logged here, and when each last logged a preview
+        self._shown: dict[str, Progress] = {}  # each run's map as its last progress entry told it
 
     def notify(self, event: RunEvent) -> None:
         task = event.task
         if isinstance(event, RunQueued):
-            self._logs[task.task_id] = _Log(self.store, task, self.interval)
-        log = self._logs.get(task.task_id)
-        if log is None:
+            self._preview_at[task.task_id] = 0.0
+        elif task.task_id not in self._preview_at:
             return
         if isinstance(event, RunQueued | RunStarted):
-            log.add("status", {"status": task.status.value})
+            self.outbox.put(task.task_id, ("status", {"status": task.status.value}))
         elif isinstance(event, RunProgressed):
-            log.progress()
+            self.outbox.put(task.task_id, task.progress)
         elif isinstance(event, RunPreview):
-            log.preview(event.node, event.mime, event.data)
+            self._preview(task.task_id, event)
         elif isinstance(event, RunOutput):
-            log.add("output", {"node": event.node, "output": event.output})
+            self.outbox.put(task.task_id, ("output", {"node": event.node, "output": event.output}))
+
+    def _preview(self, task_id: str, preview: RunPreview) -> None:
+        now = time.monotonic()
+        if len(preview.data) > PREVIEW_MAX_BYTES or now - self._preview_at[task_id] < 1 / PREVIEWS_PER_SECOND:
+            return
+        self._preview_at[task_id] = now
+        image = f"data:{preview.mime};base64,{base64.b64encode(preview.data).decode()}"
+        self.outbox.put(task_id, ("preview", {"node": preview.node, "image": image}))
 
     async def settle(self, ended: RunEnded) -> None:
         task = ended.task
-        log = self._logs.pop(task.task_id, None) or _Log(self.store, task, self.interval)
-        log.progressed = True
-        log.add("end", task_view(task))
-        written = log.flush()
+        self._preview_at.pop(task.task_id, None)
+        written = self.outbox.close(task.task_id, task.progress, ("end", task_view(task)))
         if written is not None:
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(TimeoutError, AgentError):  # a lost write is logged where it failed
                 await asyncio.wait_for(asyncio.shield(written), END_PATIENCE)
+
+    async def _append(self, task_id: str, batch: list[Item]) -> None:
+        entries = [entry for item in batch for entry in self._told(task_id, item)]
+        if entries:
+            await self.store.append_events(task_id, entries)
+
+    def _told(self, task_id: str, item: Item) -> list[Entry]:
+        """An item as log entries: a map as the nodes that changed since the last one told (if any)."""
+        if isinstance(item, tuple):
+            if item[0] == "end":
+                self._shown.pop(task_id, None)
+            return [item]
+        shown, self._shown[task_id] = self._shown.get(task_id, {}), item
+        changed = {node: state.model_dump(mode="json") for node, state in item.items() if shown.get(node) != state}
+        return [("progress", {"nodes": changed})] if changed else []

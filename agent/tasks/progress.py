@@ -2,6 +2,10 @@
 
 Events may arrive twice (a socket's and the history's view of the same run after a reconnect), so applying
 one is idempotent: a finished node stays finished and an output replaces, never appends.
+
+The map is copy-on-write: once `snapshot` handed it out, the next change copies the map and each node it
+changes, so a snapshot (what a run's events carry, per sampler step) is never changed afterwards, at the cost
+of one shallow copy per change instead of a deep copy per event.
 """
 
 from __future__ import annotations
@@ -78,12 +82,30 @@ def _with_stored(entries: Any, places: Mapping[tuple[str, str, str], ImageRef]) 
 class ProgressTracker:
     def __init__(self, prompt: dict[str, Any], clock: Callable[[], float] = time.time) -> None:
         self.nodes: Progress = {node_id: NodeProgress() for node_id in prompt}
+        self._shared = True  # the map as made may be held already (the run's record)
+        self._own: set[str] = set()  # nodes changed here since the map was last handed out
         self._parents = {node_id: set(_links(node.get("inputs"))) for node_id, node in prompt.items()}
         self._clock = clock
         self._finished: set[str] = set()
         self._running: str | None = None
         self.outputs: dict[str, dict[str, Any]] = {}
         self._shown_as: dict[str, str] = {}
+
+    def snapshot(self) -> Progress:
+        """The map as it is now, never to change: changes after this go to copies."""
+        self._shared = True
+        self._own.clear()
+        return self.nodes
+
+    def _writable(self, node: str) -> NodeProgress:
+        """The node's state, for this tracker alone to change."""
+        if self._shared:
+            self.nodes = dict(self.nodes)
+            self._shared = False
+        if node not in self._own:
+            self.nodes[node] = self.nodes[node].model_copy()
+            self._own.add(node)
+        return self.nodes[node]
 
     def apply(self, event: Event) -> bool:
         """Apply one event; True when the map changed and is worth saving."""
@@ -103,7 +125,7 @@ class ProgressTracker:
     def _finish(self, node: str) -> bool:
         if node in self._finished:
             return False
-        state = self.nodes[node]
+        state = self._writable(node)
         state.max = state.max or 1
         state.value = state.max
         state.start = state.start or self._now()
@@ -130,7 +152,7 @@ class ProgressTracker:
         changed = self._finish(self._running) if self._running else False
         if node in self._finished:
             return changed
-        state = self.nodes[node]
+        state = self._writable(node)
         state.max = state.max or 1
         state.start = state.start or self._now()
         state.last_updated = self._now()
@@ -141,9 +163,9 @@ class ProgressTracker:
         node = self._node(event.node) if event.node else self._running
         if node is None or node in self._finished or event.max <= 0:
             return False
-        state = self.nodes[node]
-        if (state.value, state.max) == (event.value, event.max):
+        if (self.nodes[node].value, self.nodes[node].max) == (event.value, event.max):
             return False
+        state = self._writable(node)
         state.value, state.max = min(event.value, event.max), event.max
         state.start = state.start or self._now()
         state.last_updated = self._now()
@@ -151,7 +173,8 @@ class ProgressTracker:
 
     def stored(self, places: Mapping[tuple[str, str, str], ImageRef]) -> None:
         """Files as the output store now has them (URL, key, type, size), beside where ComfyUI kept them."""
-        for state in self.nodes.values():
+        for node in list(self.nodes):
+            state = self._writable(node)
             state.images = [places.get(place_of(image), image) for image in state.images]
             state.files = [FileRef.model_validate(_with_stored([file.model_dump()], places)[0]) for file in state.files]
         for node, output in self.outputs.items():
@@ -168,7 +191,9 @@ class ProgressTracker:
         images = [image for output in shown for image in images_in(output)]
         files = [file for output in shown for file in other_files_in(output)]
         changed = (images, files) != (self.nodes[node].images, self.nodes[node].files)
-        self.nodes[node].images, self.nodes[node].files = images, files
+        if changed:
+            state = self._writable(node)
+            state.images, state.files = images, files
         return self._finish(node) or changed
 
     def _on_succeeded(self, event: ExecutionSucceeded) -> bool:

@@ -5,8 +5,9 @@ retried with backoff after a connection failure, a timeout, a 429 or a 5xx, and 
 (the receiver refused it; redirects are not followed), and never retried when the address guard refuses the
 receiver's address: that answer would be the same every time. The final event is awaited before the run's request
 ends, for at most `WEBHOOK_TIMEOUT`: FC freezes an instance once no request is open, and a frozen instance
-sends nothing. What was never delivered is recorded on the task. A slow or dead receiver never changes a run's
-outcome. Addresses pass the same guard as input URLs.
+sends nothing. The sender keeps each task's delivery record (attempts, last answer, what was never delivered) as
+its own, and hands it back at the end (`report`), so it is on the task's final record, never changed in place. A
+slow or dead receiver never changes a run's outcome. Addresses pass the same guard as input URLs.
 """
 
 from __future__ import annotations
@@ -17,19 +18,21 @@ import datetime
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from agent.inputs.guard import AddressRefused, HostUnresolved
 from agent.logs import log_event, short
 from agent.metrics import Metrics
-from agent.runs.events import RunEnded, RunEvent, RunProgressed, RunQueued, RunStarted
+from agent.runs.events import RunEvent, RunProgressed, RunQueued, RunStarted
+from agent.runs.outbox import Outbox
 from agent.tasks.model import Task, TaskStatus, Webhook, WebhookEvent
 from agent.tasks.view import task_view
 
 if TYPE_CHECKING:
     import httpx
 
-    from agent.config import Settings
+    from agent.config import WebhookSettings
 
 logger = logging.getLogger("agent.webhooks")
 
@@ -55,89 +58,116 @@ async def _pause(seconds: float, stop: asyncio.Event | None) -> bool:
     return not stop.is_set()
 
 
-class _Outbox:
-    """One task's events: each send waits for the one before it. Once the run ends, what is still being retried
-    stops retrying (an attempt on its way completes), so the final event has its whole `WEBHOOK_TIMEOUT`."""
+@dataclass
+class _Hook:
+    """One task's webhook policy: its delivery record (the sender's own, reported at the end), the task as last
+    heard of, and the progress throttle."""
 
-    def __init__(self, sender: WebhookSender, task: Task, webhook: Webhook) -> None:
-        self.sender = sender
-        self.task = task
-        self.webhook = webhook
-        self.sent = 0
-        self.last: asyncio.Future[None] | None = None
-        self.ending = asyncio.Event()
-        self.progress_at = 0.0
-        self.progress_timer: asyncio.TimerHandle | None = None
+    record: Webhook
+    task: Task
+    sent: int = 0
+    ending: asyncio.Event = field(default_factory=asyncio.Event)
+    progress_at: float = 0.0
+    progress_timer: asyncio.TimerHandle | None = None
 
-    def put(self, kind: WebhookEvent, final: bool = False) -> None:
-        if kind not in self.webhook.events:
-            return
-        self.sent += 1
-        message = (f"msg_{self.task.task_id}_{self.sent}", kind, task_view(self.task))  # the task as it is now
-        self.last = asyncio.ensure_future(self._after(self.last, *message, None if final else self.ending))
 
-    async def _after(self, before: asyncio.Future[None] | None, message_id: str, kind: WebhookEvent,
-                     data: dict[str, object], stop: asyncio.Event | None) -> None:
-        if before is not None:
-            await asyncio.wait({before})
-        await self.sender.deliver(self.webhook, message_id, kind, data, stop)
+@dataclass(frozen=True)
+class _Message:
+    hook: _Hook  # whose record its delivery goes on
+    message_id: str
+    kind: WebhookEvent
+    data: dict[str, object]
+    final: bool  # retried for the whole WEBHOOK_TIMEOUT; the others stop once the run ends
 
-    def progressed(self) -> None:
-        """Leading and trailing: the first change goes at once, the rest at most once a second."""
-        if WebhookEvent.PROGRESS not in self.webhook.events or self.progress_timer is not None:
-            return
-        wait = self.progress_at + PROGRESS_EVERY - time.monotonic()
-        if wait <= 0:
-            self._progress()
-        else:
-            self.progress_timer = asyncio.get_running_loop().call_later(wait, self._progress)
 
-    def _progress(self) -> None:
-        self.progress_timer = None
-        self.progress_at = time.monotonic()
-        self.put(WebhookEvent.PROGRESS)
-
-    async def finish(self, kind: WebhookEvent | None, timeout: float) -> None:
-        if self.progress_timer is not None:
-            self.progress_timer.cancel()
-        self.ending.set()
-        if kind is not None:
-            self.put(kind, final=True)
-        if self.last is None:
-            return
-        done, _ = await asyncio.wait({self.last}, timeout=timeout)
-        if not done:
-            self.last.cancel()
-            if kind is not None and kind not in self.webhook.undelivered:
-                self.webhook.undelivered.append(kind)
-            self.webhook.last_error = self.webhook.last_error or f"not delivered within {timeout:g} s"
+def _queued(pending: list[_Message] | None, message: _Message) -> list[_Message]:
+    return [*(pending or ()), message]
 
 
 class WebhookSender:
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    """Per task, messages go through the outbox (agent/runs/outbox.py) with no interval: one at a time, in order.
+    Once the run ends, what is still being retried stops retrying (an attempt on its way completes), so the final
+    event has its whole `WEBHOOK_TIMEOUT`."""
+
+    def __init__(self, settings: WebhookSettings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self._outboxes: dict[str, _Outbox] = {}
+        self.outbox: Outbox[_Message, list[_Message]] = Outbox(self._send, _queued, 0.0, logger, "webhook")
+        self._hooks: dict[str, _Hook] = {}
         self._client: httpx.AsyncClient | None = None
 
     def notify(self, event: RunEvent) -> None:
-        webhook = event.task.webhook
-        if webhook is None:
-            return
-        task_id = event.task.task_id
-        if isinstance(event, RunQueued):
-            self._outboxes[task_id] = _Outbox(self, event.task, webhook)
-        elif isinstance(event, RunStarted) and task_id in self._outboxes:
-            self._outboxes[task_id].put(WebhookEvent.STARTED)
-        elif isinstance(event, RunProgressed) and task_id in self._outboxes:
-            self._outboxes[task_id].progressed()
+        task = event.task
+        hook = self._hooks.get(task.task_id)
+        if hook is None:
+            if not isinstance(event, RunQueued) or task.webhook is None:
+                return
+            hook = self._hooks[task.task_id] = _Hook(task.webhook.model_copy(deep=True), task)
+        hook.task = task
+        if isinstance(event, RunStarted):
+            self._put(hook, WebhookEvent.STARTED)
+        elif isinstance(event, RunProgressed):
+            self._progressed(hook)
 
-    async def settle(self, ended: RunEnded) -> None:
-        task = ended.task
-        if task.webhook is None:
+    async def report(self, ending: Task) -> Task:
+        """Send the final event, waiting for it at most `WEBHOOK_TIMEOUT`; `ending` with the delivery record."""
+        if ending.webhook is None:
+            return ending
+        hook = self._hooks.pop(ending.task_id, None) or _Hook(ending.webhook.model_copy(deep=True), ending)
+        hook.task = ending
+        if hook.progress_timer is not None:
+            hook.progress_timer.cancel()
+        hook.ending.set()
+        kind = FINAL.get(ending.status)
+        final = self._message(hook, kind, final=True) if kind is not None else None
+        written = self.outbox.close(ending.task_id, *(() if final is None else (final,)))
+        if written is not None:
+            await self._awaited(hook, written, kind)
+        return ending.model_copy(update={"webhook": hook.record.model_copy(deep=True)})  # as it was at the end
+
+    async def _awaited(self, hook: _Hook, written: asyncio.Future[None], kind: WebhookEvent | None) -> None:
+        """Past `WEBHOOK_TIMEOUT` the final event is given up, and the record says so."""
+        timeout = self.settings.timeout
+        done, _ = await asyncio.wait({written}, timeout=timeout)
+        if done:
             return
-        outbox = self._outboxes.pop(task.task_id, None) or _Outbox(self, task, task.webhook)
-        await outbox.finish(FINAL.get(task.status), self.settings.webhook_timeout)
+        written.cancel()
+        if kind is not None and kind not in hook.record.undelivered:
+            hook.record.undelivered.append(kind)
+        hook.record.last_error = hook.record.last_error or f"not delivered within {timeout:g} s"
+
+    def _message(self, hook: _Hook, kind: WebhookEvent, final: bool = False) -> _Message | None:
+        """The event as it goes out: the task as it is now, with its delivery so far."""
+        if kind not in hook.record.events:
+            return None
+        hook.sent += 1
+        task = hook.task.model_copy(update={"webhook": hook.record.model_copy(deep=True)})
+        return _Message(hook, f"msg_{task.task_id}_{hook.sent}", kind, task_view(task), final)
+
+    def _put(self, hook: _Hook, kind: WebhookEvent) -> None:
+        message = self._message(hook, kind)
+        if message is not None:
+            self.outbox.put(hook.task.task_id, message)
+
+    def _progressed(self, hook: _Hook) -> None:
+        """Leading and trailing: the first change goes at once, the rest at most once a second."""
+        if WebhookEvent.PROGRESS not in hook.record.events or hook.progress_timer is not None:
+            return
+        wait = hook.progress_at + PROGRESS_EVERY - time.monotonic()
+        if wait <= 0:
+            self._progress(hook)
+        else:
+            hook.progress_timer = asyncio.get_running_loop().call_later(wait, self._progress, hook)
+
+    def _progress(self, hook: _Hook) -> None:
+        hook.progress_timer = None
+        hook.progress_at = time.monotonic()
+        self._put(hook, WebhookEvent.PROGRESS)
+
+    async def _send(self, _task_id: str, messages: list[_Message]) -> None:
+        for message in messages:
+            await self.deliver(message.hook.record, message.message_id, message.kind, message.data,
+                               None if message.final else message.hook.ending)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -148,7 +178,7 @@ class WebhookSender:
             from agent.inputs.fetch import GuardedTransport
             from agent.inputs.guard import GuardedBackend
 
-            backend = GuardedBackend(self.settings.url_allow_private, self.settings.url_allow_hosts)
+            backend = GuardedBackend(self.settings.addresses.allow_private, self.settings.addresses.allow_hosts)
             self._client = httpx.AsyncClient(transport=GuardedTransport(backend), timeout=SEND_TIMEOUT,
                                              follow_redirects=False, trust_env=False,
                                              headers={"Content-Type": "application/json"})
@@ -157,10 +187,10 @@ class WebhookSender:
     def _signed(self, message_id: str, body: str) -> dict[str, str]:
         now = datetime.datetime.now(datetime.UTC)
         headers = {"webhook-id": message_id, "webhook-timestamp": str(int(now.timestamp()))}
-        if self.settings.webhook_secret is not None:
+        if self.settings.secret is not None:
             from standardwebhooks import Webhook as Signer
 
-            signer = Signer(self.settings.webhook_secret.get_secret_value())
+            signer = Signer(self.settings.secret.get_secret_value())
             headers["webhook-signature"] = signer.sign(message_id, now, body)
         return headers
 
@@ -172,7 +202,7 @@ class WebhookSender:
 
         body = json.dumps({"type": kind.value, "timestamp": datetime.datetime.now(datetime.UTC).isoformat(),
                            "data": data}, separators=(",", ":"))
-        deadline = time.monotonic() + self.settings.webhook_timeout
+        deadline = time.monotonic() + self.settings.timeout
         delay = RETRY_FIRST
         while True:
             webhook.attempts += 1

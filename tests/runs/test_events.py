@@ -24,6 +24,7 @@ from agent.runs.events import (
     RunStarted,
     RunSubmitted,
 )
+from agent.tasks.model import TaskStatus
 from agent_harness import running_agent
 from comfy_double.harness import start_double
 from double_helpers import save_prompt
@@ -102,3 +103,31 @@ async def test_two_runs_at_once_each_get_only_their_own_events(previewing: tuple
         assert type(mine[-1]) is RunEnded
         names = [event.output["images"][0]["filename"] for event in mine if isinstance(event, RunOutput)]
         assert len(names) == 1 and names[0].startswith(f"{task_id}_{prefix}_")
+
+
+class Keeper:
+    """Keeps every event's task as it came, and scribbles on it: the run's record is not what it scribbles on
+    (the other subscribers share the snapshot, and must only read it)."""
+
+    def __init__(self) -> None:
+        self.events: list[RunEvent] = []
+
+    def notify(self, event: RunEvent) -> None:
+        self.events.append(event)
+        event.task.status = TaskStatus.FAILED
+
+    async def settle(self, ended: RunEnded) -> None:
+        ended.task.error = {"message": "scribbled"}
+
+
+async def test_events_carry_snapshots_a_subscriber_may_keep_and_cannot_change_the_run_through(
+        previewing: tuple[Client, Collector]) -> None:
+    agent, collector = previewing
+    keeper = Keeper()
+    agent.app[WORKER].runs.events.subscribers.append(keeper)
+    response = await agent.post("/api/run", json=sd_prompt(), headers={"task-id": "sd-2"})
+    assert response.status == 200, await response.text()
+    kept = [event.task.progress["3"].value for event in keeper.events if isinstance(event, RunProgressed)]
+    copied = [event.task.progress["3"].value for event in collector.events if isinstance(event, RunProgressed)]
+    assert kept == copied and max(kept) == 4
+    assert "3" in await response.json()  # the run's own record still says it succeeded

@@ -130,3 +130,20 @@ def test_files_outside_images_show_in_files_and_gain_their_url_once_stored() -> 
     assert tracked.nodes["9"].files[0].model_dump() == {**audio, **stored}
     assert tracked.outputs["9"]["audio"][0] == {**audio, **stored}
     assert tracked.nodes["9"].images[0].url is None  # not stored: left as it was
+
+
+def test_a_snapshot_never_changes_and_costs_a_copy_of_only_what_changed() -> None:
+    tracked = tracker()
+    tracked.apply(NodeExecuting(PID, "3", "3"))
+    first = tracked.snapshot()
+    before = {node: state.model_dump() for node, state in first.items()}
+    tracked.apply(ProgressReported(PID, "3", 1, 3))
+    tracked.apply(ProgressReported(PID, "3", 2, 3))
+    second = tracked.snapshot()
+    tracked.apply(NodeExecuting(PID, "8", "8"))
+    tracked.apply(NodeExecuted(PID, "9", "9", {"images": [IMAGE]}))
+    tracked.stored({})
+    assert {node: state.model_dump() for node, state in first.items()} == before
+    assert (second["3"].max, second["3"].value) == (3, 2) and not second["9"].images
+    assert states(tracked)["3"] == (3, 3) and tracked.nodes["9"].images
+    assert second["4"] is first["4"]  # a node nothing changed is shared, not copied
