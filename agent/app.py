@@ -28,7 +28,7 @@ from agent.buckets.location import parse_location
 from agent.comfy.client import ComfyClient, connection_pool
 from agent.comfy.connection import EventConnection
 from agent.comfy.host import ComfyHost, make_host
-from agent.comfy.outputs import OutputFiles
+from agent.comfy.outputs import ComfyFiles
 from agent.config import Settings
 from agent.errors import AgentError, ComfyUIUnavailable
 from agent.front.handoff import HandoffFront
@@ -41,10 +41,10 @@ from agent.logs import log_event
 from agent.metrics import Metrics
 from agent.metrics.runs import RunMetrics
 from agent.metrics.store import metered
-from agent.outputs.delivery import Outputs
+from agent.outputs.delivery import OutputStore
 from agent.outputs.sweep import sweep_outputs
 from agent.runs.events import RunEvents
-from agent.runs.run import Comfy
+from agent.runs.run import ComfyParts
 from agent.runs.service import RunService
 from agent.runs.writer import StoreWriter
 from agent.stores import Stores, open_store
@@ -99,12 +99,12 @@ def _passing_session() -> aiohttp.ClientSession:
                                  cookie_jar=aiohttp.DummyCookieJar())
 
 
-def open_outputs(settings: Settings, buckets: Buckets) -> Outputs | None:
+def open_outputs(settings: Settings, buckets: Buckets) -> OutputStore | None:
     """The output store, when one is configured."""
     if settings.output_store is None:
         return None
     location = parse_location(settings.output_store)
-    return Outputs(buckets.bucket(location.cloud, location.bucket), location, settings.keep_local_outputs)
+    return OutputStore(buckets.bucket(location.cloud, location.bucket), location, settings.keep_local_outputs)
 
 
 @dataclass(frozen=True)
@@ -139,16 +139,16 @@ def _open_stores(stack: contextlib.AsyncExitStack, basics: _Basics) -> Stores:
 
 
 def _comfy(stack: contextlib.AsyncExitStack, settings: Settings, client: ComfyClient, host: ComfyHost,
-           buckets: Buckets) -> Comfy:
+           buckets: Buckets) -> ComfyParts:
     """What a run reaches ComfyUI through, each part closed when the app stops."""
     connection = EventConnection(settings.comfyui_base_url, settings.ws_stall_timeout, client.queue)
     stack.push_async_callback(connection.close)
     inputs = InputPreparer(settings.inputs, client, buckets)
     stack.push_async_callback(inputs.close)
-    return Comfy(host, client, connection, inputs, OutputFiles(client, settings.comfyui_folders))
+    return ComfyParts(host, client, connection, inputs, ComfyFiles(client, settings.comfyui_folders))
 
 
-def _run_service(stack: contextlib.AsyncExitStack, basics: _Basics, comfy: Comfy, stores: Stores,
+def _run_service(stack: contextlib.AsyncExitStack, basics: _Basics, comfy: ComfyParts, stores: Stores,
                  buckets: Buckets) -> RunService:
     """The runs and their subscribers: a new subscriber is added here and nowhere else."""
     settings = basics.settings
@@ -159,7 +159,7 @@ def _run_service(stack: contextlib.AsyncExitStack, basics: _Basics, comfy: Comfy
     events = RunEvents([RunMetrics(basics.metrics), EventPublisher(stores.log), writer], (webhooks,))
     runs = RunService(comfy, stores.records, stores.cancels, events, instance_id=instance_id(),
                       run_timeout=settings.run_timeout, max_active=settings.max_active_runs,
-                      max_waiting=settings.max_waiting_runs, outputs=open_outputs(settings, buckets))
+                      max_waiting=settings.max_waiting_runs, output_store=open_outputs(settings, buckets))
     stack.push_async_callback(runs.close)
     return runs
 

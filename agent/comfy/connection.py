@@ -36,10 +36,10 @@ import aiohttp
 
 from agent.comfy.client import ComfyHTTPError, ComfyUnreachable, QueueState
 from agent.comfy.messages import (
-    Event,
     ExecutionFailed,
     ExecutionInterrupted,
     ExecutionSucceeded,
+    Message,
     NodeExecuting,
     Preview,
     PromptDone,
@@ -78,7 +78,7 @@ class Stop:
     reason: Literal["canceled", "timeout"]
 
 
-Item = Event | Gap | Stop
+Item = Message | Gap | Stop
 
 
 class Watch:
@@ -107,7 +107,7 @@ class EventConnection:
         self._open = asyncio.Event()
         self._keeper: asyncio.Task[None] | None = None
         self._watches: dict[str, Watch] = {}
-        self._unclaimed: OrderedDict[str, list[Event]] = OrderedDict()
+        self._unclaimed: OrderedDict[str, list[Message]] = OrderedDict()
         self._executing: tuple[str, str] | None = None
         self._last_frame_at = 0.0
         self._stalled = False
@@ -247,7 +247,7 @@ class EventConnection:
         return not state.running & self._watches.keys()
 
     def _dispatch(self, frame: str | bytes) -> None:
-        event: Event | None
+        event: Message | None
         if isinstance(frame, bytes):
             event = parse_preview(frame, self._executing)
         else:
@@ -264,7 +264,7 @@ class EventConnection:
         elif not isinstance(event, Preview):
             self._keep_unclaimed(event)
 
-    def _keep_unclaimed(self, event: Event) -> None:
+    def _keep_unclaimed(self, event: Message) -> None:
         assert event.prompt_id is not None
         kept = self._unclaimed.setdefault(event.prompt_id, [])
         if len(kept) < UNCLAIMED_FRAMES:

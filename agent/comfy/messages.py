@@ -90,7 +90,7 @@ class Preview:
     data: bytes
 
 
-Event = (
+Message = (
     ExecutionStarted
     | NodesCached
     | NodeExecuting
@@ -104,7 +104,7 @@ Event = (
 )
 
 
-def _executing(data: dict[str, Any]) -> Event | None:
+def _executing(data: dict[str, Any]) -> Message | None:
     node = data.get("node")
     prompt_id = data.get("prompt_id")
     if node is None:
@@ -112,7 +112,7 @@ def _executing(data: dict[str, Any]) -> Event | None:
     return NodeExecuting(prompt_id, str(node), _opt_str(data.get("display_node")))
 
 
-def _progress(data: dict[str, Any]) -> Event | None:
+def _progress(data: dict[str, Any]) -> Message | None:
     try:
         value, maximum = int(data["value"]), int(data["max"])
     except (KeyError, TypeError, ValueError):
@@ -120,7 +120,7 @@ def _progress(data: dict[str, Any]) -> Event | None:
     return ProgressReported(data.get("prompt_id"), _opt_str(data.get("node")), value, maximum)
 
 
-def _executed(data: dict[str, Any]) -> Event | None:
+def _executed(data: dict[str, Any]) -> Message | None:
     output = data.get("output")
     if data.get("node") is None or not isinstance(output, dict):
         return None
@@ -135,7 +135,7 @@ def _details(data: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in data.items() if key != "prompt_id"}
 
 
-def event_from(kind: str, data: dict[str, Any]) -> Event | None:
+def event_from(kind: str, data: dict[str, Any]) -> Message | None:
     """Build the event for one message; also used for the messages kept in /history."""
     prompt_id = data.get("prompt_id")
     if kind == "executing":
@@ -159,7 +159,7 @@ def event_from(kind: str, data: dict[str, Any]) -> Event | None:
     return None
 
 
-def parse_frame(frame: str | bytes) -> Event | None:
+def parse_frame(frame: str | bytes) -> Message | None:
     """The event in one websocket frame, or None for frames no run needs (binary previews included)."""
     if not isinstance(frame, str) or frame.startswith(_SKIPPED_PREFIXES):
         return None

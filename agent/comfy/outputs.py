@@ -25,7 +25,7 @@ def _read(path: str) -> bytes:
         return handle.read()
 
 
-class OutputFiles:
+class ComfyFiles:
     """`folders`: ComfyUI's folder for each output type (`output`, `temp`) that the agent knows."""
 
     def __init__(self, client: ComfyClient, folders: Mapping[str, Path]) -> None:

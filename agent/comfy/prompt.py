@@ -19,10 +19,10 @@ from typing import Any, Literal, Protocol, TypeVar
 from agent.comfy.client import ComfyClient, ComfyHTTPError, ComfyUnreachable, Submitted
 from agent.comfy.connection import EventConnection, Gap, Stop, Watch
 from agent.comfy.messages import (
-    Event,
     ExecutionFailed,
     ExecutionInterrupted,
     ExecutionSucceeded,
+    Message,
     NodeExecuted,
     PromptDone,
     event_from,
@@ -74,15 +74,15 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def history_events(prompt_id: str, entry: dict[str, Any]) -> tuple[list[Event], Ending | None]:
+def history_events(prompt_id: str, entry: dict[str, Any]) -> tuple[list[Message], Ending | None]:
     """Rebuild a finished prompt's events from its /history entry (what a gap in the connection missed).
 
     The terminal event comes last, after the outputs; a success names the output nodes that ran, so the
     nodes whose own messages were lost can still be marked finished.
     """
     status = _as_dict(entry.get("status"))
-    events: list[Event] = []
-    terminal: Event | None = None
+    events: list[Message] = []
+    terminal: Message | None = None
     for message in status.get("messages") or ():
         if isinstance(message, list) and len(message) == 2 and isinstance(message[1], dict):
             event = event_from(str(message[0]), {**message[1], "prompt_id": prompt_id})
@@ -110,7 +110,7 @@ class Prompt:
     """`sink` receives every event of this prompt, possibly more than once (a gap's catch-up repeats some)."""
 
     def __init__(self, client: ComfyClient, connection: EventConnection, process: Liveness,
-                 sink: Callable[[Event], None], task_id: str | None = None) -> None:
+                 sink: Callable[[Message], None], task_id: str | None = None) -> None:
         self.client = client
         self.connection = connection
         self.process = process
@@ -156,7 +156,7 @@ class Prompt:
         if self._watch is not None:
             self.connection.forget(self._watch)
 
-    async def _handle(self, event: Event) -> Ending | None:
+    async def _handle(self, event: Message) -> Ending | None:
         """Pass on this prompt's events; after a gap the end is read from /history, which has what the gap
         swallowed (outputs of nodes that finished meanwhile) and is written before `executing` null."""
         self.sink(event)

@@ -27,7 +27,7 @@ class LocalFront(Front):
         self.runs.check_room(mode is Mode.BACKGROUND)
 
     async def check(self, submission: Submission) -> None:
-        if self.runs.outputs is None and submission.options.delivery == "url":
+        if self.runs.output_store is None and submission.options.delivery == "url":
             raise RequestParamsError("option output.delivery: `url` needs an output store (OUTPUT_STORE)")
         await check_webhook(submission.options.webhook, self.webhooks)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.comfy.client import ComfyHTTPError, ComfyUnreachable
-from agent.comfy.outputs import OutputFiles
+from agent.comfy.outputs import ComfyFiles
 from agent.errors import OutputUploadFailed
 from agent.outputs.convert import convert
 from agent.outputs.reading import read_output, unavailable
@@ -43,14 +43,14 @@ def content_type_of(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class Outputs:
+class OutputStore:
     """Where runs deliver their files: the bucket and key prefix, and whether ComfyUI's own copies stay."""
 
     bucket: Bucket
     location: Location
     keep_local: bool
 
-    def delivery(self, files: OutputFiles, task_id: str, options: RunOptions) -> Delivery:
+    def delivery(self, files: ComfyFiles, task_id: str, options: RunOptions) -> Delivery:
         return Delivery(self, files, task_id, options)
 
 
@@ -79,7 +79,7 @@ class _Download:
 
 
 class Delivery:
-    def __init__(self, outputs: Outputs, files: OutputFiles, task_id: str, options: RunOptions) -> None:
+    def __init__(self, outputs: OutputStore, files: ComfyFiles, task_id: str, options: RunOptions) -> None:
         self.outputs = outputs
         self.files = files
         self.task_id = task_id

@@ -7,7 +7,7 @@ import asyncio
 import time
 
 from agent.comfy.client import ComfyHTTPError, ComfyUnreachable
-from agent.comfy.outputs import OutputFiles
+from agent.comfy.outputs import ComfyFiles
 from agent.comfy.prompt import Liveness
 from agent.errors import AgentError, ComfyUICrashed, OutputUnavailable
 from agent.tasks.model import ImageRef
@@ -28,7 +28,7 @@ async def unavailable(image: ImageRef, exc: ComfyHTTPError | ComfyUnreachable,
     return OutputUnavailable(f"ComfyUI could not serve output {image.filename}: {exc}", image=image.model_dump())
 
 
-async def read_output(files: OutputFiles, image: ImageRef, process: Liveness | None) -> bytes:
+async def read_output(files: ComfyFiles, image: ImageRef, process: Liveness | None) -> bytes:
     try:
         return await files.read(image.model_dump())
     except (ComfyHTTPError, ComfyUnreachable) as exc:

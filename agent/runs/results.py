@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 
-from agent.comfy.outputs import OutputFiles
+from agent.comfy.outputs import ComfyFiles
 from agent.comfy.prompt import Liveness
 from agent.outputs.convert import convert
 from agent.outputs.reading import read_output
@@ -14,7 +14,7 @@ from agent.tasks.model import ImageRef, Progress, Results
 RESULT_FETCHES = 8  # images fetched from ComfyUI at once for one run
 
 
-async def read_results(files: OutputFiles, progress: Progress, process: Liveness, image_format: str = "original",
+async def read_results(files: ComfyFiles, progress: Progress, process: Liveness, image_format: str = "original",
                        quality: int | None = None) -> Results:
     gate = asyncio.Semaphore(RESULT_FETCHES)
 

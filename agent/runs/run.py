@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from agent.comfy.client import ComfyClient, ComfyHTTPError, ComfyUnreachable, PromptRejected
 from agent.comfy.connection import ConnectionUnavailable, EventConnection
 from agent.comfy.host import ComfyHost
-from agent.comfy.messages import Event, ExecutionStarted, NodeExecuted, Preview
-from agent.comfy.outputs import OutputFiles
+from agent.comfy.messages import ExecutionStarted, Message, NodeExecuted, Preview
+from agent.comfy.outputs import ComfyFiles
 from agent.comfy.prompt import ComfyGone, Ending, Liveness, Prompt
 from agent.errors import (
     AgentError,
@@ -47,20 +47,20 @@ from agent.tasks.options import RunOptions
 from agent.tasks.progress import ProgressTracker, files_in
 
 if TYPE_CHECKING:  # the store's client is loaded only where an output store is configured
-    from agent.outputs.delivery import Delivery, Outputs
+    from agent.outputs.delivery import Delivery, OutputStore
 
 logger = logging.getLogger("agent.run")
 
 
 @dataclass(frozen=True)
-class Comfy:
+class ComfyParts:
     """What a run reaches ComfyUI through."""
 
     host: ComfyHost
     client: ComfyClient
     connection: EventConnection
     inputs: InputPreparer
-    outputs: OutputFiles
+    files: ComfyFiles  # its output files
 
 
 @dataclass(frozen=True)
@@ -156,29 +156,17 @@ class Run:
         elif self._preparing is not None:
             self._preparing.cancel()
 
-    async def execute(self, comfy: Comfy, outputs: Outputs | None = None) -> RunOutcome:
-        """`outputs`: the output store, where files go unless the run asked for base64 or nothing."""
+    async def execute(self, comfy: ComfyParts, store: OutputStore | None = None) -> RunOutcome:
+        """`store`: the output store, where files go unless the run asked for base64 or nothing."""
         started = time.monotonic()
-        delivery = self.options.delivery or ("url" if outputs is not None else "base64")
-        if delivery == "url" and outputs is not None:
-            self._delivery = outputs.delivery(comfy.outputs, self.task_id, self.options)
+        delivery = self.options.delivery or ("url" if store is not None else "base64")
+        if delivery == "url" and store is not None:
+            self._delivery = store.delivery(comfy.files, self.task_id, self.options)
         deadline = asyncio.get_running_loop().time() + self.timeout
         results: Results | None = None
         log_event(logger, "run.start", self.task_id, nodes=len(self.prompt), owner=self.task.owner)
         try:
-            graph = await self._prepare(comfy.inputs)
-            ending = await self._in_comfyui(comfy, graph, deadline)
-            self._stage_ended("execution" if self.task.started_at else "queue")
-            if ending.outcome != "success":
-                raise failure_of(ending, self.task.prompt_id or "")
-            if self._delivery is not None:
-                self.tracker.stored(await self._delivery.finished())
-            if delivery == "base64":
-                results = await read_results(comfy.outputs, self.tracker.nodes, self._process(comfy),
-                                             self.options.format, self.options.quality)
-            self._stage_ended("delivery")
-            self._keep_outputs()
-            self.task.finish(TaskStatus.SUCCEEDED)
+            results = await self._succeed(comfy, deadline, base64=delivery == "base64")
         except AgentError as exc:
             self._fail(exc)
         except ComfyGone as exc:
@@ -201,6 +189,24 @@ class Run:
                   store_error=outcome.store_error)
         return outcome
 
+    async def _succeed(self, comfy: ComfyParts, deadline: float, base64: bool) -> Results | None:
+        """The run as it goes when nothing fails: inputs, ComfyUI, its files delivered; raises how it failed."""
+        graph = await self._prepare(comfy.inputs)
+        ending = await self._in_comfyui(comfy, graph, deadline)
+        self._stage_ended("execution" if self.task.started_at else "queue")
+        if ending.outcome != "success":
+            raise failure_of(ending, self.task.prompt_id or "")
+        if self._delivery is not None:
+            self.tracker.stored(await self._delivery.finished())
+        results = None
+        if base64:
+            results = await read_results(comfy.files, self.tracker.nodes, self._process(comfy),
+                                         self.options.format, self.options.quality)
+        self._stage_ended("delivery")
+        self._keep_outputs()
+        self.task.finish(TaskStatus.SUCCEEDED)
+        return results
+
     async def abandon(self, error: AgentError) -> RunOutcome:
         """End a run that never began (canceled while it waited, the agent stopping)."""
         self._fail(error)
@@ -212,7 +218,7 @@ class Run:
         self._ended.set_result(outcome)
         return outcome
 
-    def _process(self, comfy: Comfy) -> Liveness:
+    def _process(self, comfy: ComfyParts) -> Liveness:
         return self._comfy_prompt.process if self._comfy_prompt is not None else comfy.host.current
 
     def _stage_ended(self, stage: str) -> None:
@@ -236,7 +242,7 @@ class Run:
                 raise _canceled_early() from None
             raise
 
-    async def _in_comfyui(self, comfy: Comfy, graph: dict[str, Any], deadline: float) -> Ending:
+    async def _in_comfyui(self, comfy: ComfyParts, graph: dict[str, Any], deadline: float) -> Ending:
         if self._canceled:
             raise _canceled_early()
         prompt = Prompt(comfy.client, comfy.connection, comfy.host.current, self._on_comfy, self.task_id)
@@ -255,7 +261,7 @@ class Run:
         finally:
             timer.cancel()
 
-    def _on_comfy(self, event: Event) -> None:
+    def _on_comfy(self, event: Message) -> None:
         if isinstance(event, Preview):
             self.events.publish(RunPreview(task=self.snapshot(), node=event.node, mime=event.mime, data=event.data))
             return
@@ -271,7 +277,7 @@ class Run:
             self.events.publish(RunOutput(task=self.snapshot(), node=event.node, output=event.output))
 
     def _keep_outputs(self) -> None:
-        self.task.outputs = {node: NodeOutput.model_validate(output) for node, output in self.tracker.outputs.items()}
+        self.task.outputs = {node: NodeOutput.model_validate(output) for node, output in self.tracker.reported.items()}
 
     def _fail(self, error: AgentError) -> None:
         self._keep_outputs()

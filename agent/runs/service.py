@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 from agent.errors import AgentError, Canceled, ComfyUICrashed, ComfyUIUnavailable, Overloaded
 from agent.logs import log_event
 from agent.runs.events import RunEvents, RunQueued
-from agent.runs.run import Comfy, Run, RunOutcome
+from agent.runs.run import ComfyParts, Run, RunOutcome
 from agent.stores.cancels import CancelMailbox
 from agent.stores.records import TaskRecords
 from agent.tasks.model import Task, request_hash, when_long
 from agent.tasks.options import RunOptions
 
 if TYPE_CHECKING:
-    from agent.outputs.delivery import Outputs
+    from agent.outputs.delivery import OutputStore
 
 logger = logging.getLogger("agent.run")
 
@@ -39,11 +39,11 @@ WATCH_TICK = 1.0  # how often cancel requests left in the store by other instanc
 
 
 class RunService:
-    def __init__(self, comfy: Comfy, records: TaskRecords, cancels: CancelMailbox, events: RunEvents, *,
+    def __init__(self, comfy: ComfyParts, records: TaskRecords, cancels: CancelMailbox, events: RunEvents, *,
                  instance_id: str, run_timeout: float, max_active: int, max_waiting: int,
-                 outputs: Outputs | None = None) -> None:
+                 output_store: OutputStore | None = None) -> None:
         self.comfy = comfy
-        self.outputs = outputs
+        self.output_store = output_store
         self.records = records
         self.cancels = cancels
         self.events = events
@@ -136,7 +136,7 @@ class RunService:
 
     async def _execute(self, run: Run) -> RunOutcome:
         try:
-            return await run.execute(self.comfy, self.outputs)
+            return await run.execute(self.comfy, self.output_store)
         finally:
             self._active -= 1
             self._release(run)

@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from agent.comfy.messages import (
-    Event,
     ExecutionFailed,
     ExecutionInterrupted,
     ExecutionSucceeded,
+    Message,
     NodeExecuted,
     NodeExecuting,
     NodesCached,
@@ -88,7 +88,7 @@ class ProgressTracker:
         self._clock = clock
         self._finished: set[str] = set()
         self._running: str | None = None
-        self.outputs: dict[str, dict[str, Any]] = {}
+        self.reported: dict[str, dict[str, Any]] = {}
         self._shown_as: dict[str, str] = {}
 
     def snapshot(self) -> Progress:
@@ -107,7 +107,7 @@ class ProgressTracker:
             self._own.add(node)
         return self.nodes[node]
 
-    def apply(self, event: Event) -> bool:
+    def apply(self, event: Message) -> bool:
         """Apply one event; True when the map changed and is worth saving."""
         handler = self._handlers.get(type(event))
         return bool(handler and handler(self, event))
@@ -177,17 +177,17 @@ class ProgressTracker:
             state = self._writable(node)
             state.images = [places.get(place_of(image), image) for image in state.images]
             state.files = [FileRef.model_validate(_with_stored([file.model_dump()], places)[0]) for file in state.files]
-        for node, output in self.outputs.items():
-            self.outputs[node] = {name: _with_stored(entries, places) for name, entries in output.items()}
+        for node, output in self.reported.items():
+            self.reported[node] = {name: _with_stored(entries, places) for name, entries in output.items()}
 
     def _on_executed(self, event: NodeExecuted) -> bool:
-        self.outputs[event.node] = event.output
+        self.reported[event.node] = event.output
         node = self._node(event.node, event.display_node)
         if node is None:
             return False
         if node != event.node:
             self._shown_as[event.node] = node
-        shown = [output for real, output in self.outputs.items() if self._node(real) == node]
+        shown = [output for real, output in self.reported.items() if self._node(real) == node]
         images = [image for output in shown for image in images_in(output)]
         files = [file for output in shown for file in other_files_in(output)]
         changed = (images, files) != (self.nodes[node].images, self.nodes[node].files)

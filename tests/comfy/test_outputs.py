@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from agent.comfy.client import ComfyClient, ComfyHTTPError, ComfyUnreachable
-from agent.comfy.outputs import INLINE_BYTES, OutputFiles
+from agent.comfy.outputs import INLINE_BYTES, ComfyFiles
 from agent_harness import running_agent
 
 
@@ -23,8 +23,8 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield opened
 
 
-def files(session: aiohttp.ClientSession, url: str, **folders: Path) -> OutputFiles:
-    return OutputFiles(ComfyClient(url, session, 4), folders)
+def files(session: aiohttp.ClientSession, url: str, **folders: Path) -> ComfyFiles:
+    return ComfyFiles(ComfyClient(url, session, 4), folders)
 
 
 @pytest.mark.parametrize("size", [100, INLINE_BYTES + 1], ids=["small-inline", "large-in-a-thread"])

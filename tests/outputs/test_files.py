@@ -18,9 +18,9 @@ from PIL import Image
 from agent.buckets.clients import Buckets
 from agent.buckets.location import parse_location
 from agent.comfy.client import ComfyClient
-from agent.comfy.outputs import OutputFiles
+from agent.comfy.outputs import ComfyFiles
 from agent.config import Settings
-from agent.outputs.delivery import Outputs
+from agent.outputs.delivery import OutputStore
 from agent.tasks.model import ImageRef
 from agent.tasks.options import RunOptions
 from agent.tasks.progress import files_in
@@ -97,9 +97,10 @@ async def _deliver(s3: S3, comfyui_url: str, folders: dict[str, Path],
     """One node's report delivered to the bucket, under the task `t-9` and node `7`."""
     settings = Settings(comfyui_url=comfyui_url, **store_settings(s3, Path("unused")))
     location = parse_location(f"s3://{s3.bucket}/runs")
-    outputs = Outputs(Buckets.from_settings(settings.buckets, {}).bucket("s3", s3.bucket), location, keep_local=False)
+    bucket = Buckets.from_settings(settings.buckets, {}).bucket("s3", s3.bucket)
+    outputs = OutputStore(bucket, location, keep_local=False)
     async with aiohttp.ClientSession() as session:
-        files = OutputFiles(ComfyClient(comfyui_url, session, 4), folders)
+        files = ComfyFiles(ComfyClient(comfyui_url, session, 4), folders)
         delivery = outputs.delivery(files, "t-9", RunOptions(format="webp"))
         delivery.start("7", files_in(reported))
         return await delivery.finished()

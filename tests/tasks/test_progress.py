@@ -106,14 +106,14 @@ def test_expanded_nodes_report_on_their_display_node_and_unknown_nodes_are_ignor
     assert [image.filename for image in tracked.nodes["9"].images] == ["a_00001_.png", "b.png"]
     assert not tracked.apply(NodeExecuting(PID, "77", None))
     assert "77" not in tracked.nodes
-    assert tracked.outputs["9.0.1"] == {"images": [IMAGE]}
+    assert tracked.reported["9.0.1"] == {"images": [IMAGE]}
 
 
 def test_images_of_odd_shape_are_left_out_of_the_map_but_kept_in_outputs() -> None:
     tracked = tracker()
     tracked.apply(NodeExecuted(PID, "9", "9", {"images": ["not-a-dict", IMAGE], "gifs": [{"filename": "x.mp4"}]}))
     assert [image.filename for image in tracked.nodes["9"].images] == ["a_00001_.png"]
-    assert tracked.outputs["9"]["gifs"] == [{"filename": "x.mp4"}]
+    assert tracked.reported["9"]["gifs"] == [{"filename": "x.mp4"}]
 
 
 def test_files_outside_images_show_in_files_and_gain_their_url_once_stored() -> None:
@@ -125,10 +125,10 @@ def test_files_outside_images_show_in_files_and_gain_their_url_once_stored() -> 
     assert "files" not in tracked.nodes["10"].model_dump()  # the seed's shape where a node has none
     stored = {"url": "https://bucket/k", "key": "k", "content_type": "audio/flac", "bytes": 9}
     place = ("output", "audio", "s_00001_.flac")
-    [ref] = [file for file in files_in(tracked.outputs["9"]) if file.filename == "s_00001_.flac"]
+    [ref] = [file for file in files_in(tracked.reported["9"]) if file.filename == "s_00001_.flac"]
     tracked.stored({place: ref.model_copy(update=stored)})
     assert tracked.nodes["9"].files[0].model_dump() == {**audio, **stored}
-    assert tracked.outputs["9"]["audio"][0] == {**audio, **stored}
+    assert tracked.reported["9"]["audio"][0] == {**audio, **stored}
     assert tracked.nodes["9"].images[0].url is None  # not stored: left as it was
 
 
