@@ -183,7 +183,7 @@ async def _open_worker(stack: contextlib.AsyncExitStack, basics: _Basics) -> Wor
     proxy_session = _passing_session()
     stack.push_async_callback(proxy_session.close)
     client = ComfyClient(settings.comfyui_base_url, session, COMFYUI_CONNECTIONS)
-    host = make_host(settings, client)
+    host = make_host(settings.launch if settings.launches_comfyui else None, client)
     stores = _open_stores(stack, basics)
     buckets = Buckets.from_settings(settings.buckets)
     runs = _run_service(stack, basics, _comfy(stack, settings, client, host, buckets), stores, buckets)

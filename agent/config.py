@@ -196,6 +196,24 @@ class AddressRule:
 
 
 @dataclass(frozen=True)
+class LaunchSettings:
+    """What the supervisor reads: how ComfyUI is started, where its folders are, how it is stopped."""
+
+    interpreter: str
+    comfyui_dir: Path
+    port: int
+    device: str
+    args: tuple[str, ...]
+    nas_dir: Path | None
+    output_dir: Path
+    temp_dir: Path | None
+    user_dir: Path
+    start_timeout: float
+    stop_grace: float
+    restart_backoff_max: float
+
+
+@dataclass(frozen=True)
 class InputSettings:
     """What the input packages read: the loaders that take files, the cap on one, how URLs are fetched."""
 
@@ -366,6 +384,13 @@ class Settings(BaseModel):
     def buckets(self) -> BucketSettings:
         return BucketSettings(self.output_store_endpoint, self.output_store_region, self.output_store_key_id,
                               self.output_store_key_secret, self.output_url_ttl)
+
+    @property
+    def launch(self) -> LaunchSettings:
+        return LaunchSettings(self.comfyui_interpreter, self.comfyui_dir, self.comfyui_port, self.comfyui_device,
+                              self.comfyui_args, self.nas_dir, self.comfyui_folders["output"], self.comfyui_temp_dir,
+                              self.comfyui_user_folder, self.comfyui_start_timeout, self.stop_grace,
+                              self.restart_backoff_max)
 
     @property
     def addresses(self) -> AddressRule:

@@ -88,7 +88,7 @@ async def measure(store: str, seconds: int) -> list[tuple[str, float, float]]:
         gateway, gateway_url = start_agent(store, NO_COMFYUI, cpu=0,
                                            env={"AGENT_MODE": "gateway", "WORKER_URL": front_url})
         try:
-            await wait_http(f"{gateway_url}/healthz")
+            await wait_http(f"{gateway_url}/openapi.json")  # the application, not the boot answer
             await hand_off(gateway_url)
             assert front.waiting == 1 or front.invocation(QUEUED).state == "pending"
             on_gateway = await asyncio.to_thread(polled, gateway_url, seconds, spread)
@@ -96,7 +96,7 @@ async def measure(store: str, seconds: int) -> list[tuple[str, float, float]]:
             stop(gateway)
     worker, worker_url = start_agent(store, NO_COMFYUI, cpu=0)
     try:
-        await wait_http(f"{worker_url}/healthz")
+        await wait_http(f"{worker_url}/openapi.json")
         on_worker = await asyncio.to_thread(polled, worker_url, seconds, spread)
     finally:
         stop(worker)

@@ -8,7 +8,7 @@ from agent.comfy.client import ComfyClient
 from agent.comfy.prompt import Liveness
 from agent.comfy.remote import RemoteComfyUI
 from agent.comfy.supervisor import Supervisor
-from agent.config import Settings
+from agent.config import LaunchSettings
 
 
 class ComfyHost(Protocol):
@@ -27,7 +27,8 @@ class ComfyHost(Protocol):
     async def stop(self) -> None: ...
 
 
-def make_host(settings: Settings, client: ComfyClient) -> ComfyHost:
-    if settings.launches_comfyui:
-        return Supervisor(settings, client)
+def make_host(launch: LaunchSettings | None, client: ComfyClient) -> ComfyHost:
+    """`launch`: how to start ComfyUI as the agent's child; None attaches to the one `client` reaches."""
+    if launch is not None:
+        return Supervisor(launch, client)
     return RemoteComfyUI(client)

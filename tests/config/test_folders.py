@@ -32,11 +32,11 @@ def test_an_attached_comfyui_is_read_from_disk_only_where_a_setting_says() -> No
 
 
 def test_the_launched_comfyui_is_told_the_folders_the_agent_reads() -> None:
-    args = comfyui_args(Settings(comfyui_dir=Path("/c"), nas_dir=Path("/mnt/nas")), Device.NVIDIA)
+    args = comfyui_args(Settings(comfyui_dir=Path("/c"), nas_dir=Path("/mnt/nas")).launch, Device.NVIDIA)
     assert args[args.index("--output-directory") + 1] == "/mnt/nas/output"
     assert args[args.index("--input-directory") + 1] == "/mnt/nas/input"
     assert "--temp-directory" not in args  # ComfyUI empties it at start: never on the shared NAS
-    args = comfyui_args(Settings(comfyui_temp_dir=Path("/scratch")), Device.NVIDIA)
+    args = comfyui_args(Settings(comfyui_temp_dir=Path("/scratch")).launch, Device.NVIDIA)
     assert args[args.index("--temp-directory") + 1] == "/scratch"
 
 
@@ -53,14 +53,14 @@ def test_each_instance_keeps_its_own_comfyui_user_folder() -> None:
     assert on_nas.comfyui_user_folder == Path(tempfile.gettempdir()) / "comfyui-user"
     told = Settings(comfyui_dir=Path("/mnt/nas/ComfyUI"), nas_dir=Path("/mnt/nas"), comfyui_user_dir=Path("/u"))
     assert told.comfyui_user_folder == Path("/u")
-    args = comfyui_args(on_nas, Device.NVIDIA)
+    args = comfyui_args(on_nas.launch, Device.NVIDIA)
     assert args[args.index("--user-directory") + 1] == str(on_nas.comfyui_user_folder)
 
 
 def test_comfyui_keeps_its_database_in_memory_unless_told_otherwise() -> None:
-    args = comfyui_args(Settings(), Device.NVIDIA)
+    args = comfyui_args(Settings().launch, Device.NVIDIA)
     assert args[args.index("--database-url") + 1] == "sqlite:///:memory:"
-    own = comfyui_args(Settings(comfyui_args=("--database-url=sqlite:////data/comfy.db",)), Device.NVIDIA)
+    own = comfyui_args(Settings(comfyui_args=("--database-url=sqlite:////data/comfy.db",)).launch, Device.NVIDIA)
     assert [arg for arg in own if arg.startswith("--database-url")] == ["--database-url=sqlite:////data/comfy.db"]
 
 

@@ -63,11 +63,11 @@ def test_what_comfyui_forgot_to_list_goes_into_its_own_virtualenv() -> None:
 
 def test_cpu_only_without_a_gpu_unless_told_otherwise(tmp_path: Path) -> None:
     auto = Settings(comfyui_dir=tmp_path)
-    assert "--cpu" in comfyui_args(auto, Device.CPU)
-    assert "--cpu" not in comfyui_args(auto, Device.NVIDIA)
-    assert "--cpu" not in comfyui_args(Settings(comfyui_device="gpu"), Device.CPU)
-    assert "--cpu" in comfyui_args(Settings(comfyui_device="cpu"), Device.NVIDIA)
-    assert comfyui_args(Settings(comfyui_args=("--cpu",)), Device.CPU).count("--cpu") == 1
+    assert "--cpu" in comfyui_args(auto.launch, Device.CPU)
+    assert "--cpu" not in comfyui_args(auto.launch, Device.NVIDIA)
+    assert "--cpu" not in comfyui_args(Settings(comfyui_device="gpu").launch, Device.CPU)
+    assert "--cpu" in comfyui_args(Settings(comfyui_device="cpu").launch, Device.NVIDIA)
+    assert comfyui_args(Settings(comfyui_args=("--cpu",)).launch, Device.CPU).count("--cpu") == 1
 
 
 def test_the_checkout_s_own_virtualenv_runs_comfyui(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from agent.comfy.lifecycle import Lifecycle
 from agent.comfy.supervisor.nas import prepare_nas, prepare_user_folder
 from agent.comfy.supervisor.output import Levels
 from agent.comfy.supervisor.process import ComfyProcess
-from agent.config import Settings, flag_value
+from agent.config import LaunchSettings, flag_value
 from agent.logs import log_event, one_line
 
 logger = logging.getLogger("agent.supervisor")
@@ -40,27 +40,27 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def on_cpu(settings: Settings, device: Device) -> bool:
+def on_cpu(settings: LaunchSettings, device: Device) -> bool:
     """Whether ComfyUI must be told `--cpu`: asked for, or `auto` on a machine without a GPU (ComfyUI would
     otherwise stop at its first CUDA call)."""
-    if "--cpu" in settings.comfyui_args:
+    if "--cpu" in settings.args:
         return False
-    return settings.comfyui_device == "cpu" or (settings.comfyui_device == "auto" and device is Device.CPU)
+    return settings.device == "cpu" or (settings.device == "auto" and device is Device.CPU)
 
 
-def comfyui_args(settings: Settings, device: Device) -> list[str]:
-    args = ["--listen", "127.0.0.1", "--port", str(settings.comfyui_port)]
+def comfyui_args(settings: LaunchSettings, device: Device) -> list[str]:
+    args = ["--listen", "127.0.0.1", "--port", str(settings.port)]
     if settings.nas_dir is not None:
         args += ["--input-directory", str(settings.nas_dir / "input")]
-    args += ["--output-directory", str(settings.comfyui_folders["output"])]
-    if settings.comfyui_temp_dir is not None:
-        args += ["--temp-directory", str(settings.comfyui_temp_dir)]
-    args += ["--user-directory", str(settings.comfyui_user_folder)]
-    if flag_value(settings.comfyui_args, "--database-url") is None:
+    args += ["--output-directory", str(settings.output_dir)]
+    if settings.temp_dir is not None:
+        args += ["--temp-directory", str(settings.temp_dir)]
+    args += ["--user-directory", str(settings.user_dir)]
+    if flag_value(settings.args, "--database-url") is None:
         args += ["--database-url", IN_MEMORY_DATABASE]
     if on_cpu(settings, device):
         args.append("--cpu")
-    return args + list(settings.comfyui_args)
+    return args + list(settings.args)
 
 
 def _child_env() -> dict[str, str]:
@@ -87,7 +87,7 @@ class _NeverStarted:
 class Supervisor(Lifecycle):
     """The agent's ComfyUI child; `current` is the process a run is sent to, `ready` whether it answers."""
 
-    def __init__(self, settings: Settings, client: ComfyClient) -> None:
+    def __init__(self, settings: LaunchSettings, client: ComfyClient) -> None:
         super().__init__()
         self.settings = settings
         self.client = client
@@ -126,17 +126,17 @@ class Supervisor(Lifecycle):
 
     async def _run_once(self) -> bool:
         """One launch, from spawn to exit; True when ComfyUI answered in between."""
-        port = self.settings.comfyui_port
+        port = self.settings.port
         if not port_is_free(port):
             log_event(logger, "comfyui.port_busy", level=logging.ERROR, port=port,
                       hint="another process listens on COMFYUI_PORT; choose a free port")
             return False
         if self.settings.nas_dir is not None:
             await asyncio.to_thread(prepare_nas, self.settings.nas_dir)
-        await asyncio.to_thread(prepare_user_folder, self.settings.comfyui_user_folder)
+        await asyncio.to_thread(prepare_user_folder, self.settings.user_dir)
         device = detect()
         try:
-            process = await ComfyProcess.spawn(self.settings.comfyui_interpreter, Path(self.settings.comfyui_dir),
+            process = await ComfyProcess.spawn(self.settings.interpreter, Path(self.settings.comfyui_dir),
                                                comfyui_args(self.settings, device), _child_env(), _Forward())
         except OSError as exc:
             log_event(logger, "comfyui.spawn_failed", level=logging.ERROR, error=exc)
@@ -153,7 +153,7 @@ class Supervisor(Lifecycle):
     async def _until_ready(self, process: ComfyProcess) -> bool:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        deadline = started + self.settings.comfyui_start_timeout
+        deadline = started + self.settings.start_timeout
         while not process.exited:
             if await self.client.is_up():
                 self._ready.set()
