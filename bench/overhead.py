@@ -78,6 +78,19 @@ async def concurrent(session: aiohttp.ClientSession, direct: DirectClient, agent
     return samples
 
 
+async def concurrent_rounds(session: aiohttp.ClientSession, direct: DirectClient, agent: str, runs: int,
+                            width: int, rounds: int) -> None:
+    """One round's wall ratio moves by a third between rounds on this machine (the first is the slowest), so the
+    figure is the median of several rounds, each printed."""
+    ratios = []
+    for _ in range(rounds):
+        samples = await concurrent(session, direct, agent, runs, width)
+        ratios.append(samples["agent_wall"][0] / samples["direct_wall"][0])
+        report(f"Concurrent: {runs} runs per path, {width} at a time", samples)
+    print(f"\nagent / direct wall time, {rounds} rounds: {' '.join(f'{r:.2f}' for r in ratios)}, "
+          f"median {statistics.median(ratios):.2f}")
+
+
 def report(title: str, samples: dict[str, list[float]]) -> None:
     direct, agent = summary(samples["direct"]), summary(samples["agent"])
     print(f"\n{title}")
@@ -98,6 +111,7 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=200, help="sequential runs per path")
     parser.add_argument("--concurrent-runs", type=int, default=256, help="runs per path in the concurrent part")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrent-rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=20)
     args = parser.parse_args()
     with comfy_and_agent(args.comfyui_url) as (comfy, agent_proc, agent):
@@ -114,8 +128,8 @@ async def main() -> None:
                                                                         strict=True))
                 print(f"agent CPU per run: {(user + system) / args.runs * 1000:.2f} ms "
                       f"({user / args.runs * 1000:.2f} user, {system / args.runs * 1000:.2f} system)")
-                report(f"Concurrent: {args.concurrent_runs} runs per path, {args.concurrency} at a time",
-                       await concurrent(session, direct, agent, args.concurrent_runs, args.concurrency))
+                await concurrent_rounds(session, direct, agent, args.concurrent_runs, args.concurrency,
+                                        args.concurrent_rounds)
             print(f"\nagent RSS: {idle:.1f} MiB idle after start, {rss_mib(agent_proc.pid):.1f} MiB after the runs")
 
 
