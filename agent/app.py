@@ -23,6 +23,9 @@ from agent.api.polls import RecentPolls
 from agent.api.security import cors, require_token
 from agent.api.services import GATEWAY, WORKER, S, Services, WorkerServices, route
 from agent.api.statuses import json_errors
+from agent.api.v2 import routes as v2_routes
+from agent.api.v2.errors import envelope_response
+from agent.assets.blobs import Blobs, BucketBlobs, FolderBlobs
 from agent.buckets.clients import Buckets
 from agent.buckets.location import parse_location
 from agent.comfy.client import ComfyClient, connection_pool
@@ -107,6 +110,14 @@ def open_outputs(settings: Settings, buckets: Buckets) -> OutputStore | None:
     return OutputStore(buckets.bucket(location.cloud, location.bucket), location, settings.keep_local_outputs)
 
 
+def open_blobs(settings: Settings, buckets: Buckets) -> Blobs:
+    """Where uploaded assets keep their bytes: the output store's bucket, else `ASSETS_DIR`."""
+    if settings.output_store is None:
+        return FolderBlobs(settings.assets_folder)
+    location = parse_location(settings.output_store)
+    return BucketBlobs(buckets.bucket(location.cloud, location.bucket), location)
+
+
 @dataclass(frozen=True)
 class _Basics:
     """What an app holds from its creation, before its startup opens the rest."""
@@ -139,11 +150,11 @@ def _open_stores(stack: contextlib.AsyncExitStack, basics: _Basics) -> Stores:
 
 
 def _comfy(stack: contextlib.AsyncExitStack, settings: Settings, client: ComfyClient, host: ComfyHost,
-           buckets: Buckets) -> ComfyParts:
+           buckets: Buckets, *, blobs: Blobs) -> ComfyParts:
     """What a run reaches ComfyUI through, each part closed when the app stops."""
     connection = EventConnection(settings.comfyui_base_url, settings.ws_stall_timeout, client.queue)
     stack.push_async_callback(connection.close)
-    inputs = InputPreparer(settings.inputs, client, buckets)
+    inputs = InputPreparer(settings.inputs, client, buckets, blobs)
     stack.push_async_callback(inputs.close)
     return ComfyParts(host, client, connection, inputs, ComfyFiles(client, settings.comfyui_folders))
 
@@ -186,12 +197,13 @@ async def _open_worker(stack: contextlib.AsyncExitStack, basics: _Basics) -> Wor
     host = make_host(settings.launch if settings.launches_comfyui else None, client)
     stores = _open_stores(stack, basics)
     buckets = Buckets.from_settings(settings.buckets)
-    runs = _run_service(stack, basics, _comfy(stack, settings, client, host, buckets), stores, buckets)
+    blobs = open_blobs(settings, buckets)
+    runs = _run_service(stack, basics, _comfy(stack, settings, client, host, buckets, blobs=blobs), stores, buckets)
     basics.metrics.watch(lambda: host.ready, lambda: host.restarts, lambda: runs.active_runs + runs.waiting_runs)
     await host.start()
     stack.push_async_callback(host.stop)
     _sweep_and_publish(stack, settings, host, client, stores.shared)
-    return WorkerServices(**vars(basics), choices=Choices(client), stores=stores,
+    return WorkerServices(**vars(basics), choices=Choices(client), stores=stores, blobs=blobs,
                           front=LocalFront(runs, buckets, settings.webhooks), host=host, runs=runs,
                           proxy_session=proxy_session)
 
@@ -207,8 +219,11 @@ async def _open_gateway(stack: contextlib.AsyncExitStack, basics: _Basics) -> Se
     worker = WorkerFunction(settings.worker_url, settings.token_for_worker, session, settings.run_timeout + 600)
     handoff = Handoff(stores.records, stores.log, stores.cancels, worker, basics.metrics,
                       max_age=settings.async_max_event_age, instance_id=instance_id())
+    buckets = Buckets.from_settings(settings.buckets)
     return Services(**vars(basics), choices=Choices(StoredChoices(stores.shared)), stores=stores,
-                    front=HandoffFront(handoff, worker, Loaders(settings.inputs), settings.webhooks))
+                    blobs=open_blobs(settings, buckets),
+                    front=HandoffFront(handoff, worker, Loaders(settings.inputs), settings.webhooks,
+                                       open_outputs(settings, buckets)))
 
 
 def _lifespan(key: web.AppKey[S], basics: _Basics, opened: Callable[[contextlib.AsyncExitStack, _Basics],
@@ -227,7 +242,8 @@ def _application(basics: _Basics, key: web.AppKey[S]) -> web.Application:
     store, the page and the contract."""
     settings = basics.settings
     app = web.Application(client_max_size=settings.max_body_bytes,
-                          middlewares=[cors(settings.cors_origins), require_token(settings), json_errors])
+                          middlewares=[cors(settings.cors_origins), json_errors({v2_routes.PREFIX: envelope_response}),
+                                       require_token(settings)])
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/metrics", route(key, metrics_route.metrics))
     app.router.add_get("/api/status", route(key, status.status))
@@ -238,6 +254,7 @@ def _application(basics: _Basics, key: web.AppKey[S]) -> web.Application:
     app.router.add_get("/api/workflows", route(key, workflows.list_workflows))
     app.router.add_get("/api/workflows/{name}", route(key, workflows.get_workflow))
     app.router.add_post("/api/workflows/{name}/run", route(key, run.run_workflow))
+    v2_routes.add_routes(app, key)
     page.add_routes(app, key)
     contract.add_routes(app, key)
     return app

@@ -294,6 +294,10 @@ class Settings(BaseModel):
     keep_local_outputs: Annotated[bool, env("KEEP_LOCAL_OUTPUTS", parse=_bool, help=(
         "keep ComfyUI's own copy of an output once it is in the output store, and keep ComfyUI's output and "
         "temp folders unswept (otherwise images, videos and audio there older than `TASK_TTL` are removed)"))] = False
+    assets_dir: Annotated[Path | None, env("ASSETS_DIR", parse=Path, shown="`$NAS_DIR/assets`, else "
+                                           "`./data/assets`", help=(
+        "where uploaded assets (Comfy API v2's `/api/v2/assets`) keep their bytes when there is no "
+        "`OUTPUT_STORE` (with one, they go to its bucket under `assets/`); every instance must see it"))] = None
     task_store: Annotated[str, env("TASK_STORE", parse=_store_url, shown="`file://$NAS_DIR/tasks`, else "
                                    "`file://./data/tasks`", help=(
         "`file://DIR`, `redis://HOST:PORT/DB` (or `rediss://`), `memory://` (one instance only)"))] = ""
@@ -474,6 +478,12 @@ class Settings(BaseModel):
         nas = self.nas_dir
         return nas is not None and any(Path(resolve(path)).is_relative_to(resolve(nas))
                                        for resolve in (os.path.abspath, os.path.realpath))
+
+    @property
+    def assets_folder(self) -> Path:
+        if self.assets_dir is not None:
+            return self.assets_dir
+        return self.nas_dir / "assets" if self.nas_dir else Path("data/assets").absolute()
 
     @property
     def store_url(self) -> str:

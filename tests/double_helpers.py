@@ -17,6 +17,13 @@ def rgb(color: int) -> tuple[int, int, int]:
     return (color >> 16) & 255, (color >> 8) & 255, color & 255
 
 
+def png_of(color: int, size: int = 8) -> bytes:
+    """A small PNG of one color: an input image whose first pixel a run's output is checked by."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), rgb(color)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def pixel(body: dict[str, Any], node: str, index: int = 0) -> tuple[int, int, int]:
     """The first pixel of a node's image in a run's reply (its base64 `results`)."""
     data = base64.b64decode(body[node]["results"][index], validate=True)

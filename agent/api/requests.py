@@ -90,7 +90,7 @@ def parse_workflow_body(raw: bytes) -> WorkflowRunRequest:
         return WorkflowRunRequest.model_validate_json(raw or b"{}")
     except ValidationError as exc:
         if exc.errors()[0]["type"] == "json_invalid":
-            _json(raw)  # raises, saying where
+            json_body(raw)  # raises, saying where
         raise _first_problem(exc, "field") from None
 
 
@@ -175,7 +175,7 @@ def parse_options(raw: dict[str, Any] | None, request: web.Request, default_url:
                       prefix=output.prefix, format=output.format, quality=output.quality, webhook=webhook)
 
 
-def _json(raw: bytes) -> Any:
+def json_body(raw: bytes) -> Any:
     """The body's JSON. Either parser holds the GIL throughout, so the event loop waits for it in whatever thread
     it runs: pydantic-core's, several times faster on a body of tens of megabytes, reads it first; json's own
     takes what that one refuses (UTF-16, a BOM, lone surrogates, deep nesting), so what is accepted, and how it
@@ -195,7 +195,7 @@ def _json(raw: bytes) -> Any:
 
 def parse_run_body(raw: bytes, request: web.Request, default_url: str | None) -> tuple[dict[str, Any], RunOptions]:
     """A bare prompt, or the envelope {"prompt": ..., "options": ...}; `default_url`: WEBHOOK_URL."""
-    body = _json(raw)
+    body = json_body(raw)
     if not isinstance(body, dict):
         raise RequestParamsError("the body must be a JSON object: a prompt in ComfyUI's API format")
     if not _looks_like_envelope(body):

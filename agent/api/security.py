@@ -13,16 +13,16 @@ import hmac
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from agent.api.statuses import Handler, error_response
+from agent.api.statuses import Handler
 from agent.config import Settings
 from agent.errors import Unauthorized
 
 TOKEN_COOKIE = "comfyui_agent_token"
-PUBLIC_PATHS = frozenset({"/healthz", "/app", "/openapi.json", "/docs"})
+PUBLIC_PATHS = frozenset({"/healthz", "/app", "/openapi.json", "/docs", "/api/v2/health"})
 # The web page, its example workflows and the contract's page hold no data; the page asks for the token itself.
 PUBLIC_PREFIXES = ("/app/", "/docs/")
 ALLOWED_HEADERS = ("Authorization, Content-Type, Prefer, task-id, x-fc-async-task-id, X-Fc-Invocation-Type, "
-                   "Last-Event-ID")
+                   "Last-Event-ID, Idempotency-Key")
 EXPOSED_HEADERS = ("X-Task-Id, X-Task-Status, X-Task-Error, X-Task-Store-Error, Location, Retry-After, "
                    "Preference-Applied, WWW-Authenticate, Server-Timing")
 
@@ -51,8 +51,7 @@ def require_token(settings: Settings) -> Middleware:
             return await handler(request)
         presented = _presented(request)
         if presented is None or not hmac.compare_digest(presented.encode(), token.get_secret_value().encode()):
-            error = Unauthorized("a valid bearer token is required (Authorization: Bearer <AGENT_TOKEN>)")
-            return error_response(error)
+            raise Unauthorized("a valid bearer token is required (Authorization: Bearer <AGENT_TOKEN>)")
         if request.method == "GET" and "token" in request.query:
             return _remember(request, presented)
         return await handler(request)

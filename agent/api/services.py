@@ -15,6 +15,7 @@ from aiohttp import web
 
 from agent.api.polls import RecentPolls
 from agent.api.statuses import Handler
+from agent.assets.blobs import Blobs
 from agent.comfy.host import ComfyHost
 from agent.config import Settings
 from agent.front.base import Front
@@ -35,6 +36,7 @@ class Services:
     polls: RecentPolls
     choices: Choices
     stores: Stores
+    blobs: Blobs
     front: Front
 
 

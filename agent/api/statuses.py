@@ -4,10 +4,11 @@ middleware that answers every failure in the seed's JSON shape, never as aiohttp
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from agent.errors import AgentError, MethodNotAllowed, NotFound, RequestParamsError, RequestTooLarge, Unauthorized
 from agent.logs import log_event
@@ -69,19 +70,32 @@ def _from_http(exc: web.HTTPException, request: web.Request) -> AgentError | Non
     return None
 
 
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except AgentError as exc:
-        return error_response(exc)
-    except web.HTTPException as exc:
-        converted = _from_http(exc, request)
-        if converted is None:
-            raise
-        return error_response(converted)
-    except Exception as exc:
-        log_event(logger, "request.failed", request.headers.get("task-id"), level=logging.ERROR,
-                  path=request.path, error=repr(exc))
-        logger.exception("unexpected error")
-        return error_response(AgentError("unexpected error in the agent"))
+Render = Callable[[AgentError], web.Response]
+
+
+def json_errors(shapes: Mapping[str, Render]) -> Middleware:
+    """Every failure as JSON: in the shape of the surface whose path prefix it came under (`shapes`: Comfy API
+    v2 has its own envelope), else in the seed's."""
+
+    def render(request: web.Request, exc: AgentError) -> web.Response:
+        shape = next((shape for prefix, shape in shapes.items() if request.path.startswith(prefix)), error_response)
+        return shape(exc)
+
+    @web.middleware
+    async def answered(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except AgentError as exc:
+            return render(request, exc)
+        except web.HTTPException as exc:
+            converted = _from_http(exc, request)
+            if converted is None:
+                raise
+            return render(request, converted)
+        except Exception as exc:
+            log_event(logger, "request.failed", request.headers.get("task-id"), level=logging.ERROR,
+                      path=request.path, error=repr(exc))
+            logger.exception("unexpected error")
+            return render(request, AgentError("unexpected error in the agent"))
+
+    return answered

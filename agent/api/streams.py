@@ -14,6 +14,9 @@ import json
 import logging
 import re
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -21,7 +24,6 @@ from agent.api.services import Services
 from agent.errors import RequestParamsError
 from agent.logs import log_event
 from agent.stores import Stores
-from agent.stores.log import LoggedEvent
 from agent.stores.records import TaskRecords
 from agent.tasks.model import check_task_id
 from agent.tasks.view import task_view
@@ -33,17 +35,27 @@ READ_WAIT = 5.0  # one read of the log waits this long for an entry; then the ta
 logger = logging.getLogger("agent.api")
 
 
-def _frame(event: LoggedEvent | None, kind: str, data: object) -> bytes:
-    lines = [f"id: {event.id}"] if event is not None else []
-    lines += [f"event: {kind}", f"data: {json.dumps(data, separators=(',', ':'))}"]
+@dataclass(frozen=True)
+class Told:
+    """What a follower of a task's log is told: an entry, the end (`id` None when told from the task's record),
+    or `heartbeat` (nothing for `HEARTBEAT` seconds)."""
+
+    kind: str
+    data: Any
+    id: str | None = None
+
+
+def _frame(told: Told) -> bytes:
+    lines = [f"id: {told.id}"] if told.id is not None else []
+    lines += [f"event: {told.kind}", f"data: {json.dumps(told.data, separators=(',', ':'))}"]
     return ("\n".join(lines) + "\n\n").encode()
 
 
-async def _ended_without_a_log(records: TaskRecords, task_id: str) -> bytes | None:
+async def _ended_without_a_log(records: TaskRecords, task_id: str) -> Told | None:
     """The end from the task's record, when it ended and its log will not tell it."""
     task = await records.get(task_id)
     if task is None or task.status.finished:
-        return _frame(None, "end", task_view(task) if task is not None else {"task_id": task_id})
+        return Told("end", task_view(task) if task is not None else {"task_id": task_id})
     return None
 
 
@@ -55,35 +67,37 @@ async def stream_events(request: web.Request, stores: Stores, task_id: str,
                                            "X-Accel-Buffering": "no", "X-Task-Id": task_id})
     await response.prepare(request)
     try:
-        await _follow(response, stores, task_id, after)
+        async for told in follow(stores, task_id, after):
+            await response.write(b": heartbeat\n\n" if told.kind == "heartbeat" else _frame(told))
     except ConnectionResetError:
         log_event(logger, "stream.closed", task_id, level=logging.DEBUG, by="client")
     return response
 
 
-async def _follow(response: web.StreamResponse, stores: Stores, task_id: str, after: str | None) -> None:
+async def follow(stores: Stores, task_id: str, after: str | None) -> AsyncIterator[Told]:
+    """The task's log after `after`, as it grows, until its end (the stream of every surface reads this)."""
     quiet_since = time.monotonic()
     while True:
         entries = await stores.log.read_events(task_id, after, READ_WAIT)
         for entry in entries:
-            await response.write(_frame(entry, entry.kind, entry.data))
+            yield Told(entry.kind, entry.data, entry.id)
             after = entry.id
             if entry.kind == "end":
                 return
         if entries:
             quiet_since = time.monotonic()
             continue
-        told = await _ended_without_a_log(stores.records, task_id)
-        if told is not None:
+        ended = await _ended_without_a_log(stores.records, task_id)
+        if ended is not None:
             more = await stores.log.read_events(task_id, after, 0)  # an end written just now wins over the record
             if not any(entry.kind == "end" for entry in more):
                 for entry in more:
-                    await response.write(_frame(entry, entry.kind, entry.data))
-                await response.write(told)
+                    yield Told(entry.kind, entry.data, entry.id)
+                yield ended
                 return
             continue
         if time.monotonic() - quiet_since >= HEARTBEAT:
-            await response.write(b": heartbeat\n\n")
+            yield Told("heartbeat", None)
             quiet_since = time.monotonic()
 
 

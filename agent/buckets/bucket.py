@@ -55,6 +55,13 @@ class Bucket:
                                 use_multipart=size is None or size > SINGLE_PUT_BYTES,
                                 max_concurrency=PARTS_AT_ONCE)
 
+    async def exists(self, key: str) -> bool:
+        try:
+            await obstore.head_async(self._store, key)
+        except (FileNotFoundError, NotFoundError):
+            return False
+        return True
+
     async def signed_url(self, key: str) -> str:
         return await obstore.sign_async(self._store, "GET", key, self.url_ttl)
 

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from agent.errors import AgentError
+from agent.errors import AgentError, OutputUnavailable
+from agent.outputs.delivery import OutputStore
 from agent.runs.run import RunOutcome
 from agent.stores.records import TaskRecords
-from agent.tasks.model import Results, Task
+from agent.tasks.model import ImageRef, Results, Task
 from agent.tasks.options import RunOptions
 
 
@@ -56,9 +57,19 @@ class Relayed:
 Held = RunOutcome | Relayed
 
 
+@dataclass(frozen=True)
+class Fetched:
+    """Where an output's bytes are: a signed URL of the output store, a file on this machine, or the bytes."""
+
+    url: str | None = None
+    path: str | None = None
+    data: bytes | None = None
+
+
 class Front(ABC):
-    def __init__(self, records: TaskRecords) -> None:
+    def __init__(self, records: TaskRecords, outputs: OutputStore | None) -> None:
         self.records = records
+        self.outputs = outputs
 
     @abstractmethod
     def room(self, mode: Mode) -> None:
@@ -77,8 +88,10 @@ class Front(ABC):
         """Run it, the caller waiting: its end, open until the caller has read it."""
 
     @abstractmethod
-    async def start(self, submission: Submission) -> None:
-        """Run it in the background or streamed: once this returns its task and events are in the store."""
+    async def start(self, submission: Submission, wait: float = 0) -> RunOutcome | None:
+        """Run it in the background or streamed: once this returns its task and events are in the store. With
+        `wait`, up to that many seconds more for ComfyUI to take the prompt, and the run's end when it ended
+        before (a graph ComfyUI refused); None otherwise (taken, still waiting its turn, or handed on)."""
 
     @abstractmethod
     async def cancel(self, task_id: str) -> Task:
@@ -89,3 +102,16 @@ class Front(ABC):
         they are asked for."""
         task = await self.records.find(task_id)
         return task, await self.records.get_results(task_id) if results and task.status.finished else None
+
+    async def fetch(self, file: ImageRef) -> Fetched:
+        """An output's bytes: from the output store where the run put it, else where this front can reach."""
+        if file.key is not None and self.outputs is not None:
+            try:
+                return Fetched(url=await self.outputs.bucket.signed_url(file.key))
+            except Exception as exc:  # the store's client raises its own kinds
+                raise OutputUnavailable(f"output {file.filename} cannot be signed: {exc}"[:500]) from exc
+        return await self.fetch_here(file)
+
+    async def fetch_here(self, file: ImageRef) -> Fetched:
+        """An output kept where ComfyUI wrote it: only an instance beside that ComfyUI has it."""
+        raise OutputUnavailable(f"output {file.filename} stayed with the ComfyUI that made it (no output store)")

@@ -19,6 +19,7 @@ from agent.front.base import Front, Held, Mode, Relayed, Submission
 from agent.gateway.handoff import Handoff
 from agent.gateway.worker import ASYNC_BODY_LIMIT, WorkerFunction
 from agent.inputs.slots import Loaders
+from agent.outputs.delivery import OutputStore
 from agent.tasks.model import Task, when_long
 from agent.webhooks.address import check_webhook
 
@@ -41,8 +42,9 @@ def _path_for_worker(path: str) -> str:
 
 
 class HandoffFront(Front):
-    def __init__(self, handoff: Handoff, worker: WorkerFunction, loaders: Loaders, webhooks: WebhookSettings) -> None:
-        super().__init__(handoff.records)
+    def __init__(self, handoff: Handoff, worker: WorkerFunction, loaders: Loaders, webhooks: WebhookSettings,
+                 outputs: OutputStore | None = None) -> None:
+        super().__init__(handoff.records, outputs)
         self.handoff = handoff
         self.worker = worker
         self.loaders = loaders
@@ -71,7 +73,8 @@ class HandoffFront(Front):
             yield Relayed(reply.status, reply.reason, _kept(reply.headers, _DROPPED_REPLY),
                           reply.content.iter_any())
 
-    async def start(self, submission: Submission) -> None:
+    async def start(self, submission: Submission, wait: float = 0) -> None:
+        """A worker takes the run later: nothing to wait for here."""
         await self.handoff.hand_off(submission.task_id, submission.prompt, submission.options,
                                   _path_for_worker(submission.path), submission.body)
 

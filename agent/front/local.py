@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from agent.buckets.clients import Buckets
 from agent.config import WebhookSettings
 from agent.errors import AgentError, RequestParamsError
-from agent.front.base import Front, Held, Mode, Submission
+from agent.front.base import Fetched, Front, Held, Mode, Submission
 from agent.gateway.delivery import refuse_delivery
-from agent.runs.run import Run
+from agent.outputs.reading import read_output
+from agent.runs.run import Run, RunOutcome
 from agent.runs.service import RunService
-from agent.tasks.model import Task
+from agent.tasks.model import ImageRef, Task
 from agent.webhooks.address import check_webhook
 
 
 class LocalFront(Front):
     def __init__(self, runs: RunService, buckets: Buckets, webhooks: WebhookSettings) -> None:
-        super().__init__(runs.records)
+        super().__init__(runs.records, runs.output_store)
         self.runs = runs
         self.buckets = buckets
         self.webhooks = webhooks
@@ -39,8 +42,14 @@ class LocalFront(Front):
         run = await self._submit(submission)
         yield await run.outcome()
 
-    async def start(self, submission: Submission) -> None:
-        await self._submit(submission)
+    async def start(self, submission: Submission, wait: float = 0) -> RunOutcome | None:
+        run = await self._submit(submission)
+        if wait <= 0:
+            return None
+        try:
+            return await asyncio.wait_for(run.taken(), wait)
+        except TimeoutError:
+            return None
 
     async def _submit(self, submission: Submission) -> Run:
         self.buckets.offer(submission.headers)  # FC's credentials of this invocation, for the run's buckets
@@ -49,3 +58,10 @@ class LocalFront(Front):
 
     async def cancel(self, task_id: str) -> Task:
         return await self.runs.cancel(task_id)
+
+    async def fetch_here(self, file: ImageRef) -> Fetched:
+        files = self.runs.comfy.files
+        path = files.path_of(file.model_dump())
+        if path is not None and await asyncio.to_thread(os.path.isfile, path):  # the folder may be a NAS
+            return Fetched(path=path)
+        return Fetched(data=await read_output(files, file, None))

@@ -14,13 +14,14 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from agent.assets.blobs import Blobs
 from agent.buckets.clients import Buckets
 from agent.comfy.client import ComfyClient, ComfyHTTPError, ComfyUnreachable
 from agent.config import InputSettings
 from agent.errors import ComfyUIUnavailable
 from agent.inputs.objects import read_object
 from agent.inputs.slots import File, Loaders, Slot
-from agent.inputs.sources import FetchError, Inline
+from agent.inputs.sources import FetchError, Inline, Stored
 from agent.tasks.model import when_long
 
 if TYPE_CHECKING:
@@ -39,9 +40,11 @@ class Prepared:
 
 
 class InputPreparer:
-    def __init__(self, inputs: InputSettings, client: ComfyClient, buckets: Buckets) -> None:
+    def __init__(self, inputs: InputSettings, client: ComfyClient, buckets: Buckets,
+                 blobs: Blobs | None = None) -> None:
         self.client = client
         self.buckets = buckets
+        self.blobs = blobs
         self.max_bytes = inputs.max_bytes
         self.inputs = inputs
         self.loaders = Loaders(inputs)
@@ -88,6 +91,8 @@ class InputPreparer:
     async def _file(self, slot: Slot, gate: asyncio.Semaphore, downloads: dict[str, asyncio.Future[bytes]]) -> File:
         if isinstance(slot.source, Inline):
             return await asyncio.to_thread(self.loaders.inline_file, slot, slot.source)
+        if isinstance(slot.source, Stored):
+            return await asyncio.to_thread(self.loaders.file, slot, await self._stored(slot, slot.source.digest))
         url, in_bucket = slot.source.url, slot.source.in_bucket
 
         async def download() -> bytes:
@@ -101,6 +106,15 @@ class InputPreparer:
         except FetchError as exc:
             raise slot.error(str(exc)) from None
         return await asyncio.to_thread(self.loaders.file, slot, data)
+
+    async def _stored(self, slot: Slot, digest: str) -> bytes:
+        try:
+            data = await self.blobs.read(digest, self.max_bytes) if self.blobs is not None else None
+        except ValueError as exc:
+            raise slot.error(str(exc)) from None
+        if data is None:
+            raise slot.error(f"no asset has the hash {digest}")
+        return data
 
     async def _upload(self, file: File) -> str:
         try:

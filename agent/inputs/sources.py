@@ -1,4 +1,5 @@
-"""Which loader inputs hold data to upload, and what that data is: inline base64, or a URL to fetch.
+"""Which loader inputs hold data to upload, and what that data is: inline base64, a URL to fetch, or an uploaded
+asset's content hash.
 
 Plain file names (`example.png`, `sub/name.png`, `name [input]`) are never touched.
 
@@ -13,6 +14,8 @@ import binascii
 import re
 import string
 from dataclasses import dataclass
+
+from agent.assets.hashes import is_hash
 
 MIN_BARE_BASE64 = 64  # shorter strings are file names, not pictures
 CHUNK = 1 << 20  # characters per pass, about a millisecond of work; a multiple of 4, so chunks decode on their own
@@ -63,7 +66,14 @@ class Remote:
         return self.url.split("://", 1)[0].lower() in ("oss", "s3")
 
 
-Source = Inline | Remote
+@dataclass(frozen=True)
+class Stored:
+    """An uploaded asset's bytes, named by their content (`blake3:<hex>`, agent/assets/blobs.py)."""
+
+    digest: str
+
+
+Source = Inline | Remote | Stored
 
 
 def _decoded(chars: bytes, urlsafe: bool) -> bytes:
@@ -158,6 +168,10 @@ def source_of(value: object, bare_base64: bool) -> Source | None:
         return None
     if value[:5].lower() == "data:":
         return _data_url(value)
+    if value.startswith("blake3:"):
+        if not is_hash(value):
+            raise SourceError("an asset's hash is `blake3:` and 64 lowercase hex digits")
+        return Stored(value)
     scheme = _scheme(value)
     if scheme is not None:
         if scheme.lower() not in ("http", "https", "oss", "s3"):

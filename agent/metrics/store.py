@@ -49,4 +49,5 @@ def counted(concern: C, metrics: Metrics) -> C:
 
 def metered(stores: Stores, metrics: Metrics) -> Stores:
     return replace(stores, records=counted(stores.records, metrics), log=counted(stores.log, metrics),
-                   cancels=counted(stores.cancels, metrics), shared=counted(stores.shared, metrics))
+                   cancels=counted(stores.cancels, metrics), shared=counted(stores.shared, metrics),
+                   jobs=counted(stores.jobs, metrics), keys=counted(stores.keys, metrics))

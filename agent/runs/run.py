@@ -130,6 +130,7 @@ class Run:
         self._canceled = False
         self._stage_began = time.monotonic()
         self._ended: asyncio.Future[RunOutcome] = asyncio.get_running_loop().create_future()
+        self._taken: asyncio.Future[RunOutcome | None] = asyncio.get_running_loop().create_future()
 
     @property
     def task_id(self) -> str:
@@ -147,6 +148,10 @@ class Run:
     async def outcome(self) -> RunOutcome:
         """The end, once every subscriber has settled it (the store has it)."""
         return await asyncio.shield(self._ended)
+
+    async def taken(self) -> RunOutcome | None:
+        """Once ComfyUI took the prompt (None), or the run's end when it ended before (a graph ComfyUI refused)."""
+        return await asyncio.shield(self._taken)
 
     def cancel(self) -> None:
         """Stop the run wherever it is: its inputs' download, or its prompt in ComfyUI."""
@@ -253,6 +258,7 @@ class Run:
         self._comfy_prompt = prompt
         self.task.prompt_id, self.task.node_errors = submitted.prompt_id, submitted.node_errors
         self.events.publish(RunSubmitted(task=self.snapshot()))
+        self._taken.set_result(None)
         if self._canceled:
             prompt.stop("canceled")
         timer = asyncio.get_running_loop().call_at(deadline, prompt.stop, "timeout")
@@ -288,4 +294,6 @@ class Run:
         outcome = RunOutcome(self.task, results, store_error)
         if not self._ended.done():
             self._ended.set_result(outcome)
+        if not self._taken.done():
+            self._taken.set_result(outcome)
         return outcome

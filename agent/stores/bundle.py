@@ -1,4 +1,4 @@
-"""One backend's four concerns, opened together so they share its connection or folder, and closed together."""
+"""One backend's concerns, opened together so they share its connection or folder, and closed together."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from agent.stores.cancels import CancelMailbox
+from agent.stores.jobs import JobIndex
+from agent.stores.keys import IdempotencyKeys
 from agent.stores.log import EventLog
 from agent.stores.records import TaskRecords
 from agent.stores.shared import SharedDocuments
@@ -17,7 +19,9 @@ class Stores:
     log: EventLog
     cancels: CancelMailbox
     shared: SharedDocuments
-    release: Callable[[], Awaitable[None]]  # the backend's connection or spare files, once all four are done
+    jobs: JobIndex
+    keys: IdempotencyKeys
+    release: Callable[[], Awaitable[None]]  # the backend's connection or spare files, once all are done
 
     async def close(self) -> None:
         await self.release()

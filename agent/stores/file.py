@@ -33,10 +33,13 @@ from agent.stores.folder import (
     Folder,
     append,
     complete_lines_from,
+    create,
     read,
     unlink,
     write,
 )
+from agent.stores.jobs import JobEntry, JobIndex
+from agent.stores.keys import KEY_LIFE, IdempotencyKeys, key_name
 from agent.stores.log import EventLog, LoggedEvent
 from agent.stores.records import TaskRecords
 from agent.stores.shared import SharedDocuments
@@ -48,6 +51,8 @@ TASK_SUFFIX = ".json"
 CANCEL_SUFFIX = ".cancel"
 EVENTS_SUFFIX = ".events"
 SHARED_SUFFIX = ".shared"
+JOB_SUFFIX = ".job"
+KEY_SUFFIX = ".key"
 EVENT_POLL_SECONDS = 0.2  # how often a stream looks at a log another instance appends to (a NAS has no inotify)
 
 
@@ -169,9 +174,80 @@ class FileShared(SharedDocuments):
     async def get_shared(self, name: str) -> bytes | None:
         return await self.folder.io(read, self.folder.path(name, SHARED_SUFFIX), "all")
 
+    async def delete_shared(self, name: str) -> bool:
+        return await self.folder.io(_removed, self.folder.path(name, SHARED_SUFFIX))
+
+
+def _removed(path: str) -> bool:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+class FileJobs(JobIndex):
+    """An entry per job, named by its id: a page is the folder's job names, sorted."""
+
+    def __init__(self, folder: Folder, ttl: float) -> None:
+        super().__init__(ttl)
+        self.folder = folder
+
+    async def add(self, entry: JobEntry) -> None:
+        await self.folder.fill(write, self.folder.path(entry.job_id, JOB_SUFFIX), entry.model_dump_json().encode())
+
+    async def entry(self, job_id: str) -> JobEntry | None:
+        if not self.alive(job_id):
+            return None
+        raw = await self.folder.io(read, self.folder.path(job_id, JOB_SUFFIX), "all")
+        return None if raw is None else JobEntry.model_validate_json(raw)
+
+    async def page(self, before: str | None, limit: int) -> list[str]:
+        return await self.folder.io(self._page, before, limit)
+
+    def _page(self, before: str | None, limit: int) -> list[str]:
+        now = time.time()
+        with os.scandir(self.folder.directory) as entries:
+            names = [entry.name[: -len(JOB_SUFFIX)] for entry in entries if entry.name.endswith(JOB_SUFFIX)]
+        live = [job_id for job_id in names if self.alive(job_id, now)]
+        for job_id in set(names) - set(live):
+            if TASK_ID_PATTERN.fullmatch(job_id):  # another file in a shared folder is left alone
+                unlink(self.folder.path(job_id, JOB_SUFFIX))
+        return sorted((job_id for job_id in live if before is None or job_id < before), reverse=True)[:limit]
+
+
+class FileKeys(IdempotencyKeys):
+    """A key is a file made with O_EXCL: of two instances taking one key, the file system lets one make it."""
+
+    def __init__(self, folder: Folder) -> None:
+        self.folder = folder
+
+    async def take(self, key: str, job_id: str) -> str | None:
+        return await self.folder.io(self._take, self.folder.path(key_name(key), KEY_SUFFIX), job_id, creates=True)
+
+    @staticmethod
+    def _take(path: str, job_id: str) -> str | None:
+        while not create(path, job_id.encode()):
+            holder = read(path, "all")
+            if holder is not None and time.time() - _modified(path) < KEY_LIFE:
+                return holder.decode()
+            unlink(path)  # expired (two takers of one expired key in the same instant may both win)
+        return None
+
+    async def give_back(self, key: str, job_id: str) -> None:
+        path = self.folder.path(key_name(key), KEY_SUFFIX)
+        await self.folder.io(lambda: unlink(path) if read(path, "all") == job_id.encode() else None)
+
+
+def _modified(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except FileNotFoundError:
+        return 0.0
+
 
 def file_stores(directory: str | Path, ttl: float, stale_after: float, *, in_threads: bool | None = None) -> Stores:
-    """The four concerns in one folder; `in_threads` decides where file work runs (None: by where it lives)."""
+    """Every concern in one folder; `in_threads` decides where file work runs (None: by where it lives)."""
     folder = Folder(str(directory), in_threads)
     return Stores(FileRecords(folder, ttl, stale_after), FileLog(folder), FileCancels(folder), FileShared(folder),
-                  folder.close)
+                  FileJobs(folder, ttl), FileKeys(folder), folder.close)

@@ -146,6 +146,20 @@ def append(path: str, data: bytes, spare: str | None) -> bool:
     return False
 
 
+def create(path: str, data: bytes) -> bool:
+    """`data` at `path` unless a file is there already (False): written aside, then hard-linked, which is atomic
+    and fails on an existing name, on a NAS too, so a reader never finds the file half written."""
+    temp = _temp_name(os.path.dirname(path))
+    _fill_and_rename(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, temp, data)
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        return False
+    finally:
+        unlink(temp)
+    return True
+
+
 def complete_lines_from(path: str, offset: int) -> bytes:
     """The log's complete lines after byte `offset` (a line still being appended is left for the next look)."""
     try:

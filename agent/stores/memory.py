@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 from agent.stores.bundle import Stores
 from agent.stores.cancels import CancelMailbox
 from agent.stores.claims import takes_over
+from agent.stores.jobs import JobEntry, JobIndex
+from agent.stores.keys import KEY_LIFE, IdempotencyKeys
 from agent.stores.log import EventLog, LoggedEvent
 from agent.stores.records import TaskRecords
 from agent.stores.shared import SharedDocuments
@@ -30,6 +33,8 @@ class _Held:
     events: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
     appended: dict[str, asyncio.Event] = field(default_factory=dict)
     shared: dict[str, bytes] = field(default_factory=dict)
+    jobs: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     def start_afresh(self, task_id: str) -> None:
         self.cancels.discard(task_id)
@@ -117,6 +122,45 @@ class MemoryShared(SharedDocuments):
     async def get_shared(self, name: str) -> bytes | None:
         return self._held.shared.get(check_task_id(name))
 
+    async def delete_shared(self, name: str) -> bool:
+        return self._held.shared.pop(check_task_id(name), None) is not None
+
+
+class MemoryJobs(JobIndex):
+    def __init__(self, held: _Held, ttl: float) -> None:
+        super().__init__(ttl)
+        self._held = held
+
+    async def add(self, entry: JobEntry) -> None:
+        self._held.jobs[entry.job_id] = entry.model_dump_json()
+
+    async def entry(self, job_id: str) -> JobEntry | None:
+        raw = self._held.jobs.get(job_id)
+        return JobEntry.model_validate_json(raw) if raw is not None and self.alive(job_id) else None
+
+    async def page(self, before: str | None, limit: int) -> list[str]:
+        now = time.time()
+        for job_id in [job_id for job_id in self._held.jobs if not self.alive(job_id, now)]:
+            del self._held.jobs[job_id]
+        older = sorted((job_id for job_id in self._held.jobs if before is None or job_id < before), reverse=True)
+        return older[:limit]
+
+
+class MemoryKeys(IdempotencyKeys):
+    def __init__(self, held: _Held) -> None:
+        self._held = held
+
+    async def take(self, key: str, job_id: str) -> str | None:
+        held = self._held.keys.get(key)
+        if held is not None and time.time() - held[1] < KEY_LIFE:
+            return held[0]
+        self._held.keys[key] = (job_id, time.time())
+        return None
+
+    async def give_back(self, key: str, job_id: str) -> None:
+        if self._held.keys.get(key, ("",))[0] == job_id:
+            del self._held.keys[key]
+
 
 async def _nothing_to_release() -> None:
     return None
@@ -125,4 +169,4 @@ async def _nothing_to_release() -> None:
 def memory_stores(ttl: float, stale_after: float) -> Stores:
     held = _Held()
     return Stores(MemoryRecords(held, ttl, stale_after), MemoryLog(held), MemoryCancels(held), MemoryShared(held),
-                  _nothing_to_release)
+                  MemoryJobs(held, ttl), MemoryKeys(held), _nothing_to_release)

@@ -28,6 +28,8 @@ from agent.errors import StoreUnavailable
 from agent.stores.bundle import Stores
 from agent.stores.cancels import CancelMailbox
 from agent.stores.claims import takes_over
+from agent.stores.jobs import JobEntry, JobIndex, new_job_id
+from agent.stores.keys import KEY_LIFE, IdempotencyKeys, key_name
 from agent.stores.log import EventLog, LoggedEvent
 from agent.stores.records import TaskRecords
 from agent.stores.shared import SharedDocuments
@@ -53,6 +55,10 @@ _APPEND = """
 for i = 1, #ARGV - 1, 2 do redis.call('XADD', KEYS[1], '*', 'kind', ARGV[i], 'data', ARGV[i + 1]) end
 redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])
 """
+_GIVE_BACK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+"""
+JOBS_KEY = f"{PREFIX}:jobs"
 T = TypeVar("T")
 StreamReply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None
 
@@ -200,11 +206,70 @@ class RedisShared(SharedDocuments):
         key = _key("shared", name)
         return cast("bytes | None", await _call(lambda: self.redis.get(key)))  # no decode_responses: bytes
 
+    async def delete_shared(self, name: str) -> bool:
+        key = _key("shared", name)
+        return bool(await _call(lambda: self.redis.delete(key)))
+
+
+class RedisJobs(JobIndex):
+    """The ids in one sorted set of equal scores, read in the ids' own (time) order; each entry a key of its own
+    that expires with its life. Adding one trims the ids older than any live entry."""
+
+    def __init__(self, redis: Redis, ttl: float) -> None:
+        super().__init__(ttl)
+        self.redis = redis
+
+    async def add(self, entry: JobEntry) -> None:
+        oldest_alive = new_job_id(time.time() - self.ttl)[:13]  # the millisecond part of an id: below is expired
+
+        async def write() -> None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(_key("job", entry.job_id), entry.model_dump_json(), ex=_expiry(self.ttl))
+                pipe.zadd(JOBS_KEY, {entry.job_id: 0})
+                pipe.zremrangebylex(JOBS_KEY, "-", f"({oldest_alive}")
+                await pipe.execute()
+
+        await _call(write)
+
+    async def entry(self, job_id: str) -> JobEntry | None:
+        if not self.alive(job_id):
+            return None
+        raw = await _call(lambda: self.redis.get(_key("job", job_id)))
+        return None if raw is None else JobEntry.model_validate_json(raw)
+
+    async def page(self, before: str | None, limit: int) -> list[str]:
+        newest = f"({before}" if before is not None else "+"
+        ids = await _call(lambda: self.redis.zrevrangebylex(JOBS_KEY, newest, "-", start=0, num=limit))
+        now = time.time()
+        return [job_id for job_id in (_text(raw) for raw in ids) if self.alive(job_id, now)]
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+class RedisKeys(IdempotencyKeys):
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._give_back = redis.register_script(_GIVE_BACK)
+
+    async def take(self, key: str, job_id: str) -> str | None:
+        name = _key("idempotency", key_name(key))
+        while not await _call(lambda: self.redis.set(name, job_id, nx=True, ex=KEY_LIFE)):
+            holder = await _call(lambda: self.redis.get(name))
+            if holder is not None:  # else it expired between the two commands: take it again
+                return cast("bytes", holder).decode()
+        return None
+
+    async def give_back(self, key: str, job_id: str) -> None:
+        name = _key("idempotency", key_name(key))
+        await _call(lambda: self._give_back(keys=[name], args=[job_id]))
+
 
 def redis_stores(url: str, ttl: float, stale_after: float) -> Stores:
-    """The four concerns over one client (made here, connected at the first command)."""
+    """Every concern over one client (made here, connected at the first command)."""
     redis = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30,
                            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
                            retry_on_error=[ConnectionError, TimeoutError])
     return Stores(RedisRecords(redis, ttl, stale_after), RedisLog(redis, ttl), RedisCancels(redis, ttl),
-                  RedisShared(redis), redis.aclose)
+                  RedisShared(redis), RedisJobs(redis, ttl), RedisKeys(redis), redis.aclose)

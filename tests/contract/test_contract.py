@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from openapi_spec_validator import validate
 from pydantic import BaseModel, ValidationError
 
@@ -19,6 +20,7 @@ from agent.api.contract import contract
 from agent.api.requests import TASK_ID_SOURCES, OptionsModel, RunRequest
 from agent.api.security import ALLOWED_HEADERS, EXPOSED_HEADERS
 from agent.api.statuses import STATUS_BY_KIND
+from agent.api.v2 import models as v2
 from agent.app import create_app
 from agent.config import SETTINGS, Settings
 from agent.errors import kinds
@@ -36,6 +38,9 @@ MODELS: dict[str, type[BaseModel]] = {
     "Initialized": replies.Initialized, "Stopping": replies.Stopping, "WorkflowList": replies.WorkflowList,
     "Task": TaskView, "RunOptions": OptionsModel, "RunRequest": RunRequest, "TProgressNode": NodeProgress,
     "ImageRef": ImageRef, "FileRef": FileRef, "NodeOutput": NodeOutput,
+    "V2Job": v2.Job, "V2JobUrls": v2.JobUrls, "V2Progress": v2.Progress, "V2JobError": v2.JobError,
+    "V2Output": v2.Output, "V2JobSummary": v2.JobSummary, "V2JobList": v2.JobList, "V2JobWorkflow": v2.JobWorkflow,
+    "V2JobRequest": v2.JobRequest, "V2Asset": v2.Asset, "V2Error": v2.Error, "V2ErrorEnvelope": v2.ErrorEnvelope,
 }
 # Fields the rendering adds to a model's dump: a node's `results` (the base64 of its images), only when asked.
 ADDED_ON_RENDER = {"TProgressNode": {"results"}}
@@ -65,9 +70,13 @@ def _router_routes() -> set[tuple[str, str]]:
     for resource in app.router.resources():
         for route in resource:
             # ComfyUI's paths (the catch-all) are not the agent's; aiohttp adds HEAD to every GET
-            if resource.canonical != "/{tail}" and route.method != "HEAD":
+            if resource.canonical != "/{tail}" and (route.method != "HEAD" or "GET" not in methods(resource)):
                 found.add((route.method, resource.canonical))
     return found
+
+
+def methods(resource: web.AbstractResource) -> set[str]:
+    return {route.method for route in resource}
 
 
 def _kinds_named(schema: dict[str, Any]) -> set[str]:

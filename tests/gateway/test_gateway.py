@@ -54,7 +54,7 @@ class Deployment:
     def url(self) -> str:
         return self.gateways[0].url
 
-    async def start_workers(self, count: int = 2) -> None:
+    async def start_workers(self, count: int = 2, env: dict[str, str] | None = None) -> None:
         """New workers (new ports, as new FC instances), and the front delivers to them from now on."""
         fresh = []
         for _ in range(count):
@@ -62,7 +62,8 @@ class Deployment:
             self.started += 1
             workdir.mkdir()
             fresh.append(AgentProcess(workdir, {**double_settings(workdir), "TASK_STORE": self.store,
-                                                "AGENT_TOKEN": TOKEN, "TASK_HEARTBEAT": "0.5", "LOG_LEVEL": "warning"}))
+                                                "AGENT_TOKEN": TOKEN, "TASK_HEARTBEAT": "0.5", "LOG_LEVEL": "warning",
+                                                **(env or {})}))
         self.workers += fresh  # stopped at the end even when one never gets ready
         await asyncio.gather(*(asyncio.to_thread(worker.wait_ready) for worker in fresh))
         self.front.set_workers([worker.url for worker in fresh])

@@ -16,3 +16,10 @@ async def test_a_shared_document_is_kept_whole_and_replaced(stores: Stores) -> N
     assert await shared.get_shared("input-choices") == b'{"A": {"b": [2]}}'
     with pytest.raises(RequestParamsError):
         await shared.put_shared("../escape", b"")
+
+
+async def test_a_deleted_document_is_gone_once(stores: Stores) -> None:
+    await stores.shared.put_shared("asset-1", b"{}")
+    assert await stores.shared.delete_shared("asset-1") is True
+    assert await stores.shared.get_shared("asset-1") is None
+    assert await stores.shared.delete_shared("asset-1") is False
