@@ -97,11 +97,16 @@ class Front(ABC):
     async def cancel(self, task_id: str) -> Task:
         """Stop it wherever it is: the task once it ended, or as it is after a short wait."""
 
-    async def read(self, task_id: str, results: bool) -> tuple[Task, Results | None]:
+    async def read(self, task_id: str, results: bool, within: float = 0) -> tuple[Task, Results | None]:
         """The task as the store has it (TaskNotFound when absent), with its results once it has finished and
-        they are asked for."""
+        they are asked for. `within`: seconds to wait for the end of a run this front is running, first."""
+        await self.settled(task_id, within)
         task = await self.records.find(task_id)
         return task, await self.records.get_results(task_id) if results and task.status.finished else None
+
+    @abstractmethod
+    async def settled(self, task_id: str, within: float) -> None:
+        """Once a run this front runs has ended, or after `within` seconds; at once for a run elsewhere."""
 
     async def fetch(self, file: ImageRef) -> Fetched:
         """An output's bytes: from the output store where the run put it, else where this front can reach."""

@@ -73,6 +73,9 @@ class HandoffFront(Front):
             yield Relayed(reply.status, reply.reason, _kept(reply.headers, _DROPPED_REPLY),
                           reply.content.iter_any())
 
+    async def settled(self, task_id: str, within: float) -> None:
+        """A gateway runs nothing itself: there is nothing here to wait for."""
+
     async def start(self, submission: Submission, wait: float = 0) -> None:
         """A worker takes the run later: nothing to wait for here."""
         await self.handoff.hand_off(submission.task_id, submission.prompt, submission.options,

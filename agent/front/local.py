@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -58,6 +59,12 @@ class LocalFront(Front):
 
     async def cancel(self, task_id: str) -> Task:
         return await self.runs.cancel(task_id)
+
+    async def settled(self, task_id: str, within: float) -> None:
+        run = self.runs.running(task_id) if within > 0 else None
+        if run is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(run.outcome(), within)
 
     async def fetch_here(self, file: ImageRef) -> Fetched:
         files = self.runs.comfy.files

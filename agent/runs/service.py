@@ -110,6 +110,10 @@ class RunService:
         self._watch_cancels()
         return run
 
+    def running(self, task_id: str) -> Run | None:
+        """The run of this id on this instance, while it has not ended."""
+        return self._runs.get(task_id)
+
     def check_room(self, background: bool) -> bool:
         """Whether a run would start now (True) or wait (False); raises when it would be refused. Cheap, so the
         API asks before it even reads a request's body."""

@@ -12,7 +12,6 @@ never delivers one async task id twice at once; Redis is exact).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -40,7 +39,7 @@ from agent.stores.folder import (
 )
 from agent.stores.jobs import JobEntry, JobIndex
 from agent.stores.keys import KEY_LIFE, IdempotencyKeys, key_name
-from agent.stores.log import EventLog, LoggedEvent
+from agent.stores.log import EventLog, LoggedEvent, Wakeups
 from agent.stores.records import TaskRecords
 from agent.stores.shared import SharedDocuments
 from agent.tasks.model import TASK_ID_PATTERN, Results, Task
@@ -137,12 +136,14 @@ class FileCancels(CancelMailbox):
 class FileLog(EventLog):
     def __init__(self, folder: Folder) -> None:
         self.folder = folder
+        self._appended = Wakeups()  # a stream here learns of this process's appends at once, of others' by looking
 
     async def append_events(self, task_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
         """One line per entry; its id is its line number. The first append fills a spare (creating a file is the
         slow step); the rest append to it. Only the owner writes a task's log, one append at a time."""
         data = b"".join(json.dumps([kind, body], separators=(",", ":")).encode() + b"\n" for kind, body in events)
         await self.folder.fill(append, self.folder.path(task_id, EVENTS_SUFFIX), data, used=bool)
+        self._appended.wake(task_id)
 
     async def read_events(self, task_id: str, after: str | None, wait: float) -> list[LoggedEvent]:
         """Each look after the first reads only what was appended since the one before."""
@@ -161,7 +162,7 @@ class FileLog(EventLog):
                     logged.append(LoggedEvent(str(seen), kind, body))
             if logged or time.monotonic() >= deadline:
                 return logged
-            await asyncio.sleep(min(EVENT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
+            await self._appended.wait(task_id, min(EVENT_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
 class FileShared(SharedDocuments):

@@ -7,6 +7,8 @@ id afresh clears it (agent/stores/records.py says how). tests/stores/test_log_co
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -30,3 +32,22 @@ class EventLog(ABC):
     async def read_events(self, task_id: str, after: str | None, wait: float) -> list[LoggedEvent]:
         """The log's entries after the one with id `after` (from the start for None, or an id this log never
         gave), waiting up to `wait` seconds for one when there is none yet."""
+
+
+class Wakeups:
+    """Readers in this process waiting for a task's next entry, woken as soon as this process appends one (the
+    common case: a stream on the instance that runs the task), instead of at their next look."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, asyncio.Event] = {}
+
+    def wake(self, task_id: str) -> None:
+        waiting = self._waiting.pop(task_id, None)
+        if waiting is not None:
+            waiting.set()
+
+    async def wait(self, task_id: str, timeout: float) -> None:
+        """Until this process appends to the task's log, or `timeout` seconds."""
+        appended = self._waiting.setdefault(task_id, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(appended.wait(), timeout)

@@ -5,8 +5,6 @@ the id, in the same step (nothing else runs between two statements on the event 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -17,7 +15,7 @@ from agent.stores.cancels import CancelMailbox
 from agent.stores.claims import takes_over
 from agent.stores.jobs import JobEntry, JobIndex
 from agent.stores.keys import KEY_LIFE, IdempotencyKeys
-from agent.stores.log import EventLog, LoggedEvent
+from agent.stores.log import EventLog, LoggedEvent, Wakeups
 from agent.stores.records import TaskRecords
 from agent.stores.shared import SharedDocuments
 from agent.tasks.model import Results, Task, check_task_id
@@ -31,7 +29,7 @@ class _Held:
     results: dict[str, Results] = field(default_factory=dict)
     cancels: set[str] = field(default_factory=set)
     events: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict)
-    appended: dict[str, asyncio.Event] = field(default_factory=dict)
+    appended: Wakeups = field(default_factory=Wakeups)
     shared: dict[str, bytes] = field(default_factory=dict)
     jobs: dict[str, str] = field(default_factory=dict)
     keys: dict[str, tuple[str, float]] = field(default_factory=dict)
@@ -99,14 +97,12 @@ class MemoryLog(EventLog):
 
     async def append_events(self, task_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
         self._held.events.setdefault(check_task_id(task_id), []).extend(events)
-        self._held.appended.pop(task_id, asyncio.Event()).set()
+        self._held.appended.wake(task_id)
 
     async def read_events(self, task_id: str, after: str | None, wait: float) -> list[LoggedEvent]:
         start = int(after) if after is not None and after.isdigit() else 0
         if len(self._held.events.get(task_id, ())) <= start and wait > 0:
-            appended = self._held.appended.setdefault(check_task_id(task_id), asyncio.Event())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(appended.wait(), wait)
+            await self._held.appended.wait(check_task_id(task_id), wait)
         logged = self._held.events.get(task_id, [])
         return [LoggedEvent(str(number), kind, data)
                 for number, (kind, data) in enumerate(logged[start:], start=start + 1)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import uuid
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 from comfy_sdk import (
     AsyncComfy,
+    Comfy,
     ComfyError,
     IdempotencyKeyReuse,
     InvalidWorkflow,
@@ -123,3 +125,16 @@ async def test_cancel_stops_a_running_job_and_is_refused_once_it_ended(comfy: As
     with pytest.raises(ComfyError) as finished:
         await job.cancel()
     assert (finished.value.code, finished.value.http_status) == ("job_finished", 409)
+
+
+async def test_the_synchronous_client_runs_lists_and_reads_too(comfy: AsyncComfy) -> None:
+    """`Comfy`, the SDK's blocking client, in a thread (this test's event loop serves the agent)."""
+
+    def with_the_blocking_client() -> tuple[str, bytes, list[str]]:
+        with Comfy() as blocking:  # the same COMFY_BASE_URL as the fixture's client
+            job = blocking.run(blocking.workflows.from_json(save_prompt(0x0A0B0C)))
+            return job.status, job.outputs[0].to_bytes(), [summary.id for summary in blocking.list_jobs()]
+
+    status, data, listed = await asyncio.to_thread(with_the_blocking_client)
+    assert status == "succeeded" and listed and len(listed) == 1
+    assert Image.open(io.BytesIO(data)).convert("RGB").getpixel((0, 0)) == rgb(0x0A0B0C)

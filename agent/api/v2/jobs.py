@@ -33,6 +33,7 @@ LABEL_VALUE_MAX = 256
 PAGE_DEFAULT = 50
 PAGE_MAX = 100
 TAKEN_WITHIN = 5.0  # seconds a submit waits for ComfyUI to take the graph; a job still waiting its turn is queued
+SETTLES_WITHIN = 0.25  # seconds a read of a job running here waits for its end (below the SDK's first sleep)
 SCANNED_MAX = 1000  # jobs a filtered list looks through for one page; the cursor then resumes after them
 
 
@@ -167,17 +168,20 @@ def _job_response(request: web.Request, services: Services, task: Task, entry: J
     return web.json_response(text=job.model_dump_json(), status=status)
 
 
-async def find_job(services: Services, job_id: str) -> tuple[Task, JobEntry]:
-    """A job's task and entry; an id that is no job (or a task not made through v2) is v2's 404."""
+async def find_job(services: Services, job_id: str, within: float = 0) -> tuple[Task, JobEntry]:
+    """A job's task and entry (`within`: Front.read's); an id that is no job (or a task not made through v2)
+    is v2's 404."""
     entry = await services.stores.jobs.entry(job_id) if created_at(job_id) is not None else None
     if entry is None:
         raise TaskNotFound(f"no job {job_id[:100]}")
-    task, _ = await services.front.read(job_id, results=False)
+    task, _ = await services.front.read(job_id, results=False, within=within)
     return task, entry
 
 
 async def get_job(request: web.Request, services: Services) -> web.Response:
-    task, entry = await find_job(services, request.match_info["job_id"])
+    """A job running on this instance is answered at its end when that comes within `SETTLES_WITHIN`: the SDK's
+    `run()` asks at once after its submit, then sleeps half a second, so a short job reads done at once."""
+    task, entry = await find_job(services, request.match_info["job_id"], within=SETTLES_WITHIN)
     return _job_response(request, services, task, entry)
 
 
