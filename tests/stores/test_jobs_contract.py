@@ -19,6 +19,8 @@ def test_job_ids_sort_by_the_time_they_were_made() -> None:
     assert created_at(str(uuid.uuid4())) is None
     assert created_at("not-an-id") is None
     assert created_at(made[0].upper()) is None  # one spelling per id: it is also a store key
+    in_a_row = [new_job_id() for _ in range(2000)]  # many in one millisecond: still in the order made
+    assert in_a_row == sorted(in_a_row) and len(set(in_a_row)) == len(in_a_row)
 
 
 async def test_pages_run_newest_first_and_a_cursor_is_not_shifted_by_new_jobs(stores: Stores) -> None:
