@@ -1,0 +1,67 @@
+"""The editor's saved format converted as the editor's own "Export (API)" converts it: pairs of both files for one
+graph, from public sources (tests/fixtures/editor-workflows/README.md), against ComfyUI 0.3.64's recorded
+`/object_info`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.workflows.editor import EditorGraphError, is_editor_graph, to_api
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+PAIRS = FIXTURES / "editor-workflows"
+OBJECT_INFO = json.loads((FIXTURES / "comfyui-0.3.64" / "object_info_full.json").read_text())
+CORE_ONLY = sorted(path.name.removesuffix(".workflow.json") for path in PAIRS.glob("*.workflow.json")
+                   if path.name != "reroute-was-bloom.workflow.json")  # that one needs a custom node
+
+
+def _load(name: str, kind: str) -> Any:
+    return json.loads((PAIRS / f"{name}.{kind}.json").read_text())
+
+
+def _as_exported(expected: dict[str, Any], got: dict[str, Any]) -> dict[str, Any]:
+    """What differs in the older sources only, not in the conversion: prompts read out of example PNGs carry the
+    server's `is_changed`, predate `_meta`, and their old editor sent LoadImage's upload button as an input."""
+    seen = {}
+    for node_id, node in got.items():
+        original = expected.get(node_id, {})
+        inputs = dict(node["inputs"])
+        if "choose file to upload" in original.get("inputs", {}):
+            inputs["choose file to upload"] = original["inputs"]["choose file to upload"]
+        seen[node_id] = {**node, "inputs": inputs, **({"is_changed": original["is_changed"]}
+                                                       if "is_changed" in original else {})}
+        if "_meta" not in original:
+            del seen[node_id]["_meta"]
+    return seen
+
+
+@pytest.mark.parametrize("name", CORE_ONLY)
+def test_a_saved_graph_converts_to_its_api_export(name: str) -> None:
+    saved, exported = _load(name, "workflow"), _load(name, "api")
+    assert is_editor_graph(saved) and not is_editor_graph(exported)
+    converted = to_api(saved, OBJECT_INFO)
+    assert _as_exported(exported, converted) == exported
+
+
+def test_a_node_this_comfyui_lacks_is_named() -> None:
+    with pytest.raises(EditorGraphError) as refused:
+        to_api(_load("reroute-was-bloom", "workflow"), OBJECT_INFO)
+    assert (refused.value.node_id, refused.value.class_type) == ("23", "Image Bloom Filter")
+
+
+def test_a_link_to_a_missing_node_and_a_circle_of_reroutes_are_named() -> None:
+    saved = _load("default-t2i-sd15", "workflow")
+    saved["links"] = [[link[0], 99, *link[2:]] if link[0] == 1 else link for link in saved["links"]]
+    with pytest.raises(EditorGraphError, match="node 99, which is not in the graph"):
+        to_api(saved, OBJECT_INFO)
+    circle = {"nodes": [
+        {"id": 1, "type": "Reroute", "inputs": [{"name": "", "type": "*", "link": 2}], "outputs": [{"links": [1]}]},
+        {"id": 2, "type": "Reroute", "inputs": [{"name": "", "type": "*", "link": 1}], "outputs": [{"links": [2]}]},
+        {"id": 3, "type": "PreviewImage", "inputs": [{"name": "images", "type": "IMAGE", "link": 3}]}],
+        "links": [[1, 1, 0, 2, 0, "*"], [2, 2, 0, 1, 0, "*"], [3, 1, 0, 3, 0, "IMAGE"]]}
+    with pytest.raises(EditorGraphError, match="circle"):
+        to_api(circle, OBJECT_INFO)
