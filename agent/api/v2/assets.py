@@ -10,7 +10,6 @@ the assets are kept (with `Range`)."""
 
 from __future__ import annotations
 
-import mimetypes
 import time
 
 from aiohttp import BodyPartReader, web
@@ -21,12 +20,12 @@ from agent.api.services import Services
 from agent.api.v2.errors import V2Error
 from agent.api.v2.jobs import find_job, origin
 from agent.api.v2.models import Asset
-from agent.api.v2.view import URL_LIFE, moment, node_files, outputs_of, parse_output_id
+from agent.api.v2.view import URL_LIFE, moment, node_files, outputs_of, parse_output_id, type_of_file
 from agent.assets.book import AssetBook, AssetRecord
 from agent.assets.hashes import hash_of, is_hash
 from agent.errors import NotFound
 from agent.inputs.sniff import sniff
-from agent.tasks.model import ImageRef
+from agent.tasks.model import ImageRef, Task
 
 FILE_PATH_MAX = 255
 
@@ -129,15 +128,15 @@ async def head_by_hash(request: web.Request, services: Services) -> web.Response
     return web.Response(status=200 if is_hash(digest) and await services.blobs.has(digest) else 404)
 
 
-async def _output(services: Services, asset_id: str) -> tuple[ImageRef, str] | None:
-    """The output file an id names and its job's id; None when the id is no output's (it may be an upload's)."""
+async def _output(services: Services, asset_id: str) -> tuple[ImageRef, Task] | None:
+    """The output file an id names and its job's task; None when the id is no output's (it may be an upload's)."""
     parsed = parse_output_id(asset_id)
     if parsed is None:
         return None
     job_id, node, index = parsed
     task, _ = await find_job(services, job_id)
     files = node_files(task.progress[node]) if node in task.progress else []
-    return (files[index], job_id) if 0 <= index < len(files) else None
+    return (files[index], task) if 0 <= index < len(files) else None
 
 
 async def _record(services: Services, asset_id: str) -> AssetRecord:
@@ -152,7 +151,7 @@ async def get_asset(request: web.Request, services: Services) -> web.Response:
     output = await _output(services, asset_id)
     if output is None:
         return _answer(await _record(services, asset_id), origin(request))
-    task, _ = await find_job(services, output[1])
+    task = output[1]
     found = next(item for item in outputs_of(task, origin(request)) if item.id == asset_id)
     asset = Asset(id=found.id, hash=found.hash, size_bytes=found.size_bytes, content_type=found.content_type,
                   file_path=found.name, created_at=moment(task.finished_at or task.created_at), url=found.url,
@@ -187,7 +186,7 @@ async def _output_content(services: Services, file: ImageRef) -> web.StreamRespo
     fetched = await services.front.fetch(file)
     if fetched.url is not None:
         raise web.HTTPFound(fetched.url)
-    content_type = file.content_type or mimetypes.guess_type(file.filename)[0] or "application/octet-stream"
+    content_type = type_of_file(file)
     if fetched.path is not None:
         return web.FileResponse(fetched.path, headers={"Content-Type": content_type})
     return web.Response(body=fetched.data, content_type=content_type)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -25,10 +26,12 @@ from agent.front.base import Mode, Submission
 from agent.stores.jobs import JobEntry, created_at, new_job_id
 from agent.tasks.model import Task
 from agent.tasks.options import RunOptions
+from agent.workflows.editor import is_editor_graph
 
 KEY_MAX = 255  # v2: an Idempotency-Key is 1 to 255 characters
 LABELS_MAX = 16  # v2 (Cloud): at most 16 metadata pairs, keys of 1 to 40 characters, values up to 256 bytes
 LABEL_KEY_MAX = 40
+LABEL_KEY = re.compile(rf"[A-Za-z0-9_.-]{{1,{LABEL_KEY_MAX}}}")
 LABEL_VALUE_MAX = 256
 PAGE_DEFAULT = 50
 PAGE_MAX = 100
@@ -50,13 +53,15 @@ def _idempotency_key(request: web.Request) -> str | None:
     return key
 
 
+def _label(key: object, value: object) -> bool:
+    return (isinstance(key, str) and LABEL_KEY.fullmatch(key) is not None and isinstance(value, str)
+            and len(value.encode()) <= LABEL_VALUE_MAX and value.isprintable())
+
+
 def _labels(value: Any) -> dict[str, str]:
     if value is None:
         return {}
-    if not isinstance(value, dict) or len(value) > LABELS_MAX or not all(
-            isinstance(key, str) and 0 < len(key) <= LABEL_KEY_MAX and key.replace("_", "").replace(".", "")
-            .replace("-", "").isalnum() and key.isascii() and isinstance(item, str)
-            and len(item.encode()) <= LABEL_VALUE_MAX and item.isprintable() for key, item in value.items()):
+    if not isinstance(value, dict) or len(value) > LABELS_MAX or not all(map(_label, value, value.values())):
         raise V2Error("metadata_invalid", 422, f"metadata must map up to {LABELS_MAX} keys of 1 to {LABEL_KEY_MAX} "
                       f"characters [A-Za-z0-9_.-] to printable strings of up to {LABEL_VALUE_MAX} bytes")
     return dict(value)
@@ -78,7 +83,7 @@ def _request(raw: bytes) -> JobRequest:
 
 
 def _workflow(workflow: Any) -> dict[str, Any]:
-    if isinstance(workflow, dict) and isinstance(workflow.get("nodes"), list) and "links" in workflow:
+    if is_editor_graph(workflow):
         raise V2Error("workflow_format_ui", 422,
                       "this is the editor's graph (Workflow > Save); export it in API format (Workflow > Export (API))")
     try:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import mimetypes
 import time
 from datetime import UTC, datetime
 
 from agent.api.v2.errors import code_of
 from agent.api.v2.models import Job, JobError, JobStatus, JobSummary, JobUrls, Output, OutputType, Progress
+from agent.outputs.delivery import content_type_of
 from agent.stores.jobs import JobEntry
 from agent.tasks.model import ImageRef, NodeProgress, Task, TaskStatus
 
@@ -53,6 +53,11 @@ def node_files(state: NodeProgress) -> list[ImageRef]:
     return [*state.images, *state.files]
 
 
+def type_of_file(file: ImageRef) -> str:
+    """The content type the output store recorded, else the one its name says."""
+    return file.content_type or content_type_of(file.filename)
+
+
 def _type_of(content_type: str, in_images: bool) -> OutputType:
     for prefix, kind in (("video/", OutputType.VIDEO), ("audio/", OutputType.AUDIO), ("text/", OutputType.TEXT),
                          ("image/", OutputType.IMAGE)):
@@ -66,7 +71,7 @@ def outputs_of(task: Task, origin: str) -> list[Output]:
     expires = moment(time.time() + URL_LIFE)
     for node, state in task.progress.items():
         for index, ref in enumerate(node_files(state)):
-            content_type = ref.content_type or mimetypes.guess_type(ref.filename)[0] or "application/octet-stream"
+            content_type = type_of_file(ref)
             identity = output_id(task.task_id, node, index)
             listed.append(Output(
                 node_id=node, name=ref.filename, type=_type_of(content_type, index < len(state.images)),
