@@ -55,7 +55,8 @@ from agent.stores.shared import SharedDocuments
 from agent.streams.publisher import EventPublisher
 from agent.streams.slots import StreamSlots
 from agent.webhooks.sender import WebhookSender
-from agent.workflows.choices import Choices, StoredChoices, publish_choices
+from agent.workflows.catalog import Catalog, LiveCatalog, StoredCatalog, publish_catalog
+from agent.workflows.files import WorkflowFiles
 from agent.workflows.library import Library
 
 logger = logging.getLogger("agent")
@@ -64,7 +65,7 @@ logger = logging.getLogger("agent")
 # while each one held costs a socket on both sides.
 COMFYUI_CONNECTIONS = 64
 # How often expired tasks and outputs are removed (from stores that do not expire them by themselves), and
-# ComfyUI's model lists are published again for gateways (a model copied to the NAS shows up there within it).
+# ComfyUI's node catalog is published again for gateways (a model copied to the NAS shows up there within it).
 REPEAT_SECONDS = 600
 
 
@@ -88,11 +89,15 @@ async def _repeat(what: str, work: Callable[[], Awaitable[int]], at_start: bool)
         await asyncio.sleep(REPEAT_SECONDS)
 
 
-async def _publish_choices(host: ComfyHost, client: ComfyClient, shared: SharedDocuments, wait: float) -> int:
-    """ComfyUI's list inputs into the store, for gateways, once it answers."""
+async def _publish_catalog(host: ComfyHost, client: ComfyClient, shared: SharedDocuments, wait: float) -> int:
+    """ComfyUI's node catalog into the store, for gateways, once it answers."""
     if not await host.wait_ready(wait):
         raise ComfyUIUnavailable(f"ComfyUI did not answer within {wait:g} s")
-    return await publish_choices(client, shared)
+    return await publish_catalog(client, shared)
+
+
+def _library(settings: Settings, catalog: Catalog, stores: Stores) -> Library:
+    return Library(WorkflowFiles(settings.workflows_paths, catalog), stores.workflows)
 
 
 def _passing_session() -> aiohttp.ClientSession:
@@ -125,14 +130,12 @@ class _Basics:
     settings: Settings
     metrics: Metrics
     stream_slots: StreamSlots
-    workflows: Library
     polls: RecentPolls
 
     @classmethod
     def of(cls, settings: Settings) -> _Basics:
         metrics = Metrics()
-        return cls(settings, metrics, StreamSlots(settings.max_event_streams, metrics.streams),
-                   Library(settings.workflows_paths), RecentPolls())
+        return cls(settings, metrics, StreamSlots(settings.max_event_streams, metrics.streams), RecentPolls())
 
 
 def _repeating(stack: contextlib.AsyncExitStack, what: str, work: Callable[[], Awaitable[int]],
@@ -177,7 +180,7 @@ def _run_service(stack: contextlib.AsyncExitStack, basics: _Basics, comfy: Comfy
 
 def _sweep_and_publish(stack: contextlib.AsyncExitStack, settings: Settings, host: ComfyHost, client: ComfyClient,
                        shared: SharedDocuments) -> None:
-    _repeating(stack, "choices.publish", lambda: _publish_choices(
+    _repeating(stack, "catalog.publish", lambda: _publish_catalog(
         host, client, shared, settings.comfyui_start_timeout), at_start=True)
     if not settings.keep_local_outputs:
         folders = list(settings.comfyui_folders.values())
@@ -203,7 +206,9 @@ async def _open_worker(stack: contextlib.AsyncExitStack, basics: _Basics) -> Wor
     await host.start()
     stack.push_async_callback(host.stop)
     _sweep_and_publish(stack, settings, host, client, stores.shared)
-    return WorkerServices(**vars(basics), choices=Choices(client), stores=stores, blobs=blobs,
+    catalog = LiveCatalog(client)
+    return WorkerServices(**vars(basics), catalog=catalog, workflows=_library(settings, catalog, stores),
+                          stores=stores, blobs=blobs,
                           front=LocalFront(runs, buckets, settings.webhooks), host=host, runs=runs,
                           proxy_session=proxy_session)
 
@@ -220,7 +225,9 @@ async def _open_gateway(stack: contextlib.AsyncExitStack, basics: _Basics) -> Se
     handoff = Handoff(stores.records, stores.log, stores.cancels, worker, basics.metrics,
                       max_age=settings.async_max_event_age, instance_id=instance_id())
     buckets = Buckets.from_settings(settings.buckets)
-    return Services(**vars(basics), choices=Choices(StoredChoices(stores.shared)), stores=stores,
+    catalog = StoredCatalog(stores.shared)
+    return Services(**vars(basics), catalog=catalog, workflows=_library(settings, catalog, stores),
+                    stores=stores,
                     blobs=open_blobs(settings, buckets),
                     front=HandoffFront(handoff, worker, Loaders(settings.inputs), settings.webhooks,
                                        open_outputs(settings, buckets)))
@@ -253,6 +260,8 @@ def _application(basics: _Basics, key: web.AppKey[S]) -> web.Application:
     app.router.add_post("/api/tasks/{task_id}/cancel", route(key, run.cancel_task))
     app.router.add_get("/api/workflows", route(key, workflows.list_workflows))
     app.router.add_get("/api/workflows/{name}", route(key, workflows.get_workflow))
+    app.router.add_post("/api/workflows", route(key, workflows.publish_workflow))
+    app.router.add_delete("/api/workflows/{name}", route(key, workflows.retire_workflow))
     app.router.add_post("/api/workflows/{name}/run", route(key, run.run_workflow))
     v2_routes.add_routes(app, key)
     page.add_routes(app, key)

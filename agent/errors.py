@@ -47,6 +47,12 @@ class PromptValidationError(AgentError):
     kind = "PromptValidationError"
 
 
+class WorkflowFormatError(AgentError):
+    """The editor's saved workflow cannot be converted to the API format (`node_id`, `class_type` name where)."""
+
+    kind = "WorkflowFormatError"
+
+
 class TaskNotFound(AgentError):
     kind = "TaskNotFound"
 

@@ -30,16 +30,16 @@ async def to_index(request: web.Request) -> web.Response:
     raise web.HTTPPermanentRedirect("app/")  # relative, so it works under any prefix
 
 
-def examples(library: Library) -> list[Definition]:
+async def examples(library: Library) -> list[Definition]:
     """The workflows a person can set something on: a graph with no parameters (the warm-up prompt) runs the
     same every time, so the page does not offer it."""
-    return [definition for definition in library.all() if definition.parameters]
+    return [definition for definition in await library.all() if definition.parameters]
 
 
 async def workflows(request: web.Request, services: Services) -> web.Response:
     """The examples by title, for people; `name` is what the page asks the API for."""
     listed = [Example(name=definition.name, title=definition.title or definition.name,
-                      description=definition.description) for definition in examples(services.workflows)]
+                      description=definition.description) for definition in await examples(services.workflows)]
     return web.json_response(WorkflowList(workflows=listed).model_dump())
 
 
@@ -48,9 +48,9 @@ async def workflow(request: web.Request, services: Services) -> web.Response:
     name = request.match_info["name"]
     if not WORKFLOW_NAME.fullmatch(name):
         raise RequestParamsError("a workflow name is a .json file name")
-    definition = services.workflows.get(name.removesuffix(".json"))
+    definition = await services.workflows.get(name.removesuffix(".json"))
     if definition is None:
-        known = [f"{example.name}.json" for example in examples(services.workflows)]
+        known = [f"{example.name}.json" for example in await examples(services.workflows)]
         raise NotFound(f"no example workflow {name}; the examples are: {', '.join(known) or 'none'}",
                        workflows=known)
     return web.json_response(definition.graph)

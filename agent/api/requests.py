@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from typing import Any, Literal
@@ -14,6 +15,7 @@ from agent.config import check_webhook_url
 from agent.errors import RequestParamsError
 from agent.tasks.model import DEFAULT_WEBHOOK_EVENTS, Webhook, WebhookEvent, check_task_id
 from agent.tasks.options import RunOptions
+from agent.workflows.editor import is_editor_graph
 
 TASK_ID_SOURCES = ("task-id", "x-fc-async-task-id")
 _FLAG_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -63,7 +65,8 @@ class OptionsModel(BaseModel):
 
 
 class RunRequest(BaseModel):
-    """The envelope of the contract: ComfyUI's own `client_id` and `extra_data` are accepted and ignored."""
+    """The envelope of the contract: ComfyUI's own `client_id` is accepted and ignored, and of its `extra_data`
+    only `extra_pnginfo` is used (what goes into the outputs' PNG metadata)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -91,7 +94,7 @@ def parse_workflow_body(raw: bytes) -> WorkflowRunRequest:
     except ValidationError as exc:
         if exc.errors()[0]["type"] == "json_invalid":
             json_body(raw)  # raises, saying where
-        raise _first_problem(exc, "field") from None
+        raise first_problem(exc, "field") from None
 
 
 def query_flag(request: web.Request, name: str, default: bool) -> bool:
@@ -144,8 +147,12 @@ def _looks_like_envelope(body: dict[str, Any]) -> bool:
 
 
 def check_prompt(prompt: Any) -> dict[str, Any]:
+    """A prompt in the API format, or the editor's saved format (converted later, against the node catalog)."""
     if not isinstance(prompt, dict) or not prompt:
-        raise RequestParamsError("the prompt must be a non-empty object of nodes (ComfyUI's API format)")
+        raise RequestParamsError("the prompt must be a non-empty object of nodes (ComfyUI's API format) or a "
+                                 "workflow as the ComfyUI editor saves it")
+    if is_editor_graph(prompt):
+        return prompt
     for node_id, node in prompt.items():
         problem = _node_problem(node_id, node)
         if problem:
@@ -153,7 +160,7 @@ def check_prompt(prompt: Any) -> dict[str, Any]:
     return prompt
 
 
-def _first_problem(exc: ValidationError, prefix: str) -> RequestParamsError:
+def first_problem(exc: ValidationError, prefix: str) -> RequestParamsError:
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first["loc"])
     return RequestParamsError(f"{prefix} {where}: {first['msg']}")
@@ -167,7 +174,7 @@ def parse_options(raw: dict[str, Any] | None, request: web.Request, default_url:
     try:
         parsed = OptionsModel.model_validate({**from_query, **(raw or {})})
     except ValidationError as exc:
-        raise _first_problem(exc, "option") from None
+        raise first_problem(exc, "option") from None
     output = parsed.output or OutputModel()
     webhook = (Webhook(url=parsed.webhook.url, events=list(dict.fromkeys(parsed.webhook.events))) if parsed.webhook
                else Webhook(url=default_url) if default_url else None)
@@ -203,5 +210,9 @@ def parse_run_body(raw: bytes, request: web.Request, default_url: str | None) ->
     try:
         envelope = RunRequest.model_validate(body)
     except ValidationError as exc:
-        raise _first_problem(exc, "envelope field") from None
-    return check_prompt(envelope.prompt), parse_options(envelope.options, request, default_url)
+        raise first_problem(exc, "envelope field") from None
+    options = parse_options(envelope.options, request, default_url)
+    pnginfo = (envelope.extra_data or {}).get("extra_pnginfo")
+    if pnginfo is not None and not isinstance(pnginfo, dict):
+        raise RequestParamsError("envelope field extra_data.extra_pnginfo: must be an object, as ComfyUI takes it")
+    return check_prompt(envelope.prompt), dataclasses.replace(options, pnginfo=pnginfo or None)

@@ -7,6 +7,7 @@ asked with `Prefer: respond-async` / `?async=1` they answer 202 at once and the 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,6 +25,7 @@ from agent.errors import AgentError
 from agent.front.base import Front, Held, Mode, Relayed, Submission
 from agent.tasks.model import check_task_id
 from agent.tasks.options import RunOptions
+from agent.workflows.catalog import Catalog, api_format
 
 # What a body makes: the graph, its options, and the body as a worker is to get it.
 Parse = Callable[[bytes], Awaitable[tuple[dict[str, Any], RunOptions, bytes]]]
@@ -89,9 +91,21 @@ async def _relay(request: web.Request, held: Relayed) -> web.StreamResponse:
     return response
 
 
+async def converted(prompt: dict[str, Any], options: RunOptions, catalog: Catalog) -> tuple[dict[str, Any],
+                                                                                            RunOptions]:
+    """The prompt in the API format; one the editor saved is converted and kept for the outputs' metadata (as
+    the editor itself sends it, unless the caller sent a workflow for that)."""
+    graph = await api_format(prompt, catalog)
+    if graph is prompt:
+        return graph, options
+    return graph, dataclasses.replace(options, pnginfo={"workflow": prompt, **(options.pnginfo or {})})
+
+
 async def run(request: web.Request, services: Services) -> web.StreamResponse:
+    """A worker gets the body as it came: it converts an editor's graph against its own ComfyUI."""
     async def parse(raw: bytes) -> tuple[dict[str, Any], RunOptions, bytes]:
-        return *parse_run_body(raw, request, services.settings.webhook_url), raw
+        prompt, options = parse_run_body(raw, request, services.settings.webhook_url)
+        return *await converted(prompt, options, services.catalog), raw
 
     return await serve_run(request, services, parse)
 
@@ -99,7 +113,7 @@ async def run(request: web.Request, services: Services) -> web.StreamResponse:
 async def run_workflow(request: web.Request, services: Services) -> web.StreamResponse:
     """A worker gets the caller's parameters and the seeds drawn here, so it makes the same graph (the defaults
     stay the definition's own, for ComfyUI to judge)."""
-    definition = named(request, services.workflows)
+    definition = await named(request, services.workflows)
     seeds = {parameter.name for parameter in definition.parameters if parameter.type == "seed"}
 
     async def parse(raw: bytes) -> tuple[dict[str, Any], RunOptions, bytes]:

@@ -85,7 +85,7 @@ def cors(allowed: tuple[str, ...]) -> Middleware:
             return await handler(request)
         headers = _cors_headers(origin, allowed)
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            preflight = {"Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+            preflight = {"Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
                          "Access-Control-Allow-Headers": ALLOWED_HEADERS, "Access-Control-Max-Age": "600"}
             return web.Response(status=204, headers={**headers, **preflight} if headers else {})
         response = await handler(request)

@@ -23,7 +23,7 @@ from agent.metrics import Metrics
 from agent.runs.service import RunService
 from agent.stores import Stores
 from agent.streams.slots import StreamSlots
-from agent.workflows.choices import Choices
+from agent.workflows.catalog import Catalog
 from agent.workflows.library import Library
 
 
@@ -32,9 +32,9 @@ class Services:
     settings: Settings
     metrics: Metrics
     stream_slots: StreamSlots
-    workflows: Library
     polls: RecentPolls
-    choices: Choices
+    catalog: Catalog
+    workflows: Library
     stores: Stores
     blobs: Blobs
     front: Front

@@ -20,6 +20,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 STATUS_BY_KIND: dict[str, int] = {
     "RequestParamsError": 400, "InputImageError": 400, "PromptValidationError": 400,
+    "WorkflowFormatError": 400,
     "Unauthorized": 401, "NotFound": 404, "TaskNotFound": 404, "MethodNotAllowed": 405,
     "TaskConflict": 409, "Canceled": 409, "RequestTooLarge": 413, "Overloaded": 429,
     "InternalError": 500, "ExecutionError": 500, "WarmupFailed": 500,

@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -121,8 +122,12 @@ class ComfyClient:
             raise ComfyHTTPError(method, path, status, body.decode("utf-8", "replace"))
         return json.loads(body) if body else None
 
-    async def submit(self, prompt: dict[str, Any], client_id: str, prompt_id: str) -> Submitted:
-        payload = {"prompt": prompt, "client_id": client_id, "prompt_id": prompt_id}
+    async def submit(self, prompt: dict[str, Any], client_id: str, prompt_id: str,
+                     pnginfo: dict[str, Any] | None = None) -> Submitted:
+        """`pnginfo`: what ComfyUI's savers write into an image beside the prompt (the editor's `workflow`)."""
+        payload: dict[str, Any] = {"prompt": prompt, "client_id": client_id, "prompt_id": prompt_id}
+        if pnginfo:
+            payload["extra_data"] = {"extra_pnginfo": pnginfo}
         status, body = await self._request("POST", "/prompt", json=payload)
         text = body.decode("utf-8", "replace")
         if status == 400:
@@ -149,18 +154,18 @@ class ComfyClient:
     async def delete_pending(self, prompt_id: str) -> None:
         await self._request("POST", "/queue", json={"delete": [prompt_id]})
 
-    async def input_choices(self, node_class: str, input_name: str) -> list[Any] | None:
-        """The values ComfyUI offers for one input now (the models it has), or None when it names no list."""
-        reply = await self._json("GET", f"/object_info/{node_class}")
+    async def node_info(self, node_class: str) -> dict[str, Any] | None:
+        """`/object_info`'s entry for one node class; None when ComfyUI has no such class."""
+        reply = await self._json("GET", "/object_info/" + quote(node_class, safe=""))  # custom classes have spaces
         info = reply.get(node_class) if isinstance(reply, dict) else None
-        return _list_inputs(info).get(input_name)
+        return info if isinstance(info, dict) else None
 
-    async def all_input_choices(self) -> dict[str, dict[str, list[Any]]]:
-        """Every list input of every node class (models, samplers, ...), by class and input name."""
+    async def object_info(self) -> dict[str, Any]:
+        """Every node class ComfyUI has, its inputs, outputs and their lists."""
         reply = await self._json("GET", "/object_info", timeout=FILE_TIMEOUT)  # megabytes with many custom nodes
         if not isinstance(reply, dict):
             raise ValueError("/object_info is not an object")
-        return {node_class: listed for node_class, info in reply.items() if (listed := _list_inputs(info))}
+        return reply
 
     async def view(self, image: dict[str, Any]) -> bytes:
         params = _view_params(image)
@@ -214,17 +219,3 @@ def _json_object(text: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
-
-
-def _list_inputs(info: Any) -> dict[str, list[Any]]:
-    """A node class's list inputs (`/object_info`'s two forms of them) and their values."""
-    inputs = info.get("input") if isinstance(info, dict) else None
-    found: dict[str, list[Any]] = {}
-    for group in ("optional", "required"):  # a required input wins over an optional one of the same name
-        specs = inputs.get(group) if isinstance(inputs, dict) else None
-        for name, spec in (specs.items() if isinstance(specs, dict) else ()):
-            if isinstance(spec, list) and spec and isinstance(spec[0], list):
-                found[name] = list(spec[0])
-            elif isinstance(spec, list) and len(spec) > 1 and spec[0] == "COMBO" and isinstance(spec[1], dict):
-                found[name] = list(spec[1].get("options") or [])  # the newer form of a list input
-    return found

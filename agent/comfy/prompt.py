@@ -120,13 +120,13 @@ class Prompt:
         self._watch: Watch | None = None
         self._missed_messages = False
 
-    async def submit(self, graph: dict[str, Any]) -> Submitted:
+    async def submit(self, graph: dict[str, Any], pnginfo: dict[str, Any] | None = None) -> Submitted:
         """Once the connection is open: watched first, then sent. ComfyUI's refusals are raised as they come
         (PromptRejected, ComfyHTTPError, ComfyUnreachable; ConnectionUnavailable when the socket will not open)."""
         await self.connection.ready()
         watch = self.connection.watch(self.prompt_id)
         try:
-            submitted = await self.client.submit(graph, self.connection.client_id, self.prompt_id)
+            submitted = await self.client.submit(graph, self.connection.client_id, self.prompt_id, pnginfo)
         except BaseException:
             self.connection.forget(watch)
             raise

@@ -50,4 +50,5 @@ def counted(concern: C, metrics: Metrics) -> C:
 def metered(stores: Stores, metrics: Metrics) -> Stores:
     return replace(stores, records=counted(stores.records, metrics), log=counted(stores.log, metrics),
                    cancels=counted(stores.cancels, metrics), shared=counted(stores.shared, metrics),
-                   jobs=counted(stores.jobs, metrics), keys=counted(stores.keys, metrics))
+                   jobs=counted(stores.jobs, metrics), keys=counted(stores.keys, metrics),
+                   workflows=counted(stores.workflows, metrics))

@@ -123,7 +123,8 @@ class Run:
         self.events = events
         self.tracker = ProgressTracker(prompt)
         self.task = Task(task_id=task_id, progress=self.tracker.nodes, owner=owner, request_hash=digest,
-                         webhook=options.webhook and options.webhook.model_copy(deep=True), params=options.params)
+                         webhook=options.webhook and options.webhook.model_copy(deep=True), params=options.params,
+                         workflow=options.workflow)
         self._comfy_prompt: Prompt | None = None
         self._delivery: Delivery | None = None
         self._preparing: asyncio.Future[Prepared] | None = None
@@ -252,7 +253,7 @@ class Run:
             raise _canceled_early()
         prompt = Prompt(comfy.client, comfy.connection, comfy.host.current, self._on_comfy, self.task_id)
         try:
-            submitted = await prompt.submit(with_task_names(graph, self.task_id))
+            submitted = await prompt.submit(with_task_names(graph, self.task_id), self.options.pnginfo)
         except (PromptRejected, ComfyHTTPError, ComfyUnreachable, ConnectionUnavailable) as exc:
             raise _refused(exc, prompt.process) from exc
         self._comfy_prompt = prompt

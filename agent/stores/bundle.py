@@ -11,6 +11,7 @@ from agent.stores.keys import IdempotencyKeys
 from agent.stores.log import EventLog
 from agent.stores.records import TaskRecords
 from agent.stores.shared import SharedDocuments
+from agent.stores.workflows import PublishedWorkflows
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Stores:
     shared: SharedDocuments
     jobs: JobIndex
     keys: IdempotencyKeys
+    workflows: PublishedWorkflows
     release: Callable[[], Awaitable[None]]  # the backend's connection or spare files, once all are done
 
     async def close(self) -> None:

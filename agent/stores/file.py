@@ -42,7 +42,8 @@ from agent.stores.keys import KEY_LIFE, IdempotencyKeys, key_name
 from agent.stores.log import EventLog, LoggedEvent, Wakeups
 from agent.stores.records import TaskRecords
 from agent.stores.shared import SharedDocuments
-from agent.tasks.model import TASK_ID_PATTERN, Results, Task
+from agent.stores.workflows import PublishedWorkflows
+from agent.tasks.model import TASK_ID_PATTERN, Results, Task, check_task_id
 
 logger = logging.getLogger("agent.tasks")
 
@@ -52,6 +53,8 @@ EVENTS_SUFFIX = ".events"
 SHARED_SUFFIX = ".shared"
 JOB_SUFFIX = ".job"
 KEY_SUFFIX = ".key"
+WORKFLOW_SUFFIX = ".workflow"
+RETIRED_SUFFIX = ".retired"
 EVENT_POLL_SECONDS = 0.2  # how often a stream looks at a log another instance appends to (a NAS has no inotify)
 
 
@@ -240,6 +243,55 @@ class FileKeys(IdempotencyKeys):
         await self.folder.io(lambda: unlink(path) if read(path, "all") == job_id.encode() else None)
 
 
+class FileWorkflows(PublishedWorkflows):
+    """In a folder of their own (`published/`, not among the tasks): `NAME.VERSION.workflow`, made with O_EXCL so
+    of two publishers at once one takes the next number and the other the one after; `NAME.VERSION.retired`
+    beside it once retired."""
+
+    def __init__(self, folder: Folder) -> None:
+        self.folder = folder
+
+    def _path(self, name: str, version: int, suffix: str) -> str:
+        return os.path.join(self.folder.directory, f"{check_task_id(name)}.{version}{suffix}")
+
+    async def publish(self, name: str, document: bytes) -> int:
+        return await self.folder.io(self._publish, name, document, creates=True)
+
+    def _publish(self, name: str, document: bytes) -> int:
+        number = max(self._versions(name), default=0) + 1
+        while not create(self._path(name, number, WORKFLOW_SUFFIX), document):
+            number += 1
+        return number
+
+    async def versions(self, name: str) -> dict[int, bool]:
+        return await self.folder.io(self._versions, name)
+
+    def _versions(self, name: str) -> dict[int, bool]:
+        found: dict[str, set[int]] = {WORKFLOW_SUFFIX: set(), RETIRED_SUFFIX: set()}
+        for file in os.listdir(self.folder.directory):
+            stem, suffix = os.path.splitext(file)
+            owner, _, number = stem.rpartition(".")
+            if owner == name and suffix in found and number.isdigit():
+                found[suffix].add(int(number))
+        return {number: number in found[RETIRED_SUFFIX] for number in sorted(found[WORKFLOW_SUFFIX])}
+
+    async def read(self, name: str, version: int) -> bytes | None:
+        return await self.folder.io(read, self._path(name, version, WORKFLOW_SUFFIX), "all")
+
+    async def retire(self, name: str, version: int) -> bool:
+        return await self.folder.io(self._retire, name, version, creates=True)
+
+    def _retire(self, name: str, version: int) -> bool:
+        if not os.path.exists(self._path(name, version, WORKFLOW_SUFFIX)):
+            return False
+        create(self._path(name, version, RETIRED_SUFFIX), b"")
+        return True
+
+    async def names(self) -> list[str]:
+        return await self.folder.io(lambda: sorted({file.split(".")[0] for file in os.listdir(self.folder.directory)
+                                                    if file.endswith(WORKFLOW_SUFFIX)}))
+
+
 def _modified(path: str) -> float:
     try:
         return os.stat(path).st_mtime
@@ -249,6 +301,11 @@ def _modified(path: str) -> float:
 
 def file_stores(directory: str | Path, ttl: float, stale_after: float, *, in_threads: bool | None = None) -> Stores:
     """Every concern in one folder; `in_threads` decides where file work runs (None: by where it lives)."""
-    folder = Folder(str(directory), in_threads)
+    folder, published = Folder(str(directory), in_threads), Folder(os.path.join(directory, "published"), in_threads)
+
+    async def release() -> None:
+        await folder.close()
+        await published.close()
+
     return Stores(FileRecords(folder, ttl, stale_after), FileLog(folder), FileCancels(folder), FileShared(folder),
-                  FileJobs(folder, ttl), FileKeys(folder), folder.close)
+                  FileJobs(folder, ttl), FileKeys(folder), FileWorkflows(published), release)

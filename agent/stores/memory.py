@@ -18,6 +18,7 @@ from agent.stores.keys import KEY_LIFE, IdempotencyKeys
 from agent.stores.log import EventLog, LoggedEvent, Wakeups
 from agent.stores.records import TaskRecords
 from agent.stores.shared import SharedDocuments
+from agent.stores.workflows import PublishedWorkflows
 from agent.tasks.model import Results, Task, check_task_id
 
 
@@ -33,6 +34,7 @@ class _Held:
     shared: dict[str, bytes] = field(default_factory=dict)
     jobs: dict[str, str] = field(default_factory=dict)
     keys: dict[str, tuple[str, float]] = field(default_factory=dict)
+    workflows: dict[str, list[tuple[bytes, bool]]] = field(default_factory=dict)  # name: (document, retired)
 
     def start_afresh(self, task_id: str) -> None:
         self.cancels.discard(task_id)
@@ -158,6 +160,32 @@ class MemoryKeys(IdempotencyKeys):
             del self._held.keys[key]
 
 
+class MemoryWorkflows(PublishedWorkflows):
+    def __init__(self, held: _Held) -> None:
+        self._held = held
+
+    async def publish(self, name: str, document: bytes) -> int:
+        versions = self._held.workflows.setdefault(check_task_id(name), [])
+        versions.append((document, False))
+        return len(versions)
+
+    async def versions(self, name: str) -> dict[int, bool]:
+        return {number: retired for number, (_, retired) in enumerate(self._held.workflows.get(name, []), 1)}
+
+    async def read(self, name: str, version: int) -> bytes | None:
+        versions = self._held.workflows.get(check_task_id(name), [])
+        return versions[version - 1][0] if 0 < version <= len(versions) else None
+
+    async def retire(self, name: str, version: int) -> bool:
+        document = await self.read(name, version)
+        if document is not None:
+            self._held.workflows[name][version - 1] = (document, True)
+        return document is not None
+
+    async def names(self) -> list[str]:
+        return sorted(self._held.workflows)
+
+
 async def _nothing_to_release() -> None:
     return None
 
@@ -165,4 +193,4 @@ async def _nothing_to_release() -> None:
 def memory_stores(ttl: float, stale_after: float) -> Stores:
     held = _Held()
     return Stores(MemoryRecords(held, ttl, stale_after), MemoryLog(held), MemoryCancels(held), MemoryShared(held),
-                  MemoryJobs(held, ttl), MemoryKeys(held), _nothing_to_release)
+                  MemoryJobs(held, ttl), MemoryKeys(held), MemoryWorkflows(held), _nothing_to_release)

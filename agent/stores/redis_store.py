@@ -33,6 +33,7 @@ from agent.stores.keys import KEY_LIFE, IdempotencyKeys, key_name
 from agent.stores.log import EventLog, LoggedEvent
 from agent.stores.records import TaskRecords
 from agent.stores.shared import SharedDocuments
+from agent.stores.workflows import PublishedWorkflows
 from agent.tasks.model import Results, Task, check_task_id
 
 PREFIX = "comfyui-agent"
@@ -59,6 +60,7 @@ _GIVE_BACK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 """
 JOBS_KEY = f"{PREFIX}:jobs"
+WORKFLOW_NAMES_KEY = f"{PREFIX}:workflows"
 T = TypeVar("T")
 StreamReply = list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None
 
@@ -266,10 +268,48 @@ class RedisKeys(IdempotencyKeys):
         await _call(lambda: self._give_back(keys=[name], args=[job_id]))
 
 
+class RedisWorkflows(PublishedWorkflows):
+    """A hash per name: `next` (the last number given), `v:N` (version N's document), `r:N` (retired); a set of the
+    names. HINCRBY numbers the versions, so two publishers at once get two."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def publish(self, name: str, document: bytes) -> int:
+        key = _key("workflow", name)
+        number = int(await _call(lambda: self.redis.hincrby(key, "next", 1)))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, f"v:{number}", document)
+            pipe.sadd(WORKFLOW_NAMES_KEY, name)
+            await _call(pipe.execute)
+        return number
+
+    async def versions(self, name: str) -> dict[int, bool]:
+        fields = [cast("bytes", field).decode() for field in
+                  await _call(lambda: self.redis.hkeys(_key("workflow", name)))]
+        retired = {field[2:] for field in fields if field.startswith("r:")}
+        return {int(field[2:]): field[2:] in retired for field in sorted(
+            (field for field in fields if field.startswith("v:")), key=lambda field: int(field[2:]))}
+
+    async def read(self, name: str, version: int) -> bytes | None:
+        return cast("bytes | None", await _call(lambda: self.redis.hget(_key("workflow", name), f"v:{version}")))
+
+    async def retire(self, name: str, version: int) -> bool:
+        key = _key("workflow", name)
+        if not await _call(lambda: self.redis.hexists(key, f"v:{version}")):
+            return False
+        await _call(lambda: self.redis.hset(key, f"r:{version}", 1))
+        return True
+
+    async def names(self) -> list[str]:
+        return sorted(cast("bytes", name).decode() for name in
+                      await _call(lambda: self.redis.smembers(WORKFLOW_NAMES_KEY)))
+
+
 def redis_stores(url: str, ttl: float, stale_after: float) -> Stores:
     """Every concern over one client (made here, connected at the first command)."""
     redis = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30,
                            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
                            retry_on_error=[ConnectionError, TimeoutError])
     return Stores(RedisRecords(redis, ttl, stale_after), RedisLog(redis, ttl), RedisCancels(redis, ttl),
-                  RedisShared(redis), RedisJobs(redis, ttl), RedisKeys(redis), redis.aclose)
+                  RedisShared(redis), RedisJobs(redis, ttl), RedisKeys(redis), RedisWorkflows(redis), redis.aclose)

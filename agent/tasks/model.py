@@ -211,6 +211,7 @@ class Task(BaseModel):
     timings: Timings = Field(default_factory=Timings)
     webhook: Webhook | None = None
     params: dict[str, Any] | None = None
+    workflow: str | None = None  # the workflow run, `NAME@VERSION` when published
     # A task may wait outside any instance (a gateway hands runs to FC's asynchronous queue), with no owner to
     # heartbeat, until `waits_until`; past it the task reads failed with `lapse`, the error its queue left. The
     # instance that claims it writes its own record, without them.

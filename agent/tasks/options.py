@@ -23,3 +23,7 @@ class RunOptions:
     quality: int | None = None
     webhook: Webhook | None = None
     params: dict[str, Any] | None = None  # a workflow's parameters as used (a drawn seed included)
+    workflow: str | None = None  # which workflow: `NAME@VERSION` when published
+    # What ComfyUI's savers write into a PNG beside the prompt (ComfyUI's `extra_data.extra_pnginfo`): the editor's
+    # `workflow`, so an output dropped back into the editor opens the graph that made it.
+    pnginfo: dict[str, Any] | None = None

@@ -27,6 +27,7 @@ class TaskView(BaseModel):
     timings: dict[str, float | None]
     webhook: dict[str, Any] | None = None
     params: dict[str, Any] | None = None
+    workflow: str | None = None
 
 
 def progress_map(task: Task, results: Results | None) -> dict[str, Any]:
@@ -50,7 +51,7 @@ def task_view(task: Task, results: Results | None = None) -> dict[str, Any]:
         started_at=task.started_at, finished_at=task.finished_at, progress=progress_map(task, results),
         outputs={node: output.model_dump(exclude_unset=True) for node, output in task.outputs.items()},
         error=task.error, timings=task.timings.model_dump(), webhook=_webhook(task), params=task.params,
-    ).model_dump(exclude_none=False)
+        workflow=task.workflow).model_dump(exclude_none=False)
 
 
 def _webhook(task: Task) -> dict[str, Any] | None:

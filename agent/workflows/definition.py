@@ -3,7 +3,7 @@
 The file is `NAME.json` in a workflows folder, either a bare graph (its parameters are discovered from
 well-known nodes, as the page always did) or
 
-    {"title": ..., "description": ..., "graph": {...API format...},
+    {"title": ..., "description": ..., "graph": {...API format, or the editor's saved format...},
      "parameters": [{"name": "prompt", "title": ..., "description": ..., "type": "string",
                      "target": "6.text", "default": ..., "minimum": ..., "maximum": ...,
                      "choices": [...], "choices_from": "CheckpointLoaderSimple.ckpt_name"}, ...]}
@@ -12,6 +12,8 @@ well-known nodes, as the page always did) or
 `number`, `boolean`, `enum`, `image` (a URL, a data URL, base64 or a file name in ComfyUI's input folder) or
 `seed` (`-1` draws one); a default not given is the graph's value at the first target. An enum's choices are
 listed, or filled at run time from ComfyUI's `/object_info` (`choices_from`: the models actually present).
+A graph the editor saved is converted (agent/workflows/library.py); its node ids are the editor's, so targets
+name the nodes as the editor numbers them (a node inside a subgraph as `SUBGRAPH:NODE`).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class DefinitionError(ValueError):
 class Parameter(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=NAME.pattern)
+    name: str = Field(pattern=f"^{NAME.pattern}$")
     type: ParamType
     target: list[str] = Field(min_length=1)
     title: str = ""
@@ -54,7 +56,7 @@ class Parameter(BaseModel):
     minimum: float | None = None
     maximum: float | None = None
     choices: list[Any] | None = None
-    choices_from: str | None = Field(default=None, pattern=TARGET.pattern)
+    choices_from: str | None = Field(default=None, pattern=f"^{TARGET.pattern}$")
 
     @field_validator("target", mode="before")
     @classmethod
@@ -109,6 +111,14 @@ class Definition(BaseModel):
     graph: dict[str, Any]
     parameters: list[Parameter] = Field(default_factory=list)
     declared: bool = True
+    editor: dict[str, Any] | None = None  # the graph as the editor saved it: outputs carry it in their metadata
+    version: int | None = None  # published ones (agent/workflows/library.py)
+    published_at: float | None = None
+
+    @property
+    def reference(self) -> str:
+        """What a task records: `NAME@VERSION` when published."""
+        return f"{self.name}@{self.version}" if self.version is not None else self.name
 
     @model_validator(mode="after")
     def _targets_exist(self) -> Definition:
@@ -165,15 +175,24 @@ def discover(graph: dict[str, Any]) -> list[Parameter]:
     return found
 
 
-def load_definition(name: str, raw: Any) -> Definition:
-    """A definition from a file's JSON: declared, or a bare graph with its parameters discovered."""
+def graph_of(raw: Any) -> Any:
+    """The graph of a definition's JSON: its `graph`, or the whole of a bare graph."""
+    return raw["graph"] if isinstance(raw, dict) and isinstance(raw.get("graph"), dict) else raw
+
+
+def load_definition(name: str, raw: Any, converted: dict[str, Any] | None = None) -> Definition:
+    """A definition from a file's JSON: declared, or a bare graph with its parameters discovered. `converted`:
+    the API format of a graph the editor saved, which the definition runs (the saved one is kept as `editor`)."""
     if not isinstance(raw, dict):
         raise DefinitionError("a workflow file holds a JSON object")
+    graph = converted if converted is not None else graph_of(raw)
+    editor = graph_of(raw) if converted is not None else None
     try:
         if isinstance(raw.get("graph"), dict):
-            return Definition.model_validate({**raw, "name": name})
-        return Definition(name=name, graph=raw, parameters=discover(raw), declared=False)
+            return Definition.model_validate({**raw, "name": name, "graph": graph, "editor": editor})
+        return Definition(name=name, graph=graph, parameters=discover(graph), declared=False, editor=editor)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        raise DefinitionError(f"{where}: {first['msg']}" if where else first["msg"]) from None
+        message = first["msg"].removeprefix("Value error, ")  # a check of its own says it all
+        raise DefinitionError(f"{where}: {message}" if where else message) from None

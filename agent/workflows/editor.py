@@ -31,6 +31,15 @@ def is_editor_graph(value: Any) -> bool:
     return isinstance(value, dict) and isinstance(value.get("nodes"), list) and "links" in value
 
 
+def node_classes(graph: Mapping[str, Any]) -> set[str]:
+    """The ComfyUI node classes a graph uses, those inside its subgraphs included: what to look up."""
+    subgraphs = (graph.get("definitions") or {}).get("subgraphs") or []
+    inner = {str(subgraph.get("id")) for subgraph in subgraphs if isinstance(subgraph, dict)}
+    nodes = [*(graph.get("nodes") or []), *(node for subgraph in subgraphs if isinstance(subgraph, dict)
+                                            for node in subgraph.get("nodes") or [])]
+    return {str(node.get("type")) for node in nodes if isinstance(node, dict)} - inner - EDITOR_ONLY
+
+
 @dataclass(frozen=True)
 class Link:
     origin: int

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from agent.stores import open_store
-from agent.workflows.choices import SHARED_NAME
+from agent.workflows.catalog import SHARED_NAME
 from agent_harness import serving
 from agent_process import AgentProcess, double_settings, free_port
 from double_helpers import double_info, save_prompt

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from agent.workflows.catalog import list_inputs
 from agent_process import AgentProcess, real_comfyui_agent
 from procs import alive, state
 from waiting import wait_for
@@ -187,9 +188,9 @@ def test_comfyui_killed_mid_run_then_restarted(agent: AgentProcess) -> None:
     assert agent.run(empty_image(unique(), "it_after_restart")).status_code == 200
 
 
-def test_the_list_inputs_are_published_for_gateways(agent: AgentProcess) -> None:
-    published = agent.log_path.parent / "tasks" / "input-choices.shared"  # the agent's file store
-    wait_for(published.exists, 60, "the agent to publish ComfyUI's list inputs")
-    listed = json.loads(published.read_bytes())
-    assert "euler" in listed["KSampler"]["sampler_name"]
-    assert "ckpt_name" in listed["CheckpointLoaderSimple"]
+def test_the_node_catalog_is_published_for_gateways(agent: AgentProcess) -> None:
+    published = agent.log_path.parent / "tasks" / "object-info.shared"  # the agent's file store
+    wait_for(published.exists, 60, "the agent to publish ComfyUI's node catalog")
+    catalog = json.loads(published.read_bytes())
+    assert "euler" in list_inputs(catalog["KSampler"])["sampler_name"]
+    assert "ckpt_name" in list_inputs(catalog["CheckpointLoaderSimple"])

@@ -10,10 +10,10 @@ from agent.stores import Stores
 
 async def test_a_shared_document_is_kept_whole_and_replaced(stores: Stores) -> None:
     shared = stores.shared
-    assert await shared.get_shared("input-choices") is None
-    await shared.put_shared("input-choices", b'{"A": {"b": [1]}}')
-    await shared.put_shared("input-choices", b'{"A": {"b": [2]}}')
-    assert await shared.get_shared("input-choices") == b'{"A": {"b": [2]}}'
+    assert await shared.get_shared("object-info") is None
+    await shared.put_shared("object-info", b'{"A": {"b": [1]}}')
+    await shared.put_shared("object-info", b'{"A": {"b": [2]}}')
+    assert await shared.get_shared("object-info") == b'{"A": {"b": [2]}}'
     with pytest.raises(RequestParamsError):
         await shared.put_shared("../escape", b"")
 

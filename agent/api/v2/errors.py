@@ -16,7 +16,8 @@ from agent.errors import AgentError
 # kind: (code, status); None keeps the agent's status for the kind
 CODES: dict[str, tuple[str, int | None]] = {
     "RequestParamsError": ("invalid_request", None), "InputImageError": ("invalid_request", 422),
-    "PromptValidationError": ("invalid_workflow", 422), "NotFound": ("not_found", None),
+    "PromptValidationError": ("invalid_workflow", 422),
+    "WorkflowFormatError": ("invalid_workflow", 422), "NotFound": ("not_found", None),
     "TaskNotFound": ("not_found", None), "Unauthorized": ("unauthorized", None),
     "Overloaded": ("queue_full", 429), "ComfyUIUnavailable": ("deployment_not_ready", 429),
     "WorkerUnavailable": ("deployment_not_ready", 429), "RequestTooLarge": ("payload_too_large", None),

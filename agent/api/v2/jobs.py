@@ -15,6 +15,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from agent.api.requests import check_prompt, json_body
+from agent.api.run import converted
 from agent.api.services import Services
 from agent.api.v2.errors import V2Error
 from agent.api.v2.models import JobList, JobRequest, JobStatus, JobSummary, JobWorkflow
@@ -26,7 +27,6 @@ from agent.front.base import Mode, Submission
 from agent.stores.jobs import JobEntry, created_at, new_job_id
 from agent.tasks.model import Task
 from agent.tasks.options import RunOptions
-from agent.workflows.editor import is_editor_graph
 
 KEY_MAX = 255  # v2: an Idempotency-Key is 1 to 255 characters
 LABELS_MAX = 16  # v2 (Cloud): at most 16 metadata pairs, keys of 1 to 40 characters, values up to 256 bytes
@@ -83,9 +83,7 @@ def _request(raw: bytes) -> JobRequest:
 
 
 def _workflow(workflow: Any) -> dict[str, Any]:
-    if is_editor_graph(workflow):
-        raise V2Error("workflow_format_ui", 422,
-                      "this is the editor's graph (Workflow > Save); export it in API format (Workflow > Export (API))")
+    """The workflow's shape (the API format, or the editor's saved format, which is converted after)."""
     try:
         return check_prompt(workflow)
     except RequestParamsError as exc:
@@ -133,14 +131,15 @@ async def submit(request: web.Request, services: Services) -> web.Response:
     body = _request(await request.read())
     workflow = _workflow(body.workflow)
     labels = _labels(body.metadata)
-    graph = await _with_assets(workflow, services)
+    graph, options = await converted(workflow, RunOptions(results=False), services.catalog)
+    graph = await _with_assets(graph, services)
     job_id = new_job_id()
     if key is not None and (holder := await services.stores.keys.take(key, job_id)) is not None:
         raise V2Error("idempotency_key_reuse", 422, "this Idempotency-Key has already been used: keys are single "
                       "use; poll or list your jobs instead of submitting again", {"job_id": holder})
     entry = JobEntry(job_id=job_id, labels=labels, graph=workflow)
     try:
-        await _start(request, services, entry, graph)
+        await _start(request, services, entry, graph, options.pnginfo)
     except AgentError:
         if key is not None:
             await services.stores.keys.give_back(key, job_id)
@@ -149,13 +148,15 @@ async def submit(request: web.Request, services: Services) -> web.Response:
     return _job_response(request, services, task, entry, status=201)
 
 
-async def _start(request: web.Request, services: Services, entry: JobEntry, graph: dict[str, Any]) -> None:
+async def _start(request: web.Request, services: Services, entry: JobEntry, graph: dict[str, Any],
+                 pnginfo: dict[str, Any] | None) -> None:
     """The job through the front as a plain background run (a worker handed it runs `/api/run`'s body). Here
     the reply waits for ComfyUI to take the graph, so a graph it refuses is v2's `invalid_workflow`, with
     ComfyUI's node errors, and makes no job; the job is indexed once it stands."""
     delivery = "url" if services.settings.output_store else "none"
-    options = RunOptions(results=False, delivery=delivery)
-    forwarded = json.dumps({"prompt": graph, "options": {"output": {"delivery": delivery}}},
+    options = RunOptions(results=False, delivery=delivery, pnginfo=pnginfo)
+    forwarded = json.dumps({"prompt": graph, "options": {"output": {"delivery": delivery}},
+                            **({"extra_data": {"extra_pnginfo": pnginfo}} if pnginfo else {})},
                            separators=(",", ":")).encode()
     submission = Submission(entry.job_id, graph, options, Mode.BACKGROUND, forwarded, "/api/run",
                             request.headers)
