@@ -1,5 +1,9 @@
 """`comfyui-agent run|status|watch|cancel|workflows`: the agent from the shell, on the Python client.
 
+`workflows publish FILE --name NAME` publishes a workflow: FILE as ComfyUI's editor saves it, its API export,
+a definition file, or an image ComfyUI saved (its workflow is in its metadata); `workflows retire NAME[@VERSION]`
+takes one out of service.
+
 A run shows a progress bar per node as it goes (on stderr, from the task's event stream), saves its outputs in
 `--out` named after the task and node, and exits non-zero with one line on failure; `--json` prints the task
 (or the list) as JSON on stdout for scripts. Exit statuses: 0 done, 1 the run failed, 2 the request was refused
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from PIL import Image
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
@@ -30,8 +35,10 @@ from agent.client.failures import error_for
 from agent.client.files import save_outputs
 from agent.errors import AgentError
 from agent.tasks.view import TaskView
+from agent.workflows.editor import is_editor_graph
 
 EXIT_BY_KIND = {"RequestParamsError": 2, "InputImageError": 2, "PromptValidationError": 2, "TaskConflict": 2,
+                "WorkflowFormatError": 2,
                 "Unauthorized": 2, "TaskNotFound": 3, "NotFound": 3, "Canceled": 4, "ComfyUIUnavailable": 5,
                 "Overloaded": 5, "StoreUnavailable": 5, "WorkerUnavailable": 5, "Timeout": 6,
                 "NotDelivered": 6}
@@ -42,6 +49,7 @@ TASK_COMMANDS = {"status": "print a task's status", "watch": "follow a task to i
 SERVER_COMMANDS = {  # run by agent/main.py, never here: listed so that the top-level help names them
     "serve": "the server (the default); its settings: `serve --help`",
     "gateway": "the server as a gateway, without ComfyUI"}
+IMAGE_SUFFIXES = {".png"}  # ComfyUI writes the workflow into a PNG as text (into a WebP as EXIF)
 err = Console(stderr=True)
 
 
@@ -63,7 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, help="seconds the run may take (capped by the agent's RUN_TIMEOUT)")
     for name, line in TASK_COMMANDS.items():
         commands.add_parser(name, parents=[common], help=line).add_argument("task_id")
-    commands.add_parser("workflows", parents=[common], help="list the agent's workflows and their parameters")
+    workflows = commands.add_parser("workflows", parents=[common], help="list, publish or retire workflows")
+    actions = workflows.add_subparsers(dest="action", title="actions")
+    publish = actions.add_parser("publish", parents=[common], help="publish FILE as the next version of --name")
+    publish.add_argument("file", type=Path, help="a workflow saved by ComfyUI (.json, or an image it saved)")
+    publish.add_argument("--name", required=True, help="what it is run by: /api/workflows/NAME")
+    publish.add_argument("--title")
+    publish.add_argument("--description")
+    publish.add_argument("--dry-run", action="store_true", help="show the parameters it would take; keep nothing")
+    actions.add_parser("retire", parents=[common], help="retire NAME@VERSION, or every version of NAME"
+                       ).add_argument("reference")
     for name, line in SERVER_COMMANDS.items():
         commands.add_parser(name, help=line, add_help=False)
     return parser
@@ -90,6 +107,9 @@ def _pairs(items: Sequence[str], what: str) -> dict[str, Any]:
 def _graph(path: Path, sets: dict[str, Any]) -> dict[str, Any]:
     graph: dict[str, Any] = json.loads(path.read_text())
     graph = graph.get("graph", graph.get("prompt", graph))  # a definition's, or an envelope's
+    if sets and is_editor_graph(graph):
+        raise SystemExit("comfyui-agent: --set takes the API format's NODE.INPUT; publish a workflow saved by the "
+                         "editor (workflows publish) and run it with --param")
     for target, value in sets.items():
         node, _, field = target.partition(".")
         if node not in graph or not field:
@@ -100,6 +120,9 @@ def _graph(path: Path, sets: dict[str, Any]) -> dict[str, Any]:
 
 def node_titles(graph: dict[str, Any]) -> dict[str, str]:
     """Each node's name on its bar: its title in ComfyUI's editor (`_meta.title`), else its class, and its id."""
+    if is_editor_graph(graph):
+        return {str(node.get("id")): f"{node.get('title') or node.get('type') or 'node'} ({node.get('id')})"
+                for node in graph["nodes"] if isinstance(node, dict)}
     titles = {}
     for node, entry in graph.items():
         if isinstance(entry, dict):
@@ -195,11 +218,45 @@ async def _command(args: argparse.Namespace) -> None:
         elif args.command in ("status", "cancel"):
             task = await (client.task(args.task_id) if args.command == "status" else client.cancel(args.task_id))
             _print(task.model_dump(), args.json, f"{task.task_id} {task.status}")
+        elif args.command == "workflows" and args.action is not None:
+            await _workflows(client, args)
         else:
             listed = await client.workflows()
             _print(listed, args.json, "\n".join(
                 f"{workflow['name']}: {workflow['title']} ({', '.join(workflow['parameters']['properties'])})"
                 for workflow in listed))
+
+
+def _saved_workflow(path: Path) -> dict[str, Any]:
+    """A definition as `POST /api/workflows` takes it from a file: a definition file, a graph in either format,
+    or an image ComfyUI saved (the editor's workflow in its metadata, else the prompt)."""
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        with Image.open(path) as image:
+            text = image.info
+        saved = text.get("workflow") or text.get("prompt")
+        if not isinstance(saved, str):
+            raise SystemExit(f"comfyui-agent: {path} carries no workflow in its metadata (not saved by ComfyUI?)")
+        return {"graph": json.loads(saved)}
+    raw = json.loads(path.read_text())
+    if not isinstance(raw, dict):
+        raise SystemExit(f"comfyui-agent: {path} holds no workflow (a JSON object)")
+    return raw if isinstance(raw.get("graph"), dict) else {"graph": raw}
+
+
+async def _workflows(client: AsyncClient, args: argparse.Namespace) -> None:
+    if args.action == "retire":
+        retired = await client.retire(args.reference)
+        _print({"retired": retired}, args.json, f"retired {args.reference.partition('@')[0]}@"
+               + ", @".join(map(str, retired)))
+        return
+    definition = {**_saved_workflow(args.file), "name": args.name}
+    definition.update({key: value for key in ("title", "description") if (value := getattr(args, key))})
+    published = await client.publish(definition, dry_run=args.dry_run)
+    reference = f"{args.name}@{published['version']}" if published["version"] else f"{args.name} (not kept)"
+    lines = [f"{reference}: {', '.join(published['parameters']['properties']) or 'no parameters'}"]
+    lines += [f"  {parameter['name']} ({parameter['type']}) -> {', '.join(parameter['target'])}"
+              for parameter in published["definition"]["parameters"]]
+    _print(published, args.json, "\n".join(lines))
 
 
 def _quiet_on_a_closed_pipe() -> None:

@@ -223,6 +223,18 @@ class AsyncClient:
         found: dict[str, Any] = await self._send(_Call("GET", f"/api/workflows/{name}"))
         return found
 
+    async def publish(self, definition: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+        """Publish `{name, title, description, graph, parameters}` (the graph in either format; parameters left
+        out are proposed) as the next version of its name; `dry_run`: what would be published, nothing kept."""
+        call = _Call("POST", "/api/workflows", definition, params={"dry_run": "true"} if dry_run else {})
+        published: dict[str, Any] = await self._send(call)
+        return published
+
+    async def retire(self, reference: str) -> list[int]:
+        """Retire `NAME@VERSION`, or every version of `NAME`; returns the versions retired."""
+        retired: list[int] = (await self._send(_Call("DELETE", f"/api/workflows/{reference}")))["retired"]
+        return retired
+
     async def fetch(self, url: str) -> bytes:
         """An output's bytes from its signed URL (the token is not sent to the store)."""
         async with httpx.AsyncClient(timeout=self.http.timeout) as plain:
@@ -287,6 +299,12 @@ class Client:
 
     def workflow(self, name: str) -> dict[str, Any]:
         return self._wait(self.calls.workflow(name))
+
+    def publish(self, definition: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+        return self._wait(self.calls.publish(definition, dry_run))
+
+    def retire(self, reference: str) -> list[int]:
+        return self._wait(self.calls.retire(reference))
 
     def fetch(self, url: str) -> bytes:
         return self._wait(self.calls.fetch(url))
