@@ -89,12 +89,16 @@ async def publish_workflow(request: web.Request, services: Services) -> web.Resp
     definition = await _definition(await request.read(), services.catalog)
     choices = await choices_of(definition, services.catalog)
     if query_flag(request, "dry_run", False):
-        return web.json_response({**_described(definition, choices), "definition": _declared(definition)})
+        return web.json_response(_as_published(definition, choices))
     published = await services.workflows.publish(definition)
     log_event(logger, "workflow.published", workflow=published.reference, nodes=len(published.graph))
-    location = f"/api/workflows/{published.reference}"
-    return web.json_response({**_described(published, choices), "definition": _declared(published)},
-                             status=201, headers={"Location": location})
+    return web.json_response(_as_published(published, choices), status=201,
+                             headers={"Location": f"/api/workflows/{published.reference}"})
+
+
+def _as_published(definition: Definition, choices: dict[str, list[Any]]) -> dict[str, Any]:
+    """As `GET /api/workflows/{name}` has it (the graph it runs), and as a creator edits it (`definition`)."""
+    return {**_described(definition, choices), "graph": definition.graph, "definition": _declared(definition)}
 
 
 async def retire_workflow(request: web.Request, services: Services) -> web.Response:

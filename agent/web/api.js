@@ -26,6 +26,9 @@ export class AgentApi {
     return this.request("POST", `../api/workflows/${encodeURIComponent(name)}/run`,
                         { body: { params }, headers: { Prefer: "respond-async", "task-id": taskId } });
   }
+  // What publishing would keep, with the parameters found (nothing stored); then publishing it.
+  propose(definition) { return this.request("POST", "../api/workflows?dry_run=true", { body: definition }); }
+  publish(definition) { return this.request("POST", "../api/workflows", { body: definition }); }
   objectInfo(nodeClass) { return this.request("GET", `../object_info/${encodeURIComponent(nodeClass)}`); }
   start(taskId, prompt) {
     return this.request("POST", "../api/run", { body: prompt, headers: { Prefer: "respond-async", "task-id": taskId } });

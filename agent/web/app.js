@@ -1,4 +1,5 @@
-// The page: pick a workflow, edit its parameters, run a batch of tasks, watch them, keep their images.
+// The page: pick a workflow, edit its parameters, run a batch of tasks, watch them, keep their images; open a
+// workflow saved from ComfyUI and publish it for others, with a link to its form.
 import { AgentApi, describeError } from "./api.js";
 import { discover, fieldsOf, promptFor, valueFor } from "./params.js";
 
@@ -11,8 +12,11 @@ const MIME = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", webp: "i
 const $ = (id) => document.getElementById(id);
 const api = new AgentApi(() => $("token").value.trim());
 // `definition`: the name of the agent's workflow being run through its parameters; null for a pasted graph.
-const state = { workflow: null, definition: null, name: "", fields: [], values: new Map(), batch: [],
-                examples: new Map(), readinessTimer: 0 };
+// `editor`: a graph of one's own as ComfyUI's editor saved it (`workflow` is then the agent's conversion of it);
+// `proposals`: the parameters the agent found in a graph of one's own, offered for publishing.
+const state = { workflow: null, definition: null, editor: null, proposals: [], name: "", fields: [],
+                values: new Map(), batch: [], examples: new Map(), readinessTimer: 0 };
+const NAME_RULE = /[^A-Za-z0-9_-]+/g;
 
 function element(tag, props = {}, ...children) {
   const node = Object.assign(document.createElement(tag), props);
@@ -27,11 +31,10 @@ function showWorkflowError(message) {
 
 // ---- workflow ---------------------------------------------------------------------------------------------
 
+const isEditorGraph = (data) => Boolean(data) && Array.isArray(data.nodes) && "links" in data;
+
 function checkWorkflow(data) {
   if (!data || typeof data !== "object" || Array.isArray(data)) throw new Error("A workflow is a JSON object of nodes.");
-  if ("nodes" in data && "links" in data) {
-    throw new Error("This is ComfyUI's editor format. In ComfyUI use Workflow → Export (API) and load that file.");
-  }
   const prompt = "prompt" in data && typeof data.prompt === "object" ? data.prompt : data;
   const nodes = Object.values(prompt);
   if (!nodes.length || !nodes.every((node) => node && typeof node === "object" && node.class_type)) {
@@ -51,15 +54,92 @@ async function showFields(fields, name, about) {
   for (const id of ["params-panel", "run-panel"]) $(id).hidden = false;
 }
 
+// A name the agent takes for a workflow, from a file's name.
+const nameFrom = (file) => file.replace(/\.(json|png)$/i, "").replace(NAME_RULE, "-").replace(/^-+|-+$/g, "").slice(0, 64)
+  || "workflow";
+
+// A graph of one's own: the editor's format is converted by the agent (which also proposes what to publish);
+// the API format is run as it is, and offered for publishing when the agent takes it.
 async function useWorkflow(data, name) {
+  const graph = isEditorGraph(data) ? data : null;
+  let proposal = { ok: false };
   try {
-    state.workflow = checkWorkflow(data);
+    proposal = await api.propose({ name: nameFrom(name), graph: graph || checkWorkflow(data) });
+    if (graph && !proposal.ok) throw new Error(describeError(proposal.status, proposal.data));
+    state.workflow = graph ? proposal.data.graph : checkWorkflow(data);
   } catch (error) {
     showWorkflowError(error.message);
     return;
   }
   state.definition = null;
+  state.editor = graph;
   await showFields(discover(state.workflow), name, name);
+  showProposal(proposal, name);
+}
+
+// ---- publishing -------------------------------------------------------------------------------------------
+
+function showProposal(proposal, name) {
+  $("publish-panel").hidden = !proposal.ok;  // without the token the agent says nothing: no offer
+  $("publish-result").hidden = true;
+  $("publish-error").hidden = true;
+  if (!proposal.ok) return;
+  state.proposals = proposal.data.definition.parameters;
+  $("publish-name").value = nameFrom(name);
+  $("publish-title").value = "";
+  $("publish-params").replaceChildren(...state.proposals.map((parameter) => {
+    const keep = element("input", { type: "checkbox", checked: true, id: `keep-${parameter.name}` });
+    const title = element("input", { value: parameter.title || parameter.name, id: `title-${parameter.name}` });
+    return element("li", {}, element("label", {}, keep, ` ${parameter.name} `), title);
+  }));
+}
+
+async function publish() {
+  const parameters = state.proposals.filter((parameter) => $(`keep-${parameter.name}`).checked)
+    .map((parameter) => ({ ...parameter, title: $(`title-${parameter.name}`).value }));
+  const name = $("publish-name").value.trim();
+  const reply = await api.publish({ name, title: $("publish-title").value.trim(),
+                                    description: $("publish-description").value.trim(),
+                                    graph: state.editor || state.workflow, parameters });
+  $("publish-error").hidden = reply.ok;
+  if (!reply.ok) { $("publish-error").textContent = describeError(reply.status, reply.data); return; }
+  const link = new URL(`?workflow=${encodeURIComponent(name)}`, window.location.href).href;
+  Object.assign($("publish-link"), { href: link, textContent: link });
+  $("publish-version").textContent = `${name}@${reply.data.version}`;
+  $("publish-result").hidden = false;
+  if (!state.examples.has(name)) $("examples").append(element("option", { value: name, textContent: reply.data.title }));
+  state.examples.set(name, reply.data);
+  $("examples").value = name;
+  await useDefinition(name);
+}
+
+// The workflow a PNG saved by ComfyUI carries in its text chunks (`workflow`, else the API `prompt`).
+async function workflowOfImage(file) {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const view = new DataView(bytes.buffer);
+  const texts = {};
+  for (let at = 8; at + 8 <= bytes.length;) {
+    const length = view.getUint32(at);
+    const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+    const data = bytes.subarray(at + 8, at + 8 + length);
+    const zero = data.indexOf(0);
+    const key = new TextDecoder("latin1").decode(data.subarray(0, zero));
+    if (type === "tEXt") texts[key] = new TextDecoder("latin1").decode(data.subarray(zero + 1));
+    if (type === "iTXt" && data[zero + 1] === 0) {  // uncompressed: language and translated keyword, then UTF-8
+      const start = data.indexOf(0, data.indexOf(0, zero + 3) + 1) + 1;
+      texts[key] = new TextDecoder().decode(data.subarray(start));
+    }
+    if (type === "IEND") break;
+    at += 12 + length;
+  }
+  return texts.workflow || texts.prompt || null;
+}
+
+async function openFile(file) {
+  if (!/\.png$/i.test(file.name)) return readJson(await file.text(), file.name);
+  const text = await workflowOfImage(file);
+  if (!text) { showWorkflowError(`${file.name} carries no workflow: it was not saved by ComfyUI.`); return undefined; }
+  return readJson(text, file.name);
 }
 
 // One of the agent's workflows: the same parameters its API takes, runs through /api/workflows/{name}/run.
@@ -68,12 +148,13 @@ async function useDefinition(name) {
   const reply = await api.definition(name);
   if (reply.status === 401) {  // without the token yet: the example's graph is public, its runs will ask for it
     const graph = await api.workflow(`${name}.json`);
-    if (graph.ok) await useWorkflow(graph.data, example.title);
+    if (graph.ok) await useWorkflow(graph.data, example ? example.title : name);
     else showWorkflowError(describeError(graph.status, graph.data));
     return;
   }
   if (!reply.ok) { showWorkflowError(describeError(reply.status, reply.data)); return; }
   state.workflow = reply.data.graph;
+  state.editor = null;
   state.definition = reply.data.name;
   await showFields(fieldsOf(reply.data), reply.data.title, reply.data.description);
 }
@@ -91,12 +172,14 @@ async function loadExamples() {
 // A workflow of one's own (opened or pasted): the examples list no longer names the one shown.
 function readJson(text, name) {
   $("examples").value = "";
+  let data;
   try {
-    return useWorkflow(JSON.parse(text), name);
+    data = JSON.parse(text);
   } catch {
     showWorkflowError(`${name} is not valid JSON.`);
+    return undefined;
   }
-  return undefined;
+  return useWorkflow(data, name);
 }
 
 // ---- parameters -------------------------------------------------------------------------------------------
@@ -334,8 +417,10 @@ async function startRun(index) {
   run.ui = runCard(run);
   $("runs").prepend(run.ui.card);
   state.batch.push(run);
+  // a graph the editor saved goes with its run, so the images carry it as ComfyUI's own saves do
+  const body = state.editor ? { prompt, extra_data: { extra_pnginfo: { workflow: state.editor } } } : prompt;
   const reply = state.definition ? await api.startWorkflow(taskId, state.definition, params)
-    : await api.start(taskId, prompt);
+    : await api.start(taskId, body);
   if (reply.status !== 202) { fail(run, describeError(reply.status, reply.data)); return; }
   setStatus(run, "queued");
   follow(run);
@@ -397,12 +482,20 @@ function wire() {
   });
   $("token-form").addEventListener("submit", (event) => event.preventDefault());  // Enter: the change above
   $("examples").addEventListener("change", async () => {
+    $("publish-panel").hidden = true;
     if ($("examples").value) await useDefinition($("examples").value);
   });
   $("file").addEventListener("change", async () => {
     const file = $("file").files[0];
-    if (file) await readJson(await file.text(), file.name);
+    if (file) await openFile(file);
   });
+  $("workflow-panel").addEventListener("dragover", (event) => event.preventDefault());
+  $("workflow-panel").addEventListener("drop", async (event) => {
+    event.preventDefault();
+    const file = event.dataTransfer.files[0];
+    if (file) await openFile(file);
+  });
+  $("publish").addEventListener("click", publish);
   $("paste-apply").addEventListener("click", async () => {
     await readJson($("paste").value, "pasted workflow");
     if (state.name === "pasted workflow") $("own").open = false;
@@ -411,7 +504,17 @@ function wire() {
   $("history-clear").addEventListener("click", () => { localStorage.removeItem(HISTORY_KEY); renderHistory(); });
 }
 
-wire();
-renderHistory();
-loadExamples();
-watchReadiness();
+// `?workflow=NAME`: the link a creator hands out opens that workflow's form.
+async function start() {
+  wire();
+  renderHistory();
+  watchReadiness();
+  await loadExamples();
+  const asked = new URLSearchParams(window.location.search).get("workflow");
+  if (asked) {
+    $("examples").value = asked;
+    await useDefinition(asked);
+  }
+}
+
+start();

@@ -151,15 +151,49 @@ _GUESSES: dict[str, list[tuple[str, ParamType, str, tuple[float | None, float | 
                          ("cfg", "number", "CFG", (0, 30))],
     "EmptyLatentImage": [("width", "integer", "Width", (64, 4096)), ("height", "integer", "Height", (64, 4096)),
                          ("batch_size", "integer", "Images per run", (1, 64))],
+    "EmptySD3LatentImage": [("width", "integer", "Width", (64, 4096)), ("height", "integer", "Height", (64, 4096)),
+                            ("batch_size", "integer", "Images per run", (1, 64))],
     "LoadImage": [("image", "image", "Image", (None, None))],
     "LoadImageMask": [("image", "image", "Image", (None, None))],
-    "CheckpointLoaderSimple": [("ckpt_name", "enum", "Checkpoint", (None, None))],
+    "LoraLoader": [("strength_model", "number", "LoRA strength", (-10, 10))],
+    "LoraLoaderModelOnly": [("strength_model", "number", "LoRA strength", (-10, 10))],
 }
+_MODEL_LABELS = {"checkpoints": "Checkpoint", "loras": "LoRA", "vae": "VAE", "controlnet": "ControlNet",
+                 "upscale_models": "Upscaler", "text_encoders": "Text encoder", "clip_vision": "CLIP vision",
+                 "diffusion_models": "Diffusion model"}
+for _target, _folder in MODEL_FOLDERS.items():  # every model picker: the models ComfyUI has, to choose from
+    _class, _, _field = _target.partition(".")
+    _GUESSES.setdefault(_class, []).insert(0, (_field, "enum", _MODEL_LABELS[_folder], (None, None)))
+
+
+def _encoder_of(graph: dict[str, Any], node: str) -> str:
+    """The node a conditioning comes from, through nodes that pass one on (FluxGuidance, a ControlNet apply)."""
+    for _ in range(len(graph)):
+        inputs = graph.get(node, {}).get("inputs") if isinstance(graph.get(node), dict) else None
+        upstream = inputs.get("conditioning") if isinstance(inputs, dict) else None
+        if not _is_link(upstream) or "text" in inputs:
+            break
+        node = str(upstream[0])
+    return node
+
+
+def _conditioning_titles(graph: dict[str, Any]) -> dict[str, str]:
+    """A text encoder's title by what it feeds: a sampler's `positive` is the prompt, its `negative` the negative
+    prompt (a creator sees words, not node classes)."""
+    found: dict[str, str] = {}
+    for spec in graph.values():
+        inputs = spec.get("inputs") if isinstance(spec, dict) else None
+        for field, title in (("positive", "Prompt"), ("negative", "Negative prompt")):
+            value = inputs.get(field) if isinstance(inputs, dict) else None
+            if _is_link(value):
+                found.setdefault(_encoder_of(graph, str(value[0])), title)
+    return found
 
 
 def discover(graph: dict[str, Any]) -> list[Parameter]:
     """Parameters for a graph that declares none: the well-known inputs that hold a value, named NODE_INPUT."""
     found = []
+    conditioning = _conditioning_titles(graph)
     for node, spec in graph.items():
         if not isinstance(spec, dict) or not isinstance(spec.get("inputs"), dict):
             continue
@@ -169,8 +203,9 @@ def discover(graph: dict[str, Any]) -> list[Parameter]:
             if value is None or _is_link(value):
                 continue
             choices_from = f"{spec['class_type']}.{field}" if kind == "enum" else None
+            shown = conditioning.get(node) if kind == "string" and node in conditioning else f"{title}: {label}"
             found.append(Parameter(name=re.sub(r"[^A-Za-z0-9_-]", "_", f"{node}_{field}"), type=kind,
-                                   target=[f"{node}.{field}"], title=f"{title}: {label}", default=value,
+                                   target=[f"{node}.{field}"], title=shown, default=value,
                                    minimum=low, maximum=high, choices_from=choices_from))
     return found
 

@@ -4,6 +4,7 @@ the examples it offers (by title, never the warm-up graph)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 from collections.abc import AsyncIterator
@@ -21,6 +22,8 @@ from agent_harness import running_agent
 from comfy_double.harness import start_double
 from s3_server import S3
 from waiting import EVENTUALLY, until
+from web.conftest import OpenPage
+from workflows.test_editor_surfaces import saved_t2i
 
 DEFAULT_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"  # what the bundled workflows name: not in the double
 INSTALLED = "random-sd15.safetensors"  # the one checkpoint the double has
@@ -143,10 +146,69 @@ async def test_errors_are_shown_in_words(page: Page, site: str) -> None:
     await expect(refusal).not_to_contain_text("Prompt outputs failed validation")
 
 
-async def test_editor_format_is_refused_with_a_hint(page: Page, site: str) -> None:
+async def test_a_workflow_saved_by_the_editor_runs_and_is_published_behind_a_link(
+        page: Page, site: str, tmp_path: Path, open_page: OpenPage) -> None:
+    """A creator drops the file ComfyUI saved, runs it, keeps three of the settings the agent found, renames
+    one, publishes, and hands out the link: whoever opens it gets that form and nothing else."""
+    saved = tmp_path / "Lake scenery.json"
+    saved.write_text(json.dumps(saved_t2i()))
     await page.goto(site)
-    await paste(page, {"nodes": [], "links": [], "version": 0.4})
-    await expect(page.locator("#workflow-error")).to_contain_text("Export (API)")
+    await page.click("#own summary")
+    await page.set_input_files("#file", str(saved))
+    await expect(page.locator("[id='6.text']")).to_have_value(
+        "beautiful scenery nature glass bottle landscape, , purple galaxy bottle,")  # converted by the agent
+    await page.click("#run")
+    await expect(page.locator("#gallery img")).to_have_count(1, timeout=15_000)
+    await expect(page.locator("#publish-panel")).to_be_visible()
+    await expect(page.locator("#publish-name")).to_have_value("Lake-scenery")
+    for parameter in ("7_text", "3_seed", "3_cfg", "3_denoise", "5_batch_size", "4_ckpt_name"):
+        await page.uncheck(f"[id='keep-{parameter}']")
+    await page.fill("#publish-name", "lake")
+    await page.fill("#publish-title", "A lake")
+    await page.fill("[id='title-6_text']", "What to paint")
+    await page.click("#publish")
+    await expect(page.locator("#publish-version")).to_have_text("lake@1")
+    link = await page.locator("#publish-link").get_attribute("href")
+    assert link is not None and link.endswith("?workflow=lake")
+    async with open_page() as visitor:
+        await visitor.goto(link)
+        await expect(visitor.locator("#examples")).to_have_value("lake")
+        await expect(visitor.locator("#params label")).to_have_text([  # as the proposal listed them
+            "Empty Latent Image: Width", "Empty Latent Image: Height", "KSampler: Steps", "What to paint"])
+        await visitor.fill("[id='6_text']", "a lake at dawn")
+        await visitor.fill("[id='5_width']", "64")
+        await visitor.fill("[id='5_height']", "64")
+        await visitor.click("#run")
+        await expect(visitor.locator("#gallery img")).to_have_count(1, timeout=15_000)
+
+
+async def test_an_image_comfyui_saved_opens_its_workflow(page: Page, site: str, tmp_path: Path) -> None:
+    """The image the agent's run of a saved graph wrote carries that graph (PNG text, as ComfyUI's own saves):
+    dropped back on the page, it opens the same workflow."""
+    async with aiohttp.ClientSession() as session, session.post(site.replace("/app/", "/api/run"),
+                                                                json=saved_t2i()) as reply:
+        body = await reply.json()
+        assert reply.status == 200, body
+    image = tmp_path / "made.png"
+    image.write_bytes(base64.b64decode(body["9"]["results"][0]))
+    await page.goto(site)
+    await page.click("#own summary")
+    await page.set_input_files("#file", str(image))
+    await expect(page.locator("[id='3.steps']")).to_have_value("2")
+    await expect(page.locator("#workflow-name")).to_have_text("made.png")
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(plain)
+    await page.set_input_files("#file", str(plain))
+    await expect(page.locator("#workflow-error")).to_have_text("plain.png carries no workflow: it was not saved by "
+                                                               "ComfyUI.")
+
+
+async def test_a_saved_graph_that_cannot_be_converted_names_the_node(page: Page, site: str) -> None:
+    broken = saved_t2i()
+    next(node for node in broken["nodes"] if node["id"] == 4)["type"] = "NoSuchNode"
+    await page.goto(site)
+    await paste(page, broken)
+    await expect(page.locator("#workflow-error")).to_contain_text("node 4 (NoSuchNode): this ComfyUI has no such node")
 
 
 async def test_picture_for_loadimage_and_history_after_reload(page: Page, site: str, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from agent.workflows.definition import discover
 from agent.workflows.editor import EditorGraphError, is_editor_graph, to_api
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -65,3 +66,21 @@ def test_a_link_to_a_missing_node_and_a_circle_of_reroutes_are_named() -> None:
         "links": [[1, 1, 0, 2, 0, "*"], [2, 2, 0, 1, 0, "*"], [3, 1, 0, 3, 0, "IMAGE"]]}
     with pytest.raises(EditorGraphError, match="circle"):
         to_api(circle, OBJECT_INFO)
+
+
+def test_the_parameters_proposed_for_a_saved_flux_graph_name_its_prompt_and_models() -> None:
+    """What publishing proposes for a graph that declares nothing: the prompt by what it feeds, every model
+    picker listing what ComfyUI has, the LoRA's strength, the latent's size."""
+    proposed = {parameter.name: parameter for parameter in discover(
+        to_api(_load("flux-dev-checkpoint-note", "workflow"), OBJECT_INFO))}
+    exported = _load("flux-dev-checkpoint-note", "api")
+    prompt = next(node for node, spec in exported.items() if spec["class_type"] == "KSampler")
+    positive = exported[prompt]["inputs"]["positive"][0]
+    assert exported[positive]["class_type"] == "FluxGuidance"  # the prompt is found through it
+    encoder = exported[positive]["inputs"]["conditioning"][0]
+    assert proposed[f"{encoder}_text"].title == "Prompt"
+    pickers = {parameter.choices_from for parameter in proposed.values() if parameter.type == "enum"}
+    assert {"CheckpointLoaderSimple.ckpt_name", "LoraLoader.lora_name", "VAELoader.vae_name",
+            "DualCLIPLoader.clip_name1"} <= pickers
+    assert any(parameter.title.endswith(": LoRA strength") for parameter in proposed.values())
+    assert {parameter.title.rpartition(": ")[2] for parameter in proposed.values()} >= {"Width", "Height", "Seed"}
