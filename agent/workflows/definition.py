@@ -169,11 +169,11 @@ for _target, _folder in MODEL_FOLDERS.items():  # every model picker: the models
 def _encoder_of(graph: dict[str, Any], node: str) -> str:
     """The node a conditioning comes from, through nodes that pass one on (FluxGuidance, a ControlNet apply)."""
     for _ in range(len(graph)):
-        inputs = graph.get(node, {}).get("inputs") if isinstance(graph.get(node), dict) else None
-        upstream = inputs.get("conditioning") if isinstance(inputs, dict) else None
-        if not _is_link(upstream) or "text" in inputs:
+        spec = graph.get(node)
+        inputs = spec.get("inputs") if isinstance(spec, dict) else None
+        if not isinstance(inputs, dict) or "text" in inputs or not _is_link(inputs.get("conditioning")):
             break
-        node = str(upstream[0])
+        node = str(inputs["conditioning"][0])
     return node
 
 
@@ -184,7 +184,7 @@ def _conditioning_titles(graph: dict[str, Any]) -> dict[str, str]:
     for spec in graph.values():
         inputs = spec.get("inputs") if isinstance(spec, dict) else None
         for field, title in (("positive", "Prompt"), ("negative", "Negative prompt")):
-            value = inputs.get(field) if isinstance(inputs, dict) else None
+            value: Any = inputs.get(field) if isinstance(inputs, dict) else None
             if _is_link(value):
                 found.setdefault(_encoder_of(graph, str(value[0])), title)
     return found
