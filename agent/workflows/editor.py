@@ -4,21 +4,30 @@ editor's TypeScript (ComfyUI's issue 1112), so it is written here, after the edi
 
 A node's widget values are matched to its inputs in `/object_info`'s order, skipping the extra values the editor
 keeps (a seed's `control_after_generate`, an upload button); a link is followed through `Reroute` nodes and
-bypassed nodes (mode 4: an output takes the first input of its type) to the node that makes the value, and a link
-from a `PrimitiveNode` is that node's value. Muted nodes (mode 2) and the editor's own nodes (notes, primitives,
-reroutes) are left out. What cannot be converted raises `EditorGraphError` naming the node.
+bypassed nodes (mode 4: an output takes the input of its slot when the types agree, else the first of its type) to
+the node that makes the value, and a link from a `PrimitiveNode` is that node's value. Muted nodes (mode 2) and the
+editor's own nodes (notes, primitives, reroutes) are left out, and so is an input linked to a muted node.
+
+A subgraph (the editor's `definitions.subgraphs`) is flattened as the editor flattens it: each inner node of an
+instance becomes `INSTANCE:INNER` (nested: `OUTER:INSTANCE:INNER`), a link from the subgraph's input node is the
+link into the instance's input of that name (or, unlinked, the instance's own widget value), and an instance's
+output is the inner link that feeds the subgraph's output. What cannot be converted raises `EditorGraphError`
+naming the node.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 MUTED, BYPASSED = 2, 4
 EDITOR_ONLY = frozenset({"Note", "MarkdownNote", "PrimitiveNode", "Reroute"})
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
 UPLOADS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload")
+SUBGRAPH_INPUT = -10  # the id the editor gives a subgraph's input node
+UNSET = object()  # a link that carries nothing: the node keeps its own widget value
 
 
 class EditorGraphError(ValueError):
@@ -31,13 +40,17 @@ def is_editor_graph(value: Any) -> bool:
     return isinstance(value, dict) and isinstance(value.get("nodes"), list) and "links" in value
 
 
+def _subgraphs(graph: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    found = (graph.get("definitions") or {}).get("subgraphs") or []
+    return {str(subgraph.get("id")): subgraph for subgraph in found if isinstance(subgraph, dict)}
+
+
 def node_classes(graph: Mapping[str, Any]) -> set[str]:
     """The ComfyUI node classes a graph uses, those inside its subgraphs included: what to look up."""
-    subgraphs = (graph.get("definitions") or {}).get("subgraphs") or []
-    inner = {str(subgraph.get("id")) for subgraph in subgraphs if isinstance(subgraph, dict)}
-    nodes = [*(graph.get("nodes") or []), *(node for subgraph in subgraphs if isinstance(subgraph, dict)
+    subgraphs = _subgraphs(graph)
+    nodes = [*(graph.get("nodes") or []), *(node for subgraph in subgraphs.values()
                                             for node in subgraph.get("nodes") or [])]
-    return {str(node.get("type")) for node in nodes if isinstance(node, dict)} - inner - EDITOR_ONLY
+    return {str(node.get("type")) for node in nodes if isinstance(node, dict)} - set(subgraphs) - EDITOR_ONLY
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,36 @@ def _links(graph: Mapping[str, Any]) -> dict[int, Link]:
         else:
             found[int(link[0])] = Link(int(link[1]), int(link[2]))
     return found
+
+
+@dataclass
+class Scope:
+    """One graph being read: the root, or a subgraph's definition as one instance of it (`path` of instance ids
+    from the root; `parent` and `instance` where that instance sits)."""
+
+    graph: Mapping[str, Any]
+    path: tuple[str, ...] = ()
+    parent: Scope | None = None
+    instance: Mapping[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def nodes(self) -> dict[int, Mapping[str, Any]]:
+        return {int(node["id"]): node for node in self.graph.get("nodes") or []}
+
+    @cached_property
+    def links(self) -> dict[int, Link]:
+        return _links(self.graph)
+
+    def id_of(self, node: Mapping[str, Any]) -> str:
+        return ":".join((*self.path, str(node["id"])))
+
+    def inside(self, instance: Mapping[str, Any], definition: Mapping[str, Any]) -> Scope:
+        if str(instance.get("type")) in {str(scope.instance.get("type")) for scope in self._chain()}:
+            raise EditorGraphError(instance, "its subgraph contains itself")
+        return Scope(definition, (*self.path, str(instance["id"])), self, instance)
+
+    def _chain(self) -> list[Scope]:
+        return [self, *(self.parent._chain() if self.parent else [])]
 
 
 def _is_widget(spec: Any) -> bool:
@@ -79,19 +122,36 @@ def _specs(info: Mapping[str, Any]) -> list[tuple[str, Any]]:
 
 class _Converter:
     def __init__(self, graph: Mapping[str, Any], object_info: Mapping[str, Any]) -> None:
-        self.nodes = {int(node["id"]): node for node in graph["nodes"]}
-        self.links = _links(graph)
+        self.root = Scope(graph)
+        self.subgraphs = _subgraphs(graph)
         self.object_info = object_info
 
     def prompt(self) -> dict[str, Any]:
-        return {str(node_id): self._node(node) for node_id, node in self.nodes.items()
-                if node.get("mode", 0) not in (MUTED, BYPASSED) and node.get("type") not in EDITOR_ONLY}
+        prompt: dict[str, Any] = {}
+        self._emit(self.root, prompt)
+        for node in prompt.values():  # as the editor does: an input linked to a node left out goes too
+            node["inputs"] = {name: value for name, value in node["inputs"].items()
+                              if not (isinstance(value, list) and len(value) == 2 and str(value[0]) not in prompt)}
+        return prompt
 
-    def _node(self, node: Mapping[str, Any]) -> dict[str, Any]:
+    def _emit(self, scope: Scope, prompt: dict[str, Any]) -> None:
+        for node in scope.nodes.values():
+            kind = str(node.get("type"))
+            if node.get("mode", 0) in (MUTED, BYPASSED) or kind in EDITOR_ONLY:
+                continue
+            if kind in self.subgraphs:
+                self._emit(scope.inside(node, self.subgraphs[kind]), prompt)
+            elif kind.startswith(("workflow>", "workflow/")):
+                raise EditorGraphError(node, "group nodes are not converted; convert it to a subgraph in the "
+                                       "editor, or export the workflow in API format (Workflow > Export (API))")
+            else:
+                prompt[scope.id_of(node)] = self._node(scope, node)
+
+    def _node(self, scope: Scope, node: Mapping[str, Any]) -> dict[str, Any]:
         info = self.object_info.get(str(node.get("type")))
         if info is None:
             raise EditorGraphError(node, "this ComfyUI has no such node (a custom node not installed?)")
-        inputs = {**self._widgets(node, info), **self._linked(node)}
+        inputs = {**self._widgets(node, info), **self._linked(scope, node)}
         return {"inputs": inputs, "class_type": node["type"],
                 "_meta": {"title": node.get("title") or info.get("display_name") or node["type"]}}
 
@@ -108,52 +168,84 @@ class _Converter:
             place += 1 + _extra_values(spec)
         return found
 
-    def _linked(self, node: Mapping[str, Any]) -> dict[str, Any]:
+    def _linked(self, scope: Scope, node: Mapping[str, Any]) -> dict[str, Any]:
         found = {}
         for socket in node.get("inputs") or []:
             if socket.get("link") is None:
                 continue
-            value = self._source(node, int(socket["link"]))
-            if value is not None:
+            value = self._source(scope, node, int(socket["link"]))
+            if value is not UNSET:
                 found[socket["name"]] = value
         return found
 
-    def _source(self, node: Mapping[str, Any], link_id: int, seen: frozenset[int] = frozenset()) -> Any:
-        """What a link carries: `[node id, slot]` of the node that makes it, a primitive's value, or None when it
-        comes from a muted node (or nothing)."""
-        link = self.links.get(link_id)
+    def _source(self, scope: Scope, node: Mapping[str, Any], link_id: int, seen: frozenset[str] = frozenset(),
+                ) -> Any:
+        """What a link carries: `[node id, slot]` of the node that makes it, a primitive's or an instance's widget
+        value, or UNSET."""
+        link = scope.links.get(link_id)
         if link is None:
             raise EditorGraphError(node, f"link {link_id} is not in the graph")
-        origin = self.nodes.get(link.origin)
+        if link.origin == SUBGRAPH_INPUT and scope.parent is not None:
+            return self._from_instance(scope, node, link.slot, seen)
+        origin = scope.nodes.get(link.origin)
         if origin is None:
             raise EditorGraphError(node, f"a link comes from node {link.origin}, which is not in the graph")
-        if link.origin in seen:
+        if scope.id_of(origin) in seen:
             raise EditorGraphError(origin, "its links run in a circle")
-        kind, mode = origin.get("type"), origin.get("mode", 0)
-        if kind == "PrimitiveNode":
-            values = origin.get("widgets_values") or [None]
-            return values[0]
-        if kind == "Reroute" or mode == BYPASSED:
-            upstream = self._passed_through(origin, link.slot)
-            return None if upstream is None else self._source(origin, upstream, seen | {link.origin})
-        if mode == MUTED:
-            return None
-        return [str(link.origin), link.slot]
+        return self._output(scope, origin, link.slot, seen | {scope.id_of(origin)})
 
-    def _passed_through(self, origin: Mapping[str, Any], slot: int) -> int | None:
-        """The link into a reroute, or into a bypassed node's first input of the output's type."""
-        sockets = [socket for socket in origin.get("inputs") or [] if socket.get("link") is not None]
+    def _output(self, scope: Scope, origin: Mapping[str, Any], slot: int, seen: frozenset[str]) -> Any:
+        kind, mode = str(origin.get("type")), origin.get("mode", 0)
+        if kind == "PrimitiveNode":
+            return (origin.get("widgets_values") or [None])[0]
+        if kind == "Reroute" or mode == BYPASSED:
+            upstream = self._passed_through(origin, slot)
+            return UNSET if upstream is None else self._source(scope, origin, upstream, seen)
+        if kind in self.subgraphs and mode != MUTED:
+            outputs = self.subgraphs[kind].get("outputs") or []
+            links = outputs[slot].get("linkIds") or [] if slot < len(outputs) else []
+            if not links:
+                return UNSET
+            return self._source(scope.inside(origin, self.subgraphs[kind]), origin, int(links[0]), seen)
+        return [scope.id_of(origin), slot]
+
+    def _from_instance(self, scope: Scope, node: Mapping[str, Any], slot: int, seen: frozenset[str]) -> Any:
+        """A subgraph input: the link into the instance's input of that name, else the instance's widget value."""
+        assert scope.parent is not None
+        inputs = scope.graph.get("inputs") or []
+        if slot >= len(inputs):
+            raise EditorGraphError(node, f"its subgraph has no input {slot}")
+        name = inputs[slot].get("name")
+        sockets = scope.instance.get("inputs") or []
+        socket = next((socket for socket in sockets if socket.get("name") == name), None)
+        if socket is not None and socket.get("link") is not None:
+            return self._source(scope.parent, scope.instance, int(socket["link"]), seen)
+        return self._instance_widget(scope.instance, name)
+
+    @staticmethod
+    def _instance_widget(instance: Mapping[str, Any], name: Any) -> Any:
+        """The instance's own value for a subgraph input shown as a widget, in the order its widgets are saved."""
+        widgets = [socket.get("name") for socket in instance.get("inputs") or [] if socket.get("widget")]
+        values = instance.get("widgets_values")
+        if not isinstance(values, list) or name not in widgets or widgets.index(name) >= len(values):
+            return UNSET
+        return values[widgets.index(name)]
+
+    @staticmethod
+    def _passed_through(origin: Mapping[str, Any], slot: int) -> int | None:
+        """The link into a reroute; into a bypassed node's input of the same slot when the types agree, else into
+        its first input of the output's type."""
+        inputs = origin.get("inputs") or []
         if origin.get("type") == "Reroute":
-            return int(sockets[0]["link"]) if sockets else None
-        outputs = origin.get("outputs") or []
-        kind = outputs[slot].get("type") if slot < len(outputs) else None
-        matching = [socket for socket in sockets if socket.get("type") == kind]
-        return int(matching[0]["link"]) if matching else None
+            chosen = inputs[0] if inputs else None
+        else:
+            outputs = origin.get("outputs") or []
+            kind = outputs[slot].get("type") if slot < len(outputs) else None
+            same = inputs[slot] if slot < len(inputs) and inputs[slot].get("type") == kind else None
+            chosen = same or next((socket for socket in inputs if socket.get("type") == kind), None)
+        return None if chosen is None or chosen.get("link") is None else int(chosen["link"])
 
 
 def to_api(graph: Mapping[str, Any], object_info: Mapping[str, Any]) -> dict[str, Any]:
     """The API format of an editor graph (`EditorGraphError` for what cannot be converted)."""
-    if (graph.get("definitions") or {}).get("subgraphs"):
-        raise EditorGraphError({"id": "-", "type": "subgraph"}, "subgraphs are not converted yet; export the "
-                               "workflow in API format (Workflow > Export (API))")
     return _Converter(graph, object_info).prompt()

@@ -44,7 +44,8 @@ async def test_prefer_respond_async_answers_202_and_the_run_goes_on(agent: Clien
     body = await poll(agent, "bg-1", {"succeeded", "failed"}, results="true")
     assert body["status"] == "succeeded"
     assert set(body) == {"task_id", "status", "prompt_id", "created_at", "started_at", "finished_at",
-                         "progress", "outputs", "error", "timings", "webhook", "params"}
+                         "progress", "outputs", "error", "timings", "webhook", "params", "workflow"}
+    assert body["workflow"] is None
     assert body["created_at"] <= body["started_at"] <= body["finished_at"]
     timings = body["timings"]
     assert set(timings) == {"claim", "inputs", "queue", "execution", "delivery"}
