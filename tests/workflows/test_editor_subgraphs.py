@@ -22,7 +22,7 @@ def _link(link_id: int, origin: int, slot: int, target: int, target_slot: int, k
             "target_slot": target_slot, "type": kind}
 
 
-PROMPT = {  # a subgraph: CLIP and text in, the encoded conditioning out; the text is a widget inside
+PROMPT: dict[str, Any] = {  # a subgraph: CLIP and text in, the encoded conditioning out; the text is a widget inside
     "id": "prompt-sg", "name": "Prompt",
     "inputs": [{"name": "clip", "type": "CLIP", "linkIds": [1]}, {"name": "text", "type": "STRING", "linkIds": [2]}],
     "outputs": [{"name": "CONDITIONING", "type": "CONDITIONING", "linkIds": [3]}],
