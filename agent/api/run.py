@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from yarl import URL
 
 from agent.api.render import run_response
 from agent.api.replies import Accepted
@@ -44,12 +45,13 @@ def _mode(request: web.Request) -> Mode:
     return Mode.BACKGROUND if wants_async(request) else Mode.HELD
 
 
-async def _submission(request: web.Request, front: Front, task_id: str, mode: Mode, parse: Parse) -> Submission:
+async def _submission(request: web.Request, front: Front, task_id: str, mode: Mode, parse: Parse, *,
+                      path: str) -> Submission:
     """Every part of the request checked before the run starts; a refusal is told to the front."""
     front.room(mode)  # a full instance says so before it reads the body
     try:
         prompt, options, body = await parse(await request.read())
-        submission = Submission(task_id, prompt, options, mode, body, str(request.rel_url), request.headers)
+        submission = Submission(task_id, prompt, options, mode, body, path, request.headers)
         await front.check(submission)
     except AgentError as exc:
         await front.refused(task_id, exc)
@@ -57,13 +59,16 @@ async def _submission(request: web.Request, front: Front, task_id: str, mode: Mo
     return submission
 
 
-async def serve_run(request: web.Request, services: Services, parse: Parse) -> web.StreamResponse:
-    """A run, held, in the background or streamed, whatever `parse` makes of the body."""
+async def serve_run(request: web.Request, services: Services, parse: Parse,
+                    path: str | None = None) -> web.StreamResponse:
+    """A run, held, in the background or streamed, whatever `parse` makes of the body; a worker it is handed to
+    gets `path` (the request's own by default)."""
     task_id = task_id_of(request) or new_task_id()
     mode = _mode(request)
     front = services.front
     with services.stream_slots.taken() if mode is Mode.STREAMED else contextlib.nullcontext():
-        submission = await _submission(request, front, task_id, mode, parse)  # a full instance refuses streams first
+        # a full instance refuses streams first
+        submission = await _submission(request, front, task_id, mode, parse, path=path or str(request.rel_url))
         if mode is Mode.HELD:
             async with front.hold(submission) as held:
                 return await _answer(request, held, submission.options.results)
@@ -112,8 +117,10 @@ async def run(request: web.Request, services: Services) -> web.StreamResponse:
 
 async def run_workflow(request: web.Request, services: Services) -> web.StreamResponse:
     """A worker gets the caller's parameters and the seeds drawn here, so it makes the same graph (the defaults
-    stay the definition's own, for ComfyUI to judge)."""
+    stay the definition's own, for ComfyUI to judge), and the version resolved here: one published meanwhile is
+    not the one the caller was answered for."""
     definition = await named(request, services.workflows)
+    pinned = URL.build(path=f"/api/workflows/{definition.reference}/run", query_string=request.rel_url.query_string)
     seeds = {parameter.name for parameter in definition.parameters if parameter.type == "seed"}
 
     async def parse(raw: bytes) -> tuple[dict[str, Any], RunOptions, bytes]:
@@ -123,7 +130,7 @@ async def run_workflow(request: web.Request, services: Services) -> web.StreamRe
         forwarded = json.dumps({"params": params, "options": body.options}, separators=(",", ":")).encode()
         return graph, options, forwarded
 
-    return await serve_run(request, services, parse)
+    return await serve_run(request, services, parse, str(pinned))
 
 
 async def cancel_task(request: web.Request, services: Services) -> web.Response:

@@ -46,3 +46,31 @@ async def test_a_saved_graph_is_checked_at_the_gateway_and_run_on_a_worker(deplo
     await deployment.submit("gw-saved", saved_t2i())
     ended = await deployment.ended("gw-saved")
     assert ended["status"] == "succeeded", ended
+
+
+async def test_a_run_handed_on_runs_the_version_the_gateway_resolved(deployment: Deployment) -> None:  # noqa: F811
+    await deployment.start_workers(1)
+    await until(lambda: _published(deployment.store), EVENTUALLY, "a worker to publish ComfyUI's node catalog")
+    session, gateway = deployment.session, deployment.url
+
+    async def publish(title: str) -> int:
+        async with session.post(f"{gateway}/api/workflows", json={"name": "scenery", "title": title,
+                                                                  "graph": saved_t2i()}, headers=AUTH) as reply:
+            assert reply.status == 201, await reply.text()
+            version: int = (await reply.json())["version"]
+            return version
+
+    assert await publish("first") == 1
+    deployment.front.hold()
+    async with session.post(f"{gateway}/api/workflows/scenery/run", json={"params": {"6_text": "a harbour"}},
+                            headers={**BACKGROUND, "task-id": "gw-pinned"}) as reply:
+        assert reply.status == 202, await reply.text()
+
+    async def parked() -> bool:
+        return deployment.front.waiting == 1
+
+    await until(parked, EVENTUALLY, "FC to hold the run")
+    assert await publish("second") == 2  # published while the run waits in FC's queue
+    deployment.front.release()
+    ended = await deployment.ended("gw-pinned")
+    assert ended["status"] == "succeeded" and ended["workflow"] == "scenery@1", ended
