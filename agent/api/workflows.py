@@ -26,7 +26,7 @@ from agent.api.services import Services
 from agent.errors import NotFound, RequestParamsError
 from agent.logs import log_event
 from agent.tasks.options import RunOptions
-from agent.workflows.catalog import Catalog, api_format
+from agent.workflows.catalog import Catalog, api_format, saved_as_run
 from agent.workflows.choices import choices_of
 from agent.workflows.definition import NAME, Definition, DefinitionError, discover, load_definition
 from agent.workflows.library import Library
@@ -139,7 +139,8 @@ async def resolve_run(request: web.Request, services: Services, definition: Defi
     body = parse_workflow_body(raw)
     options = parse_options(body.options, request, services.settings.webhook_url)
     graph, used = resolve(definition, body.params, await choices_of(definition, services.catalog))
-    pnginfo = {"workflow": definition.editor} if definition.editor is not None else None
+    pnginfo = None if definition.editor is None else {
+        "workflow": await saved_as_run(definition.editor, graph, services.catalog)}
     return graph, dataclasses.replace(options, params=used, pnginfo=pnginfo, workflow=definition.reference), body
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from agent.comfy.client import ComfyClient, ComfyHTTPError, ComfyUnreachable
 from agent.errors import ComfyUIUnavailable, WorkflowFormatError
 from agent.stores.shared import SharedDocuments
-from agent.workflows.editor import EditorGraphError, is_editor_graph, node_classes, to_api
+from agent.workflows.editor import EditorGraphError, is_editor_graph, node_classes, to_api, with_values
 
 FRESH_FOR = 30.0
 SHARED_NAME = "object-info"  # the store's document: a worker's whole `/object_info`
@@ -116,3 +116,13 @@ async def api_format(graph: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
     if not converted:
         raise WorkflowFormatError("the editor's workflow has no node to run (every node muted, or notes only)")
     return converted
+
+
+async def saved_as_run(saved: dict[str, Any], prompt: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
+    """The editor's saved graph with the values a run of it used, for the outputs' metadata; as saved when the
+    catalog cannot be read (the run does not depend on it)."""
+    try:
+        found = await catalog.nodes(node_classes(saved))
+    except ComfyUIUnavailable:
+        return saved
+    return with_values(saved, prompt, found)

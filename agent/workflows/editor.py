@@ -246,6 +246,80 @@ class _Converter:
         return None if chosen is None or chosen.get("link") is None else int(chosen["link"])
 
 
+def _widget_places(info: Mapping[str, Any]) -> dict[str, int]:
+    """Where each widget's value sits in a node's `widgets_values` (as `_Converter._widgets` reads them)."""
+    places, place = {}, 0
+    for name, spec in _specs(info):
+        if _is_widget(spec):
+            places[name] = place
+            place += 1 + _extra_values(spec)
+    return places
+
+
+def _set_widget(node: dict[str, Any], name: str, place: int | None, value: Any) -> None:
+    values = node.get("widgets_values")
+    if isinstance(values, dict) and name in values:
+        node["widgets_values"] = {**values, name: value}
+    elif isinstance(values, list) and place is not None and place < len(values):
+        node["widgets_values"] = [*values[:place], value, *values[place + 1:]]
+
+
+def _is_link(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2
+
+
+def with_values(graph: Mapping[str, Any], prompt: Mapping[str, Any],
+                object_info: Mapping[str, Any]) -> dict[str, Any]:
+    """The editor's graph showing the values a run of its API format used (a published workflow's parameters),
+    so an image's metadata opens in the editor as it was made: the top-level nodes' widgets, the primitives that
+    feed them, and the values subgraph instances hold for their inputs; values inside a subgraph's definition
+    stay as saved."""
+    subgraphs, links = _subgraphs(graph), _links(graph)
+    nodes = {int(node["id"]): dict(node) for node in graph.get("nodes") or []}
+    for node_id, node in nodes.items():
+        kind, ran = str(node.get("type")), prompt.get(str(node_id))
+        if kind in subgraphs:
+            _instance_values(node, subgraphs[kind], prompt)
+        if kind not in object_info or not isinstance(ran, dict):
+            continue
+        places = _widget_places(object_info[kind])
+        fed = {socket.get("name"): link.origin for socket in node.get("inputs") or []
+               if socket.get("link") is not None and (link := links.get(int(socket["link"]))) is not None}
+        for name, value in (ran.get("inputs") or {}).items():
+            primitive = nodes.get(fed[name]) if name in fed else None
+            if primitive is not None and primitive.get("type") == "PrimitiveNode":
+                _set_widget(primitive, name, 0, value)
+            elif name in places and not _is_link(value):
+                _set_widget(node, name, places[name], value)
+    return {**graph, "nodes": list(nodes.values())}
+
+
+def _instance_values(instance: dict[str, Any], definition: Mapping[str, Any], prompt: Mapping[str, Any]) -> None:
+    """An instance's widget values (its inputs shown as widgets, in order) from what the run gave the inner inputs
+    they feed (`INSTANCE:INNER`)."""
+    inner = Scope(definition, (str(instance["id"]),))
+    widgets = [socket.get("name") for socket in instance.get("inputs") or [] if socket.get("widget")]
+    for place, name in enumerate(widgets):
+        value = _fed_value(inner, name, prompt)
+        if value is not None:
+            _set_widget(instance, str(name), place, value)
+
+
+def _fed_value(inner: Scope, name: Any, prompt: Mapping[str, Any]) -> Any:
+    names = [entry.get("name") for entry in inner.graph.get("inputs") or []]
+    for link in inner.graph.get("links") or []:
+        if not isinstance(link, dict) or link.get("origin_id") != SUBGRAPH_INPUT:
+            continue
+        node = inner.nodes.get(int(link["target_id"]))
+        sockets, slot, origin = (node or {}).get("inputs") or [], int(link["target_slot"]), int(link["origin_slot"])
+        if node is None or origin >= len(names) or names[origin] != name or slot >= len(sockets):
+            continue
+        value = (prompt.get(inner.id_of(node)) or {}).get("inputs", {}).get(sockets[slot].get("name"))
+        if value is not None and not _is_link(value):
+            return value
+    return None
+
+
 def to_api(graph: Mapping[str, Any], object_info: Mapping[str, Any]) -> dict[str, Any]:
     """The API format of an editor graph (`EditorGraphError` for what cannot be converted)."""
     return _Converter(graph, object_info).prompt()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from agent.workflows.definition import discover
-from agent.workflows.editor import EditorGraphError, is_editor_graph, to_api
+from agent.workflows.editor import EditorGraphError, is_editor_graph, to_api, with_values
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 PAIRS = FIXTURES / "editor-workflows"
@@ -46,6 +46,23 @@ def test_a_saved_graph_converts_to_its_api_export(name: str) -> None:
     assert is_editor_graph(saved) and not is_editor_graph(exported)
     converted = to_api(saved, OBJECT_INFO)
     assert _as_exported(exported, converted) == exported
+
+
+@pytest.mark.parametrize("name", CORE_ONLY)
+def test_the_saved_graph_takes_the_values_a_run_used_and_converts_back_to_them(name: str) -> None:
+    saved = _load(name, "workflow")
+    ran = to_api(saved, OBJECT_INFO)
+    changed = 0
+    for node in ran.values():  # every value a widget (or a primitive) holds, changed
+        for input_name, value in node["inputs"].items():
+            if isinstance(value, str):
+                node["inputs"][input_name], changed = value + " (ran)", changed + 1
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                node["inputs"][input_name], changed = value + 1, changed + 1
+    assert changed
+    shown = with_values(saved, ran, OBJECT_INFO)
+    assert _load(name, "workflow") == saved  # a copy: the saved graph is left as it was
+    assert to_api(shown, OBJECT_INFO) == ran
 
 
 def test_a_node_this_comfyui_lacks_is_named() -> None:

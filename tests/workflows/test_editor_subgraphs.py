@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agent.workflows.editor import EditorGraphError, node_classes, to_api
+from agent.workflows.editor import EditorGraphError, node_classes, to_api, with_values
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 OBJECT_INFO = json.loads((FIXTURES / "comfyui-0.3.64" / "object_info_full.json").read_text())
@@ -126,3 +126,12 @@ def test_a_subgraph_inside_itself_and_a_legacy_group_node_are_named() -> None:
     graph = _graph(_instance(10, "workflow>Encode", 1, [3], []), _instance(11, "prompt-sg", 2, [4], []))
     with pytest.raises(EditorGraphError, match="group nodes"):
         to_api(graph, OBJECT_INFO)
+
+
+def test_the_values_a_run_gave_an_instances_inputs_are_shown_on_the_instance() -> None:
+    graph = _graph(_instance(10, "prompt-sg", 1, [3], ["a red fox"]), _instance(11, "prompt-sg", 2, [4], []))
+    ran = to_api(graph, OBJECT_INFO)
+    ran["10:1"]["inputs"]["text"] = "a grey wolf"
+    shown = with_values(graph, ran, OBJECT_INFO)
+    assert [node.get("widgets_values") for node in shown["nodes"] if node["id"] == 10] == [["a grey wolf"]]
+    assert to_api(shown, OBJECT_INFO) == ran

@@ -36,6 +36,13 @@ def saved_t2i() -> dict[str, Any]:
     return graph
 
 
+def as_run(saved: dict[str, Any], node_id: int, text: str) -> dict[str, Any]:
+    """The saved graph showing the text a run gave one encoder: what the image's metadata carries, so ComfyUI
+    opens it as it was made."""
+    next(node for node in saved["nodes"] if node["id"] == node_id)["widgets_values"] = [text]
+    return saved
+
+
 def metadata(image: bytes) -> dict[str, Any]:
     """The text chunks of a PNG, as the editor reads them when a file is dropped on it."""
     with Image.open(io.BytesIO(image)) as opened:
@@ -112,7 +119,7 @@ async def test_workflow_files_saved_by_the_editor_are_served_converted(agent: Cl
     assert reply.status == 200, body
     found = metadata(base64.b64decode(body["9"]["results"][0]))
     assert found["prompt"]["6"]["inputs"]["text"] == "a lake at dusk"
-    assert found["workflow"]["nodes"] == saved_t2i()["nodes"]
+    assert found["workflow"]["nodes"] == as_run(saved_t2i(), 6, "a lake at dusk")["nodes"]
     broken = await agent.post("/api/workflows/broken/run", json={})
     body = await broken.json()
     assert broken.status == 400 and body["message"] == "WorkflowFormatError" and body["node_id"] == "4", body

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from agent_harness import running_agent
 from stores.conftest import shared_store
-from workflows.test_editor_surfaces import metadata, saved_t2i
+from workflows.test_editor_surfaces import as_run, metadata, saved_t2i
 
 Client = TestClient[web.Request, web.Application]
 TOKEN = "publish-token"
@@ -72,7 +72,8 @@ async def test_a_saved_graph_is_published_with_proposed_parameters_and_served_by
     task = await run(second, "scenery", {"6_text": "a glass bottle on a beach"})
     assert task["workflow"] == "scenery@1" and task["params"]["6_text"] == "a glass bottle on a beach"
     image = metadata(_first_image(task))
-    assert image["workflow"] == saved_t2i() and image["prompt"]["6"]["inputs"]["text"] == "a glass bottle on a beach"
+    assert image["prompt"]["6"]["inputs"]["text"] == "a glass bottle on a beach"
+    assert image["workflow"] == as_run(saved_t2i(), 6, "a glass bottle on a beach")
 
 
 def _first_image(task: dict[str, Any]) -> bytes:
