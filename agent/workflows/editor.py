@@ -271,15 +271,26 @@ def _is_link(value: Any) -> bool:
 def with_values(graph: Mapping[str, Any], prompt: Mapping[str, Any],
                 object_info: Mapping[str, Any]) -> dict[str, Any]:
     """The editor's graph showing the values a run of its API format used (a published workflow's parameters),
-    so an image's metadata opens in the editor as it was made: the top-level nodes' widgets, the primitives that
-    feed them, and the values subgraph instances hold for their inputs; values inside a subgraph's definition
-    stay as saved."""
-    subgraphs, links = _subgraphs(graph), _links(graph)
+    so an image's metadata opens in the editor as it was made: nodes' widgets, the primitives that feed them,
+    subgraph instances' own values, and values inside a subgraph's definition (shared by its instances: the
+    last instance's run value shows)."""
+    subgraphs = {name: dict(definition) for name, definition in _subgraphs(graph).items()}
+    shown = _shown(graph, (), prompt, object_info, subgraphs)
+    if subgraphs:
+        shown["definitions"] = {**graph["definitions"], "subgraphs": list(subgraphs.values())}
+    return shown
+
+
+def _shown(graph: Mapping[str, Any], path: tuple[str, ...], prompt: Mapping[str, Any],
+           object_info: Mapping[str, Any], subgraphs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    links = _links(graph)
     nodes = {int(node["id"]): dict(node) for node in graph.get("nodes") or []}
     for node_id, node in nodes.items():
-        kind, ran = str(node.get("type")), prompt.get(str(node_id))
-        if kind in subgraphs:
-            _instance_values(node, subgraphs[kind], prompt)
+        kind, inner = str(node.get("type")), (*path, str(node_id))
+        if kind in subgraphs and len(inner) <= len(subgraphs):  # deeper is a subgraph inside itself
+            _instance_values(node, Scope(subgraphs[kind], inner), prompt)
+            subgraphs[kind].update(_shown(subgraphs[kind], inner, prompt, object_info, subgraphs))
+        ran = prompt.get(":".join(inner))
         if kind not in object_info or not isinstance(ran, dict):
             continue
         places = _widget_places(object_info[kind])
@@ -294,10 +305,9 @@ def with_values(graph: Mapping[str, Any], prompt: Mapping[str, Any],
     return {**graph, "nodes": list(nodes.values())}
 
 
-def _instance_values(instance: dict[str, Any], definition: Mapping[str, Any], prompt: Mapping[str, Any]) -> None:
+def _instance_values(instance: dict[str, Any], inner: Scope, prompt: Mapping[str, Any]) -> None:
     """An instance's widget values (its inputs shown as widgets, in order) from what the run gave the inner inputs
     they feed (`INSTANCE:INNER`)."""
-    inner = Scope(definition, (str(instance["id"]),))
     widgets = [socket.get("name") for socket in instance.get("inputs") or [] if socket.get("widget")]
     for place, name in enumerate(widgets):
         value = _fed_value(inner, name, prompt)

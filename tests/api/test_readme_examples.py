@@ -16,11 +16,12 @@ from sync_docs import README, REPO
 Client = TestClient[web.Request, web.Application]
 TEXT = README.read_text()
 POSTED = sorted(set(re.findall(r"-d @([\w./-]+)", TEXT)) | set(re.findall(r"comfyui-agent run ([\w./-]+\.json)", TEXT)))
-WORKFLOWS = sorted(set(re.findall(r"/api/workflows/([a-z0-9_-]+)/run", TEXT)))
+PUBLISHED = sorted(set(re.findall(r"comfyui-agent workflows publish ([\w./-]+) --name ([a-z0-9_-]+)", TEXT)))
+WORKFLOWS = sorted(set(re.findall(r"/api/workflows/([a-z0-9_-]+)/run", TEXT)) - {name for _, name in PUBLISHED})
 
 
 def test_the_examples_post_files_and_name_workflows() -> None:
-    assert POSTED and WORKFLOWS
+    assert POSTED and WORKFLOWS and PUBLISHED
 
 
 @pytest.mark.parametrize("name", POSTED)
@@ -35,6 +36,15 @@ async def test_each_posted_file_is_shipped_and_runs(agent: Client, name: str) ->
 @pytest.mark.parametrize("name", WORKFLOWS)
 async def test_each_named_workflow_exists(agent: Client, name: str) -> None:
     assert (await agent.get(f"/api/workflows/{name}")).status == 200
+
+
+@pytest.mark.parametrize(("path", "name"), PUBLISHED)
+async def test_each_published_file_publishes_and_runs(agent: Client, path: str, name: str) -> None:
+    graph = json.loads((REPO / path).read_text())
+    published = await agent.post("/api/workflows", json={"name": name, "graph": graph})
+    assert published.status == 201, await published.text()
+    response = await agent.post(f"/api/workflows/{name}/run", json={})
+    assert response.status == 200, await response.text()
 
 
 def test_the_first_screen_says_what_the_service_is_for() -> None:
