@@ -3,7 +3,8 @@ gives for the same graph, converted against ComfyUI's own `/object_info`: no lib
 editor's TypeScript (ComfyUI's issue 1112), so it is written here, after the editor's `graphToPrompt`.
 
 A node's widget values are matched to its inputs in `/object_info`'s order, skipping the extra values the editor
-keeps (a seed's `control_after_generate`, an upload button); a link is followed through `Reroute` nodes and
+keeps (a seed's `control_after_generate`, an upload button), and a widget newer than the save takes its default
+as the editor gives it on load; a link is followed through `Reroute` nodes and
 bypassed nodes (mode 4: an output takes the input of its slot when the types agree, else the first of its type) to
 the node that makes the value, and a link from a `PrimitiveNode` is that node's value. Muted nodes (mode 2) and the
 editor's own nodes (notes, primitives, reroutes) are left out, and so is an input linked to a muted node.
@@ -113,6 +114,14 @@ def _extra_values(spec: Any) -> int:
     return int(bool(options.get("control_after_generate"))) + sum(bool(options.get(key)) for key in UPLOADS)
 
 
+def _default(spec: Any) -> Any:
+    """A widget's value before anyone sets it: its default, else a list's first choice."""
+    kind, options = (spec[0], spec[1] if len(spec) > 1 else {}) if isinstance(spec, list | tuple) else (spec, {})
+    options = options if isinstance(options, dict) else {}
+    choices = kind if isinstance(kind, list) else options.get("options") if kind == "COMBO" else None
+    return options["default"] if "default" in options else choices[0] if choices else None
+
+
 def _specs(info: Mapping[str, Any]) -> list[tuple[str, Any]]:
     inputs = info.get("input") or {}
     order = info.get("input_order") or {part: list(inputs.get(part) or {}) for part in ("required", "optional")}
@@ -161,10 +170,10 @@ class _Converter:
         if isinstance(values, dict):  # some nodes save their widgets by name
             return {name: values[name] for name, _ in widgets if name in values}
         values, found, place = values or [], {}, 0
-        for name, spec in widgets:
-            if place >= len(values):
-                break
-            found[name] = values[place]
+        for name, spec in widgets:  # one the save predates has its default, as the editor gives it on load
+            value = values[place] if place < len(values) else _default(spec)
+            if value is not None:
+                found[name] = value
             place += 1 + _extra_values(spec)
         return found
 

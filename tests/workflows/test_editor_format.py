@@ -65,6 +65,17 @@ def test_the_saved_graph_takes_the_values_a_run_used_and_converts_back_to_them(n
     assert to_api(shown, OBJECT_INFO) == ran
 
 
+def test_a_widget_the_save_predates_takes_its_default_as_the_editor_gives_it() -> None:
+    saved = _load("default-t2i-sd15", "workflow")
+    sampler = next(node for node in saved["nodes"] if node["type"] == "KSampler")
+    sampler["widgets_values"] = sampler["widgets_values"][:4]  # seed, its control, steps, cfg
+    inputs = to_api(saved, OBJECT_INFO)[str(sampler["id"])]["inputs"]
+    spec = OBJECT_INFO["KSampler"]["input"]["required"]
+    assert (inputs["sampler_name"], inputs["scheduler"]) == (spec["sampler_name"][0][0], spec["scheduler"][0][0])
+    assert inputs["denoise"] == spec["denoise"][1]["default"] == 1.0
+    assert inputs["steps"] == sampler["widgets_values"][2]
+
+
 def test_a_node_this_comfyui_lacks_is_named() -> None:
     with pytest.raises(EditorGraphError) as refused:
         to_api(_load("reroute-was-bloom", "workflow"), OBJECT_INFO)
