@@ -129,6 +129,36 @@ def _specs(info: Mapping[str, Any]) -> list[tuple[str, Any]]:
             for name in order.get(part) or [] if name in (inputs.get(part) or {})]
 
 
+def _proxies(instance: Mapping[str, Any]) -> list[tuple[str, str] | None] | None:
+    """An instance's legacy `properties.proxyWidgets` (editors of late 2025): per value it keeps, the inner node
+    and widget it shows ("-1" and a name for a subgraph input); None when it has none."""
+    entries = (instance.get("properties") or {}).get("proxyWidgets")
+    if not isinstance(entries, list):
+        return None
+    return [(str(entry[0]), str(entry[1])) if isinstance(entry, list) and len(entry) >= 2 else None
+            for entry in entries]
+
+
+def _host_place(instance: Mapping[str, Any], name: str, fed: tuple[str, str] | None) -> int | None:
+    """Where in its `widgets_values` an instance keeps its value for a subgraph input: at its proxy (the input's
+    own, or the inner widget it feeds), else in the order of its inputs shown as widgets."""
+    proxies = _proxies(instance)
+    if proxies is not None:
+        return next((proxies.index(key) for key in (("-1", name), fed) if key in proxies), None)
+    widgets = [socket.get("name") for socket in instance.get("inputs") or [] if socket.get("widget")]
+    return widgets.index(name) if name in widgets else None
+
+
+def _promoted(instance: Mapping[str, Any], node_id: str) -> dict[str, Any]:
+    """The values an instance keeps for one inner node's widgets shown on it without a subgraph input (legacy
+    proxies): the editor makes each that instance's own on load."""
+    values = instance.get("widgets_values")
+    if not isinstance(values, list):
+        return {}
+    return {key[1]: values[place] for place, key in enumerate(_proxies(instance) or [])
+            if key is not None and key[0] == node_id and place < len(values) and values[place] is not None}
+
+
 class _Converter:
     def __init__(self, graph: Mapping[str, Any], object_info: Mapping[str, Any]) -> None:
         self.root = Scope(graph)
@@ -160,7 +190,9 @@ class _Converter:
         info = self.object_info.get(str(node.get("type")))
         if info is None:
             raise EditorGraphError(node, "this ComfyUI has no such node (a custom node not installed?)")
-        inputs = {**self._widgets(node, info), **self._linked(scope, node)}
+        promoted = {name: value for name, value in _promoted(scope.instance, str(node["id"])).items()
+                    if name in _widget_places(info)}
+        inputs = {**self._widgets(node, info), **promoted, **self._linked(scope, node)}
         return {"inputs": inputs, "class_type": node["type"],
                 "_meta": {"title": node.get("title") or info.get("display_name") or node["type"]}}
 
@@ -195,7 +227,7 @@ class _Converter:
         if link is None:
             raise EditorGraphError(node, f"link {link_id} is not in the graph")
         if link.origin == SUBGRAPH_INPUT and scope.parent is not None:
-            return self._from_instance(scope, node, link.slot, seen)
+            return self._from_instance(scope, node, link_id, link.slot, seen)
         origin = scope.nodes.get(link.origin)
         if origin is None:
             raise EditorGraphError(node, f"a link comes from node {link.origin}, which is not in the graph")
@@ -218,27 +250,26 @@ class _Converter:
             return self._source(scope.inside(origin, self.subgraphs[kind]), origin, int(links[0]), seen)
         return [scope.id_of(origin), slot]
 
-    def _from_instance(self, scope: Scope, node: Mapping[str, Any], slot: int, seen: frozenset[str]) -> Any:
+    def _from_instance(self, scope: Scope, node: Mapping[str, Any], link_id: int, slot: int,
+                       seen: frozenset[str]) -> Any:
         """A subgraph input: the link into the instance's input of that name, else the instance's widget value."""
         assert scope.parent is not None
         inputs = scope.graph.get("inputs") or []
         if slot >= len(inputs):
             raise EditorGraphError(node, f"its subgraph has no input {slot}")
-        name = inputs[slot].get("name")
+        name = str(inputs[slot].get("name"))
         sockets = scope.instance.get("inputs") or []
         socket = next((socket for socket in sockets if socket.get("name") == name), None)
         if socket is not None and socket.get("link") is not None:
             return self._source(scope.parent, scope.instance, int(socket["link"]), seen)
-        return self._instance_widget(scope.instance, name)
-
-    @staticmethod
-    def _instance_widget(instance: Mapping[str, Any], name: Any) -> Any:
-        """The instance's own value for a subgraph input shown as a widget, in the order its widgets are saved."""
-        widgets = [socket.get("name") for socket in instance.get("inputs") or [] if socket.get("widget")]
-        values = instance.get("widgets_values")
-        if not isinstance(values, list) or name not in widgets or widgets.index(name) >= len(values):
+        target: Mapping[str, Any] = next(
+            (socket for socket in node.get("inputs") or [] if socket.get("link") == link_id), {})
+        fed = (str(node.get("id")), str((target.get("widget") or {}).get("name") or target.get("name")))
+        place = _host_place(scope.instance, name, fed)
+        values = scope.instance.get("widgets_values")
+        if not isinstance(values, list) or place is None or place >= len(values) or values[place] is None:
             return UNSET
-        return values[widgets.index(name)]
+        return values[place]
 
     @staticmethod
     def _passed_through(origin: Mapping[str, Any], slot: int) -> int | None:
@@ -315,13 +346,19 @@ def _shown(graph: Mapping[str, Any], path: tuple[str, ...], prompt: Mapping[str,
 
 
 def _instance_values(instance: dict[str, Any], inner: Scope, prompt: Mapping[str, Any]) -> None:
-    """An instance's widget values (its inputs shown as widgets, in order) from what the run gave the inner inputs
-    they feed (`INSTANCE:INNER`)."""
-    widgets = [socket.get("name") for socket in instance.get("inputs") or [] if socket.get("widget")]
-    for place, name in enumerate(widgets):
-        value = _fed_value(inner, name, prompt)
-        if value is not None:
-            _set_widget(instance, str(name), place, value)
+    """An instance's widget values (at its proxies, else its inputs shown as widgets, in order) from what the run
+    gave the inner inputs they feed (`INSTANCE:INNER`)."""
+    proxies = _proxies(instance)
+    keys = proxies if proxies is not None else [
+        ("-1", str(socket.get("name"))) for socket in instance.get("inputs") or [] if socket.get("widget")]
+    for place, key in enumerate(keys):
+        if key is None:
+            continue
+        node_id, name = key
+        ran = (prompt.get(inner.id_of({"id": node_id})) or {}).get("inputs", {}).get(name)
+        value = _fed_value(inner, name, prompt) if node_id == "-1" else ran
+        if value is not None and not _is_link(value):
+            _set_widget(instance, name, place, value)
 
 
 def _fed_value(inner: Scope, name: Any, prompt: Mapping[str, Any]) -> Any:

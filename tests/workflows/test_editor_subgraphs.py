@@ -15,6 +15,7 @@ from agent.workflows.editor import EditorGraphError, node_classes, to_api, with_
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 OBJECT_INFO = json.loads((FIXTURES / "comfyui-0.3.64" / "object_info_full.json").read_text())
+PAIRS = FIXTURES / "editor-workflows"
 
 
 def _link(link_id: int, origin: int, slot: int, target: int, target_slot: int, kind: str) -> dict[str, Any]:
@@ -135,3 +136,21 @@ def test_the_values_a_run_gave_an_instances_inputs_are_shown_on_the_instance() -
     shown = with_values(graph, ran, OBJECT_INFO)
     assert [node.get("widgets_values") for node in shown["nodes"] if node["id"] == 10] == [["a grey wolf"]]
     assert to_api(shown, OBJECT_INFO) == ran
+
+
+def test_an_instance_keeps_its_values_at_its_legacy_proxies_in_their_order() -> None:
+    """Editors of late 2025 list what an instance shows in `properties.proxyWidgets`, its values in that order:
+    a subgraph input ("-1") or an inner node's widget shown without one (that instance's own value)."""
+    graph = json.loads((PAIRS / "editor-promoted-widget.workflow.json").read_text())
+    exported = json.loads((PAIRS / "editor-promoted-widget.api.json").read_text())
+    instance = next(node for node in graph["nodes"] if node["id"] == 12)
+    instance["properties"]["proxyWidgets"] = [["4", "upscale_method"], ["-1", "filename_prefix"],
+                                              ["-1", "scale_by"]]
+    instance["widgets_values"] = ["bilinear", "ComfyUI", 3]
+    prompt = to_api(graph, OBJECT_INFO)
+    exported["12:4"]["inputs"]["upscale_method"] = "bilinear"
+    assert prompt == exported
+    prompt["12:4"]["inputs"].update(upscale_method="area", scale_by=1.5)
+    shown = with_values(graph, prompt, OBJECT_INFO)
+    assert next(node for node in shown["nodes"] if node["id"] == 12)["widgets_values"] == ["area", "ComfyUI", 1.5]
+    assert to_api(shown, OBJECT_INFO) == prompt
