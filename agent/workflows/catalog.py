@@ -19,7 +19,8 @@ from typing import Any
 from agent.comfy.client import ComfyClient, ComfyHTTPError, ComfyUnreachable
 from agent.errors import ComfyUIUnavailable, WorkflowFormatError
 from agent.stores.shared import SharedDocuments
-from agent.workflows.editor import EditorGraphError, is_editor_graph, node_classes, to_api, with_values
+from agent.workflows.as_run import with_values
+from agent.workflows.editor import EditorGraphError, is_editor_graph, node_classes, to_api
 
 FRESH_FOR = 30.0
 SHARED_NAME = "object-info"  # the store's document: a worker's whole `/object_info`

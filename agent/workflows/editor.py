@@ -41,14 +41,14 @@ def is_editor_graph(value: Any) -> bool:
     return isinstance(value, dict) and isinstance(value.get("nodes"), list) and "links" in value
 
 
-def _subgraphs(graph: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+def subgraphs_of(graph: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     found = (graph.get("definitions") or {}).get("subgraphs") or []
     return {str(subgraph.get("id")): subgraph for subgraph in found if isinstance(subgraph, dict)}
 
 
 def node_classes(graph: Mapping[str, Any]) -> set[str]:
     """The ComfyUI node classes a graph uses, those inside its subgraphs included: what to look up."""
-    subgraphs = _subgraphs(graph)
+    subgraphs = subgraphs_of(graph)
     nodes = [*(graph.get("nodes") or []), *(node for subgraph in subgraphs.values()
                                             for node in subgraph.get("nodes") or [])]
     return {str(node.get("type")) for node in nodes if isinstance(node, dict)} - set(subgraphs) - EDITOR_ONLY
@@ -60,7 +60,7 @@ class Link:
     slot: int
 
 
-def _links(graph: Mapping[str, Any]) -> dict[int, Link]:
+def links_of(graph: Mapping[str, Any]) -> dict[int, Link]:
     """Links by id: a list `[id, origin, slot, target, target_slot, type]` or, in newer saves, an object."""
     found = {}
     for link in graph.get("links") or []:
@@ -87,7 +87,7 @@ class Scope:
 
     @cached_property
     def links(self) -> dict[int, Link]:
-        return _links(self.graph)
+        return links_of(self.graph)
 
     def id_of(self, node: Mapping[str, Any]) -> str:
         return ":".join((*self.path, str(node["id"])))
@@ -129,7 +129,7 @@ def _specs(info: Mapping[str, Any]) -> list[tuple[str, Any]]:
             for name in order.get(part) or [] if name in (inputs.get(part) or {})]
 
 
-def _proxies(instance: Mapping[str, Any]) -> list[tuple[str, str] | None] | None:
+def proxies_of(instance: Mapping[str, Any]) -> list[tuple[str, str] | None] | None:
     """An instance's legacy `properties.proxyWidgets` (editors of late 2025): per value it keeps, the inner node
     and widget it shows ("-1" and a name for a subgraph input); None when it has none."""
     entries = (instance.get("properties") or {}).get("proxyWidgets")
@@ -142,7 +142,7 @@ def _proxies(instance: Mapping[str, Any]) -> list[tuple[str, str] | None] | None
 def _host_place(instance: Mapping[str, Any], name: str, fed: tuple[str, str] | None) -> int | None:
     """Where in its `widgets_values` an instance keeps its value for a subgraph input: at its proxy (the input's
     own, or the inner widget it feeds), else in the order of its inputs shown as widgets."""
-    proxies = _proxies(instance)
+    proxies = proxies_of(instance)
     if proxies is not None:
         return next((proxies.index(key) for key in (("-1", name), fed) if key in proxies), None)
     widgets = [socket.get("name") for socket in instance.get("inputs") or [] if socket.get("widget")]
@@ -155,14 +155,14 @@ def _promoted(instance: Mapping[str, Any], node_id: str) -> dict[str, Any]:
     values = instance.get("widgets_values")
     if not isinstance(values, list):
         return {}
-    return {key[1]: values[place] for place, key in enumerate(_proxies(instance) or [])
+    return {key[1]: values[place] for place, key in enumerate(proxies_of(instance) or [])
             if key is not None and key[0] == node_id and place < len(values) and values[place] is not None}
 
 
 class _Converter:
     def __init__(self, graph: Mapping[str, Any], object_info: Mapping[str, Any]) -> None:
         self.root = Scope(graph)
-        self.subgraphs = _subgraphs(graph)
+        self.subgraphs = subgraphs_of(graph)
         self.object_info = object_info
 
     def prompt(self) -> dict[str, Any]:
@@ -191,7 +191,7 @@ class _Converter:
         if info is None:
             raise EditorGraphError(node, "this ComfyUI has no such node (a custom node not installed?)")
         promoted = {name: value for name, value in _promoted(scope.instance, str(node["id"])).items()
-                    if name in _widget_places(info)}
+                    if name in widget_places(info)}
         inputs = {**self._widgets(node, info), **promoted, **self._linked(scope, node)}
         return {"inputs": inputs, "class_type": node["type"],
                 "_meta": {"title": node.get("title") or info.get("display_name") or node["type"]}}
@@ -286,7 +286,7 @@ class _Converter:
         return None if chosen is None or chosen.get("link") is None else int(chosen["link"])
 
 
-def _widget_places(info: Mapping[str, Any]) -> dict[str, int]:
+def widget_places(info: Mapping[str, Any]) -> dict[str, int]:
     """Where each widget's value sits in a node's `widgets_values` (as `_Converter._widgets` reads them)."""
     places, place = {}, 0
     for name, spec in _specs(info):
@@ -294,86 +294,6 @@ def _widget_places(info: Mapping[str, Any]) -> dict[str, int]:
             places[name] = place
             place += 1 + _extra_values(spec)
     return places
-
-
-def _set_widget(node: dict[str, Any], name: str, place: int | None, value: Any) -> None:
-    values = node.get("widgets_values")
-    if isinstance(values, dict) and name in values:
-        node["widgets_values"] = {**values, name: value}
-    elif isinstance(values, list) and place is not None and place < len(values):
-        node["widgets_values"] = [*values[:place], value, *values[place + 1:]]
-
-
-def _is_link(value: Any) -> bool:
-    return isinstance(value, list) and len(value) == 2
-
-
-def with_values(graph: Mapping[str, Any], prompt: Mapping[str, Any],
-                object_info: Mapping[str, Any]) -> dict[str, Any]:
-    """The editor's graph showing the values a run of its API format used (a published workflow's parameters),
-    so an image's metadata opens in the editor as it was made: nodes' widgets, the primitives that feed them,
-    subgraph instances' own values, and values inside a subgraph's definition (shared by its instances: the
-    last instance's run value shows)."""
-    subgraphs = {name: dict(definition) for name, definition in _subgraphs(graph).items()}
-    shown = _shown(graph, (), prompt, object_info, subgraphs)
-    if subgraphs:
-        shown["definitions"] = {**graph["definitions"], "subgraphs": list(subgraphs.values())}
-    return shown
-
-
-def _shown(graph: Mapping[str, Any], path: tuple[str, ...], prompt: Mapping[str, Any],
-           object_info: Mapping[str, Any], subgraphs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    links = _links(graph)
-    nodes = {int(node["id"]): dict(node) for node in graph.get("nodes") or []}
-    for node_id, node in nodes.items():
-        kind, inner = str(node.get("type")), (*path, str(node_id))
-        if kind in subgraphs and len(inner) <= len(subgraphs):  # deeper is a subgraph inside itself
-            _instance_values(node, Scope(subgraphs[kind], inner), prompt)
-            subgraphs[kind].update(_shown(subgraphs[kind], inner, prompt, object_info, subgraphs))
-        ran = prompt.get(":".join(inner))
-        if kind not in object_info or not isinstance(ran, dict):
-            continue
-        places = _widget_places(object_info[kind])
-        fed = {socket.get("name"): link.origin for socket in node.get("inputs") or []
-               if socket.get("link") is not None and (link := links.get(int(socket["link"]))) is not None}
-        for name, value in (ran.get("inputs") or {}).items():
-            primitive = nodes.get(fed[name]) if name in fed else None
-            if primitive is not None and primitive.get("type") == "PrimitiveNode":
-                _set_widget(primitive, name, 0, value)
-            elif name in places and not _is_link(value):
-                _set_widget(node, name, places[name], value)
-    return {**graph, "nodes": list(nodes.values())}
-
-
-def _instance_values(instance: dict[str, Any], inner: Scope, prompt: Mapping[str, Any]) -> None:
-    """An instance's widget values (at its proxies, else its inputs shown as widgets, in order) from what the run
-    gave the inner inputs they feed (`INSTANCE:INNER`)."""
-    proxies = _proxies(instance)
-    keys = proxies if proxies is not None else [
-        ("-1", str(socket.get("name"))) for socket in instance.get("inputs") or [] if socket.get("widget")]
-    for place, key in enumerate(keys):
-        if key is None:
-            continue
-        node_id, name = key
-        ran = (prompt.get(inner.id_of({"id": node_id})) or {}).get("inputs", {}).get(name)
-        value = _fed_value(inner, name, prompt) if node_id == "-1" else ran
-        if value is not None and not _is_link(value):
-            _set_widget(instance, name, place, value)
-
-
-def _fed_value(inner: Scope, name: Any, prompt: Mapping[str, Any]) -> Any:
-    names = [entry.get("name") for entry in inner.graph.get("inputs") or []]
-    for link in inner.graph.get("links") or []:
-        if not isinstance(link, dict) or link.get("origin_id") != SUBGRAPH_INPUT:
-            continue
-        node = inner.nodes.get(int(link["target_id"]))
-        sockets, slot, origin = (node or {}).get("inputs") or [], int(link["target_slot"]), int(link["origin_slot"])
-        if node is None or origin >= len(names) or names[origin] != name or slot >= len(sockets):
-            continue
-        value = (prompt.get(inner.id_of(node)) or {}).get("inputs", {}).get(sockets[slot].get("name"))
-        if value is not None and not _is_link(value):
-            return value
-    return None
 
 
 def to_api(graph: Mapping[str, Any], object_info: Mapping[str, Any]) -> dict[str, Any]:

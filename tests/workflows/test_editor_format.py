@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from agent.workflows.as_run import with_values
 from agent.workflows.definition import discover
-from agent.workflows.editor import EditorGraphError, is_editor_graph, to_api, with_values
+from agent.workflows.editor import EditorGraphError, is_editor_graph, to_api
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 PAIRS = FIXTURES / "editor-workflows"

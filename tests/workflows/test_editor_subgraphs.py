@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from agent.workflows.editor import EditorGraphError, node_classes, to_api, with_values
+from agent.workflows.as_run import with_values
+from agent.workflows.editor import EditorGraphError, node_classes, to_api
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 OBJECT_INFO = json.loads((FIXTURES / "comfyui-0.3.64" / "object_info_full.json").read_text())
