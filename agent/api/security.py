@@ -19,7 +19,8 @@ from agent.errors import Unauthorized
 
 TOKEN_COOKIE = "comfyui_agent_token"
 PUBLIC_PATHS = frozenset({"/healthz", "/app", "/openapi.json", "/docs", "/api/v2/health"})
-# The web page, its example workflows and the contract's page hold no data; the page asks for the token itself.
+# The web page, its example workflows and the contract's page hold no data (a published workflow is shown there
+# to the token's holders only); the page asks for the token itself.
 PUBLIC_PREFIXES = ("/app/", "/docs/")
 ALLOWED_HEADERS = ("Authorization, Content-Type, Prefer, task-id, x-fc-async-task-id, X-Fc-Invocation-Type, "
                    "Last-Event-ID, Idempotency-Key")
@@ -41,6 +42,13 @@ def _is_public(request: web.Request, metrics_public: bool) -> bool:
     return request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIXES) or request.method == "OPTIONS"
 
 
+def presents_token(request: web.Request, settings: Settings) -> bool:
+    """Whether the caller holds AGENT_TOKEN (anyone does when none is set): what a public path shows more of."""
+    token, presented = settings.agent_token, _presented(request)
+    return token is None or (presented is not None and hmac.compare_digest(
+        presented.encode(), token.get_secret_value().encode()))
+
+
 def require_token(settings: Settings) -> Middleware:
     """AGENT_TOKEN on every path but the public ones (and `/metrics` with METRICS_PUBLIC)."""
     token, metrics_public = settings.agent_token, settings.metrics_public
@@ -49,11 +57,10 @@ def require_token(settings: Settings) -> Middleware:
     async def checked(request: web.Request, handler: Handler) -> web.StreamResponse:
         if token is None or _is_public(request, metrics_public):
             return await handler(request)
-        presented = _presented(request)
-        if presented is None or not hmac.compare_digest(presented.encode(), token.get_secret_value().encode()):
+        if not presents_token(request, settings):
             raise Unauthorized("a valid bearer token is required (Authorization: Bearer <AGENT_TOKEN>)")
         if request.method == "GET" and "token" in request.query:
-            return _remember(request, presented)
+            return _remember(request, str(_presented(request)))
         return await handler(request)
 
     return checked

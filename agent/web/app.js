@@ -163,10 +163,14 @@ async function useDefinition(name) {
 async function loadExamples() {
   const reply = await api.workflows();
   if (!reply.ok) return;
+  const chosen = $("examples").value;
+  state.examples.clear();
+  for (const option of [...$("examples").options]) if (option.value) option.remove();
   for (const example of reply.data.workflows) {
     state.examples.set(example.name, example);
     $("examples").append(element("option", { value: example.name, textContent: example.title }));
   }
+  if (state.examples.has(chosen)) $("examples").value = chosen;
 }
 
 // A workflow of one's own (opened or pasted): the examples list no longer names the one shown.
@@ -477,6 +481,7 @@ function wire() {
   $("token").addEventListener("change", async () => {
     localStorage.setItem(TOKEN_KEY, $("token").value.trim());
     watchReadiness();
+    await loadExamples();  // the published workflows are listed to the token's holders only
     // An example shown as its bare graph for want of the token: now as the workflow, with its model lists.
     if ($("examples").value && !state.definition) await useDefinition($("examples").value);
   });

@@ -231,14 +231,21 @@ async def test_picture_for_loadimage_and_history_after_reload(page: Page, site: 
 
 async def test_token_protected_agent(page: Page, comfy: str) -> None:
     async with running_agent(comfyui_url=comfy, agent_token=TOKEN) as agent:
+        published = await agent.post("/api/workflows", json={"name": "lake", "title": "A lake", "graph": saved_t2i()},
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+        assert published.status == 201, await published.text()
         await page.goto(str(agent.make_url("/app/")))
         await expect(page.locator("#readiness")).to_have_text("token needed")
+        examples = page.locator("#examples option")
+        await expect(examples).to_have_text(["choose…", "Image to image", "Text to image"])  # not the published one
         await page.select_option("#examples", label="Text to image")
         await page.click("#run")
         await expect(page.locator("#runs .run").first.locator(".error")).to_contain_text("token")
         await page.fill("#token", TOKEN)
         await page.locator("#token").dispatch_event("change")
         await expect(page.locator("#readiness")).to_have_text("ComfyUI ready")
+        await expect(examples).to_have_text(["choose…", "Image to image", "A lake", "Text to image"])  # by name
+        await expect(page.locator("#examples")).to_have_value("txt2img")  # still the one chosen
         # with the token, the example is the agent's workflow: its checkpoint list is ComfyUI's
         await expect(page.locator("[id='checkpoint']")).to_have_value(INSTALLED)
         await page.click("#run")

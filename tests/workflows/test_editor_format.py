@@ -19,6 +19,7 @@ PAIRS = FIXTURES / "editor-workflows"
 OBJECT_INFO = json.loads((FIXTURES / "comfyui-0.3.64" / "object_info_full.json").read_text())
 CORE_ONLY = sorted(path.name.removesuffix(".workflow.json") for path in PAIRS.glob("*.workflow.json")
                    if path.name != "reroute-was-bloom.workflow.json")  # that one needs a custom node
+EXACT = [name for name in CORE_ONLY if name != "template-z-image-turbo"]  # known differences: test_editor_subgraphs
 
 
 def _load(name: str, kind: str) -> Any:
@@ -41,7 +42,7 @@ def _as_exported(expected: dict[str, Any], got: dict[str, Any]) -> dict[str, Any
     return seen
 
 
-@pytest.mark.parametrize("name", CORE_ONLY)
+@pytest.mark.parametrize("name", EXACT)
 def test_a_saved_graph_converts_to_its_api_export(name: str) -> None:
     saved, exported = _load(name, "workflow"), _load(name, "api")
     assert is_editor_graph(saved) and not is_editor_graph(exported)

@@ -155,3 +155,18 @@ def test_an_instance_keeps_its_values_at_its_legacy_proxies_in_their_order() -> 
     shown = with_values(graph, prompt, OBJECT_INFO)
     assert next(node for node in shown["nodes"] if node["id"] == 12)["widgets_values"] == ["area", "ComfyUI", 1.5]
     assert to_api(shown, OBJECT_INFO) == prompt
+
+
+def test_comfy_orgs_own_template_converts_as_an_export_of_it() -> None:
+    """The official Z-Image-Turbo template (an instance showing inner widgets through proxyWidgets, with no values
+    of its own) against the catalog of the ComfyUI the image ships, and another project's export of it."""
+    saved = json.loads((PAIRS / "template-z-image-turbo.workflow.json").read_text())
+    exported = json.loads((PAIRS / "template-z-image-turbo.api.json").read_text())
+    catalog = json.loads((FIXTURES / "comfyui-0.33.0" / "object_info_full.json").read_text())
+    prompt = to_api(saved, catalog)
+    assert prompt["57:3"]["inputs"].pop("seed") == 0  # the template's; the export's was drawn (`randomize`)
+    del exported["57:3"]["inputs"]["seed"]
+    titles = prompt["57:33"]["_meta"]["title"], exported["57:33"]["_meta"]["title"]
+    assert titles == ("Conditioning Zero Out", "ConditioningZeroOut")  # the export's editor named it by class
+    exported["57:33"]["_meta"] = prompt["57:33"]["_meta"]
+    assert prompt == exported

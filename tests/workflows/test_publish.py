@@ -146,3 +146,21 @@ async def test_publishing_and_retiring_need_the_token(pair: tuple[Client, Client
     first, _ = pair
     assert (await first.post("/api/workflows", json={"name": "x", "graph": saved_t2i()})).status == 401
     assert (await first.delete("/api/workflows/x")).status == 401
+
+
+async def test_the_page_shows_a_published_workflow_to_the_tokens_holders_only(pair: tuple[Client, Client]) -> None:
+    first, second = pair
+    await publish(first, {"name": "scenery", "graph": saved_t2i()})
+
+    async def listed(**headers: str) -> list[str]:
+        reply = await second.get("/app/workflows/", headers=headers)
+        assert reply.status == 200
+        return [found["name"] for found in (await reply.json())["workflows"]]
+
+    assert await listed() == [] and await listed(**AUTH) == ["scenery"]
+    hidden = await second.get("/app/workflows/scenery.json")
+    assert hidden.status == 404 and (await hidden.json())["workflows"] == []  # as if there were none
+    shown = await second.get("/app/workflows/scenery.json", headers={"Authorization": "Bearer wrong"})
+    assert shown.status == 404
+    shown = await second.get("/app/workflows/scenery.json", headers=AUTH)
+    assert shown.status == 200 and (await shown.json())["3"]["class_type"] == "KSampler"
