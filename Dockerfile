@@ -79,7 +79,6 @@ RUN grep -v -E '^(torch|torchvision|torchaudio)([<>=~! ].*)?$' /comfyui/requirem
     && rm /tmp/comfyui-requirements.txt
 COPY --from=agent /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
-COPY comfyui/extra_model_paths.yaml /comfyui/extra_model_paths.yaml
 COPY comfyui/workflows /comfyui/workflows
 # The NAS is mounted for uid/gid 1000 (s.yaml nasConfig), so ComfyUI and the agent run as that user.
 RUN useradd --create-home --uid 1000 --user-group comfy && chown -R comfy:comfy /comfyui

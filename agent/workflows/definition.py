@@ -26,8 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 TARGET = re.compile(r"[^.\s]+\.[^.\s]+")
 SEED_MAX = 2**64 - 1  # KSampler's own bound
-# The models folder each loader lists (as comfyui/extra_model_paths.yaml names them): where to put a model that an
-# enum filled from ComfyUI lacks.
+# The models folder each loader lists (as agent/comfy/supervisor/nas.py lays out the NAS): where to put a model
+# that an enum filled from ComfyUI lacks.
 MODEL_FOLDERS = {
     "CheckpointLoaderSimple.ckpt_name": "checkpoints", "ImageOnlyCheckpointLoader.ckpt_name": "checkpoints",
     "unCLIPCheckpointLoader.ckpt_name": "checkpoints", "LoraLoader.lora_name": "loras",

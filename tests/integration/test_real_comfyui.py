@@ -194,3 +194,15 @@ def test_the_node_catalog_is_published_for_gateways(agent: AgentProcess) -> None
     catalog = json.loads(published.read_bytes())
     assert "euler" in list_inputs(catalog["KSampler"])["sampler_name"]
     assert "ckpt_name" in list_inputs(catalog["CheckpointLoaderSimple"])
+
+
+def test_a_model_put_on_the_nas_is_listed_by_a_comfyui_installed_by_hand(agent: AgentProcess) -> None:
+    """The checkout has no extra_model_paths.yaml of its own: the agent tells ComfyUI of the NAS folders."""
+    name = f"on-nas-{unique()}.safetensors"
+    (agent_nas(agent) / "models" / "checkpoints" / name).write_bytes(b"not loaded, only listed")
+
+    def listed() -> bool:
+        return name in list_inputs(agent.comfyui("/object_info/CheckpointLoaderSimple")["CheckpointLoaderSimple"])[
+            "ckpt_name"]
+
+    wait_for(listed, 30, f"ComfyUI to list {name}")

@@ -11,7 +11,10 @@ from pathlib import Path
 import yaml
 
 from agent.api.requests import check_prompt
-from agent.comfy.supervisor.nas import FOLDERS, MODEL_KINDS
+from agent.comfy.device import Device
+from agent.comfy.supervisor.nas import FOLDERS, MODEL_KINDS, write_model_paths
+from agent.comfy.supervisor.supervisor import comfyui_args
+from agent.config import Settings
 from agent.install import COMFYUI_COMMIT, COMFYUI_REPO
 from agent.workflows.definition import load_definition
 from dockerfile import DOCKERFILE, REPO, final_stage, instructions, run_lines, stage, stages
@@ -88,12 +91,17 @@ def test_gateway_target_is_the_agent_alone() -> None:
     assert f"COPY comfyui/workflows {workflows}" in gateway
 
 
-def test_every_nas_model_path_is_prepared_by_the_agent() -> None:
-    paths = yaml.safe_load((REPO / "comfyui" / "extra_model_paths.yaml").read_text())["nas"]
-    assert paths.pop("base_path") == "${NAS_DIR}"
-    paths.pop("is_default")
+def test_comfyui_is_told_of_every_nas_folder_the_agent_prepares(tmp_path: Path) -> None:
+    written = write_model_paths(Path("/mnt/nas"), tmp_path / "user")
+    assert written is not None
+    paths = yaml.safe_load(written.read_text())["nas"]  # as ComfyUI's extra_model_paths loader reads it
+    assert (paths.pop("base_path"), paths.pop("is_default")) == ("/mnt/nas", True)
     assert set(paths.values()) <= set(FOLDERS)
     assert {path.removeprefix("models/") for path in paths.values() if path.startswith("models/")} == set(MODEL_KINDS)
+    args = comfyui_args(Settings(nas_dir=Path("/mnt/nas")).launch, Device.NVIDIA, written)
+    assert args[args.index("--extra-model-paths-config") + 1] == str(written)
+    assert "--extra-model-paths-config" not in comfyui_args(Settings().launch, Device.NVIDIA)
+    assert write_model_paths(Path("/mnt/nas"), Path("/proc/no-such-folder")) is None  # logged; ComfyUI still starts
 
 
 def test_example_workflows_are_definitions_of_api_format_prompts() -> None:

@@ -1,7 +1,10 @@
-"""The shared NAS folder, laid out before ComfyUI starts: every instance may be the first on a fresh NAS."""
+"""The shared NAS folder, laid out before ComfyUI starts: every instance may be the first on a fresh NAS; and
+ComfyUI told to read its models and custom nodes there (an `--extra-model-paths-config` the agent writes), so a
+ComfyUI installed by hand sees them as the image's does."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -10,7 +13,7 @@ from agent.logs import log_event
 logger = logging.getLogger("agent.supervisor")
 
 MODEL_KINDS = ("checkpoints", "loras", "vae", "controlnet", "upscale_models", "embeddings", "clip", "clip_vision",
-               "text_encoders", "diffusion_models", "unet")  # the kinds comfyui/extra_model_paths.yaml maps
+               "text_encoders", "diffusion_models", "unet")  # the model folders ComfyUI is told of on the NAS
 FOLDERS = ("input", "output", "tasks", "custom_nodes", *(f"models/{kind}" for kind in MODEL_KINDS))
 
 
@@ -29,3 +32,24 @@ def prepare_user_folder(folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         log_event(logger, "comfyui.user_folder_failed", level=logging.ERROR, folder=folder, error=exc)
+
+
+def model_paths(nas_dir: Path) -> str:
+    """ComfyUI's extra model paths for the NAS (YAML; written as JSON, which YAML reads): the NAS is the default
+    place of every model kind, so a model put there by anyone is listed by every instance."""
+    paths = {"base_path": str(nas_dir), "is_default": True, **{kind: f"models/{kind}" for kind in MODEL_KINDS},
+             "custom_nodes": "custom_nodes"}
+    return json.dumps({"nas": paths}, indent=2)
+
+
+def write_model_paths(nas_dir: Path, folder: Path) -> Path | None:
+    """The config in this instance's own folder; None (logged) when it cannot be written: ComfyUI then starts
+    with its own model folders only."""
+    path = folder / "extra_model_paths.nas.yaml"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(model_paths(nas_dir))
+    except OSError as exc:
+        log_event(logger, "nas.model_paths_failed", level=logging.ERROR, path=path, error=exc)
+        return None
+    return path

@@ -11,7 +11,7 @@ from pathlib import Path
 from agent.comfy.client import ComfyClient
 from agent.comfy.device import Device, detect
 from agent.comfy.lifecycle import Lifecycle
-from agent.comfy.supervisor.nas import prepare_nas, prepare_user_folder
+from agent.comfy.supervisor.nas import prepare_nas, prepare_user_folder, write_model_paths
 from agent.comfy.supervisor.output import Levels
 from agent.comfy.supervisor.process import ComfyProcess
 from agent.config import LaunchSettings, flag_value
@@ -48,10 +48,12 @@ def on_cpu(settings: LaunchSettings, device: Device) -> bool:
     return settings.device == "cpu" or (settings.device == "auto" and device is Device.CPU)
 
 
-def comfyui_args(settings: LaunchSettings, device: Device) -> list[str]:
+def comfyui_args(settings: LaunchSettings, device: Device, model_paths: Path | None = None) -> list[str]:
     args = ["--listen", "127.0.0.1", "--port", str(settings.port)]
     if settings.nas_dir is not None:
         args += ["--input-directory", str(settings.nas_dir / "input")]
+    if model_paths is not None:
+        args += ["--extra-model-paths-config", str(model_paths)]
     args += ["--output-directory", str(settings.output_dir)]
     if settings.temp_dir is not None:
         args += ["--temp-directory", str(settings.temp_dir)]
@@ -131,13 +133,16 @@ class Supervisor(Lifecycle):
             log_event(logger, "comfyui.port_busy", level=logging.ERROR, port=port,
                       hint="another process listens on COMFYUI_PORT; choose a free port")
             return False
+        await asyncio.to_thread(prepare_user_folder, self.settings.user_dir)
+        model_paths = None
         if self.settings.nas_dir is not None:
             await asyncio.to_thread(prepare_nas, self.settings.nas_dir)
-        await asyncio.to_thread(prepare_user_folder, self.settings.user_dir)
+            model_paths = await asyncio.to_thread(write_model_paths, self.settings.nas_dir, self.settings.user_dir)
         device = detect()
         try:
             process = await ComfyProcess.spawn(self.settings.interpreter, Path(self.settings.comfyui_dir),
-                                               comfyui_args(self.settings, device), _child_env(), _Forward())
+                                               comfyui_args(self.settings, device, model_paths), _child_env(),
+                                               _Forward())
         except OSError as exc:
             log_event(logger, "comfyui.spawn_failed", level=logging.ERROR, error=exc)
             return False
