@@ -101,23 +101,26 @@ class Scope:
         return [self, *(self.parent._chain() if self.parent else [])]
 
 
-def _is_widget(spec: Any) -> bool:
+def _kind_and_options(spec: Any) -> tuple[Any, dict[str, Any]]:
+    """An input's spec in `/object_info`: its type (or list of choices) and its options."""
     kind, options = (spec[0], spec[1] if len(spec) > 1 else {}) if isinstance(spec, list | tuple) else (spec, {})
-    if isinstance(options, dict) and options.get("forceInput"):
-        return False
-    return isinstance(kind, list) or kind in WIDGET_TYPES
+    return kind, options if isinstance(options, dict) else {}
+
+
+def _is_widget(spec: Any) -> bool:
+    kind, options = _kind_and_options(spec)
+    return not options.get("forceInput") and (isinstance(kind, list) or kind in WIDGET_TYPES)
 
 
 def _extra_values(spec: Any) -> int:
     """Values the editor keeps after a widget's own: a seed's control, an upload button."""
-    options = spec[1] if isinstance(spec, list | tuple) and len(spec) > 1 and isinstance(spec[1], dict) else {}
+    _, options = _kind_and_options(spec)
     return int(bool(options.get("control_after_generate"))) + sum(bool(options.get(key)) for key in UPLOADS)
 
 
 def _default(spec: Any) -> Any:
     """A widget's value before anyone sets it: its default, else a list's first choice."""
-    kind, options = (spec[0], spec[1] if len(spec) > 1 else {}) if isinstance(spec, list | tuple) else (spec, {})
-    options = options if isinstance(options, dict) else {}
+    kind, options = _kind_and_options(spec)
     choices = kind if isinstance(kind, list) else options.get("options") if kind == "COMBO" else None
     return options["default"] if "default" in options else choices[0] if choices else None
 
