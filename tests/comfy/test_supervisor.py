@@ -181,3 +181,20 @@ def test_sigterm_lets_open_runs_finish_then_leaves_nothing_behind(tmp_path: Path
     assert reply["response"].status_code == 200
     assert agent.stop() == 0
     assert state(comfyui) is None
+
+
+def test_a_model_put_on_the_nas_is_listed_and_offered_without_a_restart(agent: AgentProcess, tmp_path: Path) -> None:
+    """The agent tells the ComfyUI it launches of the NAS model folders (`--extra-model-paths-config`): a model
+    copied there is in ComfyUI's lists, and the workflows' model pickers offer it, with ComfyUI running on."""
+    before = agent.comfyui_pid()
+    models = tmp_path / "nas" / "models"
+    (models / "checkpoints" / "from-nas.safetensors").write_bytes(b"listed, never loaded")
+    (models / "loras" / "styles").mkdir()
+    (models / "loras" / "styles" / "ink.safetensors").write_bytes(b"listed, never loaded")
+    (models / "checkpoints" / "notes.txt").write_text("not a model")
+    checkpoints = agent.comfyui("/object_info/CheckpointLoaderSimple")["CheckpointLoaderSimple"]
+    assert checkpoints["input"]["required"]["ckpt_name"][0] == ["from-nas.safetensors", "random-sd15.safetensors"]
+    assert agent.comfyui("/models/loras") == ["styles/ink.safetensors"]
+    txt2img = agent.http.get("/api/workflows/txt2img").json()
+    assert "from-nas.safetensors" in txt2img["parameters"]["properties"]["checkpoint"]["enum"]
+    assert agent.comfyui_pid() == before

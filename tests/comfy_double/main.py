@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, the parent of the package
 
+import yaml
 from aiohttp import web
 
 from comfy_double import DoubleConfig, create_app
@@ -46,7 +47,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--temp-directory")
     parser.add_argument("--user-directory", type=_existing_directory)
     parser.add_argument("--preview-method", default="none")
+    parser.add_argument("--extra-model-paths-config", nargs="+", action="append", default=[])
     return parser.parse_known_args(argv)[0]
+
+
+def model_paths(configs: list[list[str]]) -> dict[str, list[Path]]:
+    """The model folders of `--extra-model-paths-config` files, as ComfyUI's utils/extra_config.py reads them:
+    each section's `base_path` joined to each kind's path (one per line)."""
+    found: dict[str, list[Path]] = {}
+    for path in (name for group in configs for name in group):
+        for section in (yaml.safe_load(Path(path).read_text()) or {}).values():
+            base = Path(os.path.expandvars(str(section.get("base_path", ""))))
+            for kind, folders in section.items():
+                if kind in ("base_path", "is_default") or not isinstance(folders, str):
+                    continue
+                found.setdefault(kind, []).extend(base / line.strip() for line in folders.splitlines() if line.strip())
+    return found
 
 
 def config_from(args: argparse.Namespace) -> DoubleConfig:
@@ -58,6 +74,7 @@ def config_from(args: argparse.Namespace) -> DoubleConfig:
         output_dir=Path(args.output_directory) if args.output_directory else cwd / "output",
         temp_dir=temp,
         latent_previews=args.preview_method != "none",
+        model_paths=model_paths(args.extra_model_paths_config),
         version=os.environ.get("DOUBLE_COMFYUI_VERSION", OLDEST),
     )
 

@@ -41,8 +41,8 @@ def input_images(config: DoubleConfig) -> list[str]:
 _LIVE_LISTS: dict[tuple[str, str], Callable[[DoubleConfig], list[str]]] = {
     ("LoadImage", "image"): input_images,
     ("LoadImageMask", "image"): input_files,
-    ("CheckpointLoaderSimple", "ckpt_name"): lambda config: list(config.checkpoints),
-    ("LoraLoader", "lora_name"): lambda config: list(config.loras),
+    ("CheckpointLoaderSimple", "ckpt_name"): lambda config: config.models("checkpoints"),
+    ("LoraLoader", "lora_name"): lambda config: config.models("loras"),
 }
 
 

@@ -319,8 +319,7 @@ class DoubleServer:
         folder = request.match_info["folder"]
         if folder not in self.version.model_folders:
             return web.Response(status=404)
-        lists = {"checkpoints": self.config.checkpoints, "loras": self.config.loras}
-        return web.json_response(list(lists.get(folder, [])))
+        return web.json_response(self.config.models(folder))
 
     async def double_info(self, _request: web.Request) -> web.StreamResponse:
         """``GET /__double__/info``: what the double has seen and is doing."""
