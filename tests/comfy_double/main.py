@@ -1,11 +1,11 @@
 """Start the double exactly like a ComfyUI checkout: ``cd tests/comfy_double && python main.py --port N ...``.
 
 Takes ComfyUI's options (unknown ones are ignored, as ``--cpu``). ``--temp-directory D`` puts temporary
-files in ``D/temp``, as ComfyUI does; ``--extra-model-paths-config`` files add model folders to its lists. ``DOUBLE_STARTUP_DELAY=<seconds>`` delays listening, to act like a
-slow ComfyUI start; ``DOUBLE_STARTUP_GATE=<file>`` delays it until that file exists;
-``DOUBLE_COMFYUI_VERSION`` names the ComfyUI release it acts as (``comfy_double.versions``, 0.3.64
-by default). SIGTERM and SIGINT stop
-the server cleanly (exit status 0).
+files in ``D/temp``, as ComfyUI does; ``--extra-model-paths-config`` files add model folders to its lists.
+``DOUBLE_STARTUP_DELAY=<seconds>`` delays listening, to act like a slow ComfyUI start;
+``DOUBLE_STARTUP_GATE=<file>`` delays it until that file exists; ``DOUBLE_COMFYUI_VERSION`` names the ComfyUI
+release it acts as (``comfy_double.versions``, 0.3.64 by default). SIGTERM and SIGINT stop the server cleanly
+(exit status 0).
 """
 
 from __future__ import annotations
