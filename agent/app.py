@@ -44,6 +44,7 @@ from agent.logs import log_event
 from agent.metrics import Metrics
 from agent.metrics.runs import RunMetrics
 from agent.metrics.store import metered
+from agent.models.library import Models
 from agent.outputs.delivery import OutputStore
 from agent.outputs.sweep import sweep_outputs
 from agent.runs.events import RunEvents
@@ -159,7 +160,9 @@ def _comfy(stack: contextlib.AsyncExitStack, settings: Settings, client: ComfyCl
     stack.push_async_callback(connection.close)
     inputs = InputPreparer(settings.inputs, client, buckets, blobs)
     stack.push_async_callback(inputs.close)
-    return ComfyParts(host, client, connection, inputs, ComfyFiles(client, settings.comfyui_folders))
+    models = Models(settings.models, buckets)
+    stack.push_async_callback(models.close)
+    return ComfyParts(host, client, connection, inputs, ComfyFiles(client, settings.comfyui_folders), models)
 
 
 def _run_service(stack: contextlib.AsyncExitStack, basics: _Basics, comfy: ComfyParts, stores: Stores,
@@ -230,7 +233,7 @@ async def _open_gateway(stack: contextlib.AsyncExitStack, basics: _Basics) -> Se
                     stores=stores,
                     blobs=open_blobs(settings, buckets),
                     front=HandoffFront(handoff, worker, Loaders(settings.inputs), settings.webhooks,
-                                       open_outputs(settings, buckets)))
+                                       open_outputs(settings, buckets), model_loaders=settings.models.loaders))
 
 
 def _lifespan(key: web.AppKey[S], basics: _Basics, opened: Callable[[contextlib.AsyncExitStack, _Basics],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import sys
 import tempfile
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from agent.buckets.clients import BucketSettings
 from agent.buckets.location import parse_location
+from agent.models.kinds import MODEL_LOADERS
 
 MiB = 1024 * 1024
 
@@ -113,6 +115,26 @@ def _loaders(raw: str) -> tuple[tuple[str, str], ...]:
         if not node_class.strip() or not input_name.strip():
             raise ValueError("must be a comma-separated list of NodeClass:input_name")
         pairs.append((node_class.strip(), input_name.strip()))
+    return tuple(pairs)
+
+
+def _model_loaders(raw: str) -> tuple[tuple[str, str, str], ...]:
+    triples = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        parts = [part.strip() for part in item.split(":")]
+        if len(parts) != 3 or not all(parts) or not re.fullmatch(r"[A-Za-z0-9_-]+", parts[2]):
+            raise ValueError("must be a comma-separated list of NodeClass:input_name:models_folder")
+        triples.append((parts[0], parts[1], parts[2]))
+    return tuple(triples)
+
+
+def _host_tokens(raw: str) -> tuple[tuple[str, SecretStr], ...]:
+    pairs = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        host, equals, token = item.partition("=")
+        if not equals or not host.strip() or not token.strip() or "/" in host:
+            raise ValueError("must be a comma-separated list of host=token")
+        pairs.append((host.strip().lower().rstrip("."), SecretStr(token.strip())))
     return tuple(pairs)
 
 
@@ -221,6 +243,19 @@ class InputSettings:
     fetch_timeout: float
     image_loaders: tuple[tuple[str, str], ...]
     media_loaders: tuple[tuple[str, str], ...]
+    addresses: AddressRule
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """What models fetched by URL read: where they go, the cap on one, how long a source may stall, the tokens
+    per host, the loaders that take a model (the built-in ones and `MODEL_LOADERS`), the address guard."""
+
+    folder: Path | None
+    max_bytes: int
+    stall_timeout: float
+    tokens: dict[str, SecretStr]
+    loaders: dict[str, str]
     addresses: AddressRule
 
 
@@ -334,6 +369,21 @@ class Settings(BaseModel):
         "`Class:input` pairs whose input may hold a video or audio file as a data URL, an http(s) URL or an "
         "`oss://` / `s3://` object"))] = (
         ("LoadVideo", "file"), ("VHS_LoadVideo", "video"), ("LoadAudio", "audio"), ("VHS_LoadAudioUpload", "audio"))
+    models_dir: Annotated[Path | None, env("MODELS_DIR", parse=Path, shown="`$NAS_DIR/models`, else the launched "
+                          "ComfyUI's `models/`", help=(
+        "where models named by URL are downloaded (a folder per kind: `checkpoints`, `loras`, ...), read by "
+        "ComfyUI"))] = None
+    model_max_bytes: Annotated[int, env("MODEL_MAX_BYTES", parse=_int_in(1, 1 << 50), shown="`68719476736` (64 GiB)",
+                                        help="cap on one model downloaded by URL, in bytes")] = 64 << 30
+    model_stall_timeout: Annotated[float, env("MODEL_STALL_TIMEOUT", parse=_positive_float, help=(
+        "seconds a model's source may send nothing before its download is given up (resumed by the next run)"))
+    ] = 60.0
+    model_tokens: Annotated[tuple[tuple[str, SecretStr], ...], env("MODEL_TOKENS", parse=_host_tokens, help=(
+        "`host=token` pairs: the bearer token sent with a model URL on that host or its subdomains (Hugging Face, "
+        "Civitai), never to the hosts it redirects to"))] = ()
+    model_loaders: Annotated[tuple[tuple[str, str, str], ...], env("MODEL_LOADERS", parse=_model_loaders, help=(
+        "`Class:input:folder` triples of custom loaders whose input may name a model by URL, added to the "
+        "built-in ones (checkpoints, LoRAs, VAEs, ControlNets, UNets, CLIPs, upscalers)"))] = ()
     agent_token: Annotated[SecretStr | None, env("AGENT_TOKEN", parse=SecretStr, help=(
         "bearer token required on every route but `/healthz`, `/app/` and the contract"))] = None
     webhook_url: Annotated[str | None, env("WEBHOOK_URL", parse=check_webhook_url, help=(
@@ -404,6 +454,24 @@ class Settings(BaseModel):
     def inputs(self) -> InputSettings:
         return InputSettings(self.input_max_bytes, self.input_fetch_timeout, self.image_loaders, self.media_loaders,
                              self.addresses)
+
+    @property
+    def models(self) -> ModelSettings:
+        loaders = {**MODEL_LOADERS, **{f"{node}.{name}": folder for node, name, folder in self.model_loaders}}
+        return ModelSettings(self.models_folder, self.model_max_bytes, self.model_stall_timeout,
+                             dict(self.model_tokens), loaders, self.addresses)
+
+    @property
+    def models_folder(self) -> Path | None:
+        """Where URL models go: the setting, the NAS's, or the launched ComfyUI's own; None for a ComfyUI the
+        agent does not launch (its folders are not the agent's to know)."""
+        if self.models_dir is not None:
+            return Path(os.path.abspath(self.models_dir))
+        if self.nas_dir is not None:
+            return self.nas_dir / "models"
+        if self.launches_comfyui:
+            return self.comfyui_path(flag_value(self.comfyui_args, "--base-directory") or ".") / "models"
+        return None
 
     @property
     def webhooks(self) -> WebhookSettings:

@@ -53,6 +53,25 @@ class WorkflowFormatError(AgentError):
     kind = "WorkflowFormatError"
 
 
+class ModelError(AgentError):
+    """A model named by URL cannot be used: the reference, the address, the file's size, checksum or kind
+    (`node_id`, `input` name where; `reason` says why)."""
+
+    kind = "ModelError"
+
+
+class ModelFetchFailed(AgentError):
+    """The model's host or bucket failed, stalled or broke off: the reference may work later."""
+
+    kind = "ModelFetchFailed"
+
+
+class ModelStorageFull(AgentError):
+    """The models folder has no room for the model (ENOSPC, or a quota): nothing of it was kept there."""
+
+    kind = "ModelStorageFull"
+
+
 class TaskNotFound(AgentError):
     kind = "TaskNotFound"
 

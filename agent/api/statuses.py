@@ -20,13 +20,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 STATUS_BY_KIND: dict[str, int] = {
     "RequestParamsError": 400, "InputImageError": 400, "PromptValidationError": 400,
-    "WorkflowFormatError": 400,
+    "WorkflowFormatError": 400, "ModelError": 400,
     "Unauthorized": 401, "NotFound": 404, "TaskNotFound": 404, "MethodNotAllowed": 405,
     "TaskConflict": 409, "Canceled": 409, "RequestTooLarge": 413, "Overloaded": 429,
     "InternalError": 500, "ExecutionError": 500, "WarmupFailed": 500,
     "ComfyUICrashed": 502, "InstanceLost": 502, "OutputUnavailable": 502, "OutputUploadFailed": 502,
+    "ModelFetchFailed": 502,
     "ComfyUIUnavailable": 503, "StoreUnavailable": 503, "WorkerUnavailable": 503, "Timeout": 504,
-    "NotDelivered": 504,
+    "NotDelivered": 504, "ModelStorageFull": 507,
 }
 RETRY_AFTER_DEFAULT = 5  # a stored 503 or 429 (a task's error read back) says no more
 

@@ -10,7 +10,7 @@ at import and per call. Constructing the client does no I/O.
 from __future__ import annotations
 
 import datetime
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -79,3 +79,11 @@ class Bucket:
             if len(body) > max_bytes:
                 raise ObjectTooLarge(f"larger than the {max_bytes}-byte limit")
         return bytes(body)
+
+    async def stream(self, key: str, offset: int = 0) -> tuple[int, AsyncIterator[bytes]]:
+        """The object's size, and its bytes from `offset` on, as they arrive (a model of gigabytes)."""
+        try:
+            found = await obstore.get_async(self._store, key, options={"range": {"offset": offset}} if offset else {})
+        except (FileNotFoundError, NotFoundError):
+            raise ObjectNotFound(f"no object {key!r} in bucket {self.name!r}") from None
+        return found.meta["size"], aiter(found.stream(min_chunk_size=1 << 20))

@@ -19,6 +19,7 @@ from agent.front.base import Front, Held, Mode, Relayed, Submission
 from agent.gateway.handoff import Handoff
 from agent.gateway.worker import ASYNC_BODY_LIMIT, WorkerFunction
 from agent.inputs.slots import Loaders
+from agent.models.refs import model_refs
 from agent.outputs.delivery import OutputStore
 from agent.tasks.model import Task, when_long
 from agent.webhooks.address import check_webhook
@@ -43,18 +44,20 @@ def _path_for_worker(path: str) -> str:
 
 class HandoffFront(Front):
     def __init__(self, handoff: Handoff, worker: WorkerFunction, loaders: Loaders, webhooks: WebhookSettings,
-                 outputs: OutputStore | None = None) -> None:
+                 outputs: OutputStore | None = None, *, model_loaders: Mapping[str, str]) -> None:
         super().__init__(handoff.records, outputs)
         self.handoff = handoff
         self.worker = worker
         self.loaders = loaders
         self.webhooks = webhooks
+        self.model_loaders = model_loaders
 
     def room(self, mode: Mode) -> None:
         """A gateway holds no run: FC and the workers say when they are full."""
 
     async def check(self, submission: Submission) -> None:
         await when_long(self.loaders.check, submission.prompt)
+        model_refs(submission.prompt, self.model_loaders)  # a bad model reference wakes no GPU
         await check_webhook(submission.options.webhook, self.webhooks)
         if submission.mode is not Mode.HELD and len(submission.body) > ASYNC_BODY_LIMIT:
             raise RequestTooLarge(

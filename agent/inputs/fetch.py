@@ -34,14 +34,19 @@ def _no_cookies() -> CookieJar:
     return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
+def guarded_client(backend: GuardedBackend, timeouts: httpx.Timeout) -> httpx.AsyncClient:
+    """A client that follows no redirect itself (each hop is checked), keeps no cookie, reads no environment."""
+    return httpx.AsyncClient(transport=GuardedTransport(backend), timeout=timeouts, trust_env=False,
+                             cookies=_no_cookies(), follow_redirects=False,
+                             headers={"User-Agent": f"comfyui-agent/{__version__}", "Accept": "*/*",
+                                      "Accept-Encoding": "identity"})
+
+
 class UrlFetcher:
     def __init__(self, backend: GuardedBackend, max_bytes: int, timeout: float) -> None:
         self.max_bytes = max_bytes
         self.timeout = timeout
-        self._client = httpx.AsyncClient(transport=GuardedTransport(backend), timeout=TIMEOUTS, trust_env=False,
-                                         cookies=_no_cookies(), follow_redirects=False,
-                                         headers={"User-Agent": f"comfyui-agent/{__version__}", "Accept": "*/*",
-                                                  "Accept-Encoding": "identity"})
+        self._client = guarded_client(backend, TIMEOUTS)
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -63,7 +68,7 @@ class UrlFetcher:
 
     async def _follow(self, url: httpx.URL) -> bytes:
         for _ in range(MAX_REDIRECTS + 1):
-            _check_url(url)
+            check_url(url)
             async with self._client.stream("GET", url) as response:
                 if response.status_code in REDIRECTS and "location" in response.headers:
                     url = url.join(response.headers["location"])
@@ -85,7 +90,7 @@ class UrlFetcher:
         return bytes(body)
 
 
-def _check_url(url: httpx.URL) -> None:
+def check_url(url: httpx.URL) -> None:
     if url.scheme not in ("http", "https"):
         raise FetchError(f"only http and https URLs are accepted, not {url.scheme or 'none'}")
     if not url.host:

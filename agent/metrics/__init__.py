@@ -46,6 +46,10 @@ class Metrics:
                                    namespace=PREFIX, registry=registry)
         self.input_seconds = Histogram("input_fetch_seconds", "a run's input preparation, when it fetched any",
                                        buckets=WAIT_SECONDS, namespace=PREFIX, registry=registry)
+        self.models = Counter("models", "models runs named by URL, by folder and how each was got (cached, "
+                              "downloaded, waited)", ["folder", "source"], namespace=PREFIX, registry=registry)
+        self.model_bytes = Counter("model_download_bytes", "bytes of models downloaded by URL",
+                                   namespace=PREFIX, registry=registry)
         self.upload_bytes = Counter("output_upload_bytes", "bytes delivered to the output store",
                                     namespace=PREFIX, registry=registry)
         self.upload_seconds = Histogram("output_upload_seconds", "a run's delivery to the output store",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from agent.metrics import Metrics
-from agent.runs.events import RunEnded, RunEvent, RunInputsFetched
-from agent.tasks.model import Task
+from agent.runs.events import RunEnded, RunEvent, RunInputsFetched, RunModelsProgressed
+from agent.tasks.model import ModelSource, Task
 
 
 def _stored_bytes(task: Task) -> int:
@@ -17,6 +17,11 @@ class RunMetrics:
         self.metrics = metrics
 
     def notify(self, event: RunEvent) -> None:
+        if isinstance(event, RunModelsProgressed) and event.done:
+            for fetch in event.task.models:
+                self.metrics.models.labels(fetch.folder, fetch.source or "").inc()
+                if fetch.source is ModelSource.DOWNLOADED:
+                    self.metrics.model_bytes.inc(fetch.bytes)
         if isinstance(event, RunInputsFetched):
             self.metrics.input_bytes.inc(event.bytes)
             if event.task.timings.inputs is not None:

@@ -47,6 +47,13 @@ class RunInputsFetched(RunEvent):
     bytes: int
 
 
+class RunModelsProgressed(RunEvent):
+    """The models the run names by URL moved on (`task.models`): bytes came, or all of them are in place
+    (`done`, with the seconds in `task.timings.models`)."""
+
+    done: bool = False
+
+
 class RunSubmitted(RunEvent):
     """ComfyUI took the prompt (`task.prompt_id`)."""
 

@@ -29,11 +29,13 @@ from agent.errors import (
     PromptValidationError,
     RunTimeout,
 )
-from agent.inputs.prepare import InputPreparer, Prepared
+from agent.inputs.prepare import InputPreparer
 from agent.logs import log_event
+from agent.models.library import Models
 from agent.runs.events import (
     RunEvents,
     RunInputsFetched,
+    RunModelsProgressed,
     RunOutput,
     RunPreview,
     RunProgressed,
@@ -42,7 +44,7 @@ from agent.runs.events import (
 )
 from agent.runs.naming import with_task_names
 from agent.runs.results import read_results
-from agent.tasks.model import NodeOutput, Results, Task, TaskStatus
+from agent.tasks.model import ModelFetch, NodeOutput, Results, Task, TaskStatus
 from agent.tasks.options import RunOptions
 from agent.tasks.progress import ProgressTracker, files_in
 
@@ -61,6 +63,7 @@ class ComfyParts:
     connection: EventConnection
     inputs: InputPreparer
     files: ComfyFiles  # its output files
+    models: Models  # the models folder, where models named by URL are fetched
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ class Run:
                          workflow=options.workflow)
         self._comfy_prompt: Prompt | None = None
         self._delivery: Delivery | None = None
-        self._preparing: asyncio.Future[Prepared] | None = None
+        self._preparing: asyncio.Future[dict[str, Any]] | None = None
         self._canceled = False
         self._stage_began = time.monotonic()
         self._ended: asyncio.Future[RunOutcome] = asyncio.get_running_loop().create_future()
@@ -197,7 +200,7 @@ class Run:
 
     async def _succeed(self, comfy: ComfyParts, deadline: float, base64: bool) -> Results | None:
         """The run as it goes when nothing fails: inputs, ComfyUI, its files delivered; raises how it failed."""
-        graph = await self._prepare(comfy.inputs)
+        graph = await self._prepare(comfy)
         ending = await self._in_comfyui(comfy, graph, deadline)
         self._stage_ended("execution" if self.task.started_at else "queue")
         if ending.outcome != "success":
@@ -233,20 +236,33 @@ class Run:
         self.task.timings = self.task.timings.model_copy(update={stage: round(now - self._stage_began, 4)})
         self._stage_began = now
 
-    async def _prepare(self, inputs: InputPreparer) -> dict[str, Any]:
+    async def _prepare(self, comfy: ComfyParts) -> dict[str, Any]:
         self._stage_began = time.monotonic()
-        self._preparing = asyncio.ensure_future(inputs.prepare(self.prompt))
+        self._preparing = asyncio.ensure_future(self._fetch(comfy.models, comfy.inputs))
         try:
-            prepared = await self._preparing
-            self._stage_ended("inputs")
-            if prepared.fetched_bytes:
-                self.events.publish(RunInputsFetched(task=self.snapshot(), bytes=prepared.fetched_bytes))
-            return prepared.graph
+            return await self._preparing
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if self._canceled and current is not None and not current.cancelling():  # our cancel, not shutdown
                 raise _canceled_early() from None
             raise
+
+    async def _fetch(self, models: Models, inputs: InputPreparer) -> dict[str, Any]:
+        """The graph as ComfyUI gets it: models named by URL in their folder, inputs uploaded, both named."""
+        graph, fetched = await models.resolve(self.prompt, self._models_moved)
+        if fetched:
+            self.task.models = fetched
+            self._stage_ended("models")
+            self.events.publish(RunModelsProgressed(task=self.snapshot(), done=True))
+        prepared = await inputs.prepare(graph)
+        self._stage_ended("inputs")
+        if prepared.fetched_bytes:
+            self.events.publish(RunInputsFetched(task=self.snapshot(), bytes=prepared.fetched_bytes))
+        return prepared.graph
+
+    def _models_moved(self, fetches: list[ModelFetch]) -> None:
+        self.task.models = fetches
+        self.events.publish(RunModelsProgressed(task=self.snapshot()))
 
     async def _in_comfyui(self, comfy: ComfyParts, graph: dict[str, Any], deadline: float) -> Ending:
         if self._canceled:

@@ -1,6 +1,6 @@
 """The subscriber that writes a run's events into its task's log in the shared store, where an event stream on
-any instance reads them: `status`, `progress` (the nodes that changed), `preview` (latent previews as data
-URLs), `output`, and `end` (the task).
+any instance reads them: `status`, `models` (the models named by URL as they download), `progress` (the nodes
+that changed), `preview` (latent previews as data URLs), `output`, and `end` (the task).
 
 Entries go through the outbox (agent/runs/outbox.py), folded together and written at most every `interval`
 seconds, one write at a time and in order, so a run shorter than that costs one write at its end. Progress is
@@ -20,7 +20,16 @@ import time
 from typing import Any
 
 from agent.errors import AgentError
-from agent.runs.events import RunEnded, RunEvent, RunOutput, RunPreview, RunProgressed, RunQueued, RunStarted
+from agent.runs.events import (
+    RunEnded,
+    RunEvent,
+    RunModelsProgressed,
+    RunOutput,
+    RunPreview,
+    RunProgressed,
+    RunQueued,
+    RunStarted,
+)
 from agent.runs.outbox import Outbox
 from agent.stores.log import EventLog
 from agent.tasks.model import Progress
@@ -69,6 +78,9 @@ class EventPublisher:
             self._preview(task.task_id, event)
         elif isinstance(event, RunOutput):
             self.outbox.put(task.task_id, ("output", {"node": event.node, "output": event.output}))
+        elif isinstance(event, RunModelsProgressed):
+            models = [fetch.model_dump(mode="json") for fetch in task.models]
+            self.outbox.put(task.task_id, ("models", {"models": models, "done": event.done}))
 
     def _preview(self, task_id: str, preview: RunPreview) -> None:
         now = time.monotonic()

@@ -162,14 +162,37 @@ Results = dict[str, list[str]]
 
 
 class Timings(BaseModel):
-    """Seconds a run spent in each stage, set as each ends: taking its task id in the store, preparing its
-    inputs (downloads and uploads to ComfyUI), waiting in ComfyUI's queue, executing, delivering its outputs."""
+    """Seconds a run spent in each stage, set as each ends: taking its task id in the store, getting the models
+    it names by URL (downloads, or waiting on another run's), preparing its inputs (downloads and uploads to
+    ComfyUI), waiting in ComfyUI's queue, executing, delivering its outputs."""
 
     claim: float | None = None
+    models: float | None = None
     inputs: float | None = None
     queue: float | None = None
     execution: float | None = None
     delivery: float | None = None
+
+
+class ModelSource(StrEnum):
+    """How a run got a model it named by URL."""
+
+    CACHED = "cached"  # in its folder already
+    DOWNLOADED = "downloaded"  # by this run
+    WAITED = "waited"  # another run or instance was downloading it
+
+
+class ModelFetch(BaseModel):
+    """A model a run names by URL, as far as it got: `bytes` of `total` (when known) in `seconds`."""
+
+    node_id: str
+    input: str
+    folder: str
+    name: str | None = None  # the file in its folder, once there
+    bytes: int = 0
+    total: int | None = None
+    seconds: float = 0.0
+    source: ModelSource | None = None  # None while it is being fetched
 
 
 class WebhookEvent(StrEnum):
@@ -212,6 +235,7 @@ class Task(BaseModel):
     webhook: Webhook | None = None
     params: dict[str, Any] | None = None
     workflow: str | None = None  # the workflow run, `NAME@VERSION` when published
+    models: list[ModelFetch] = Field(default_factory=list)  # the models it named by URL
     # A task may wait outside any instance (a gateway hands runs to FC's asynchronous queue), with no owner to
     # heartbeat, until `waits_until`; past it the task reads failed with `lapse`, the error its queue left. The
     # instance that claims it writes its own record, without them.

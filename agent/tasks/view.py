@@ -28,6 +28,7 @@ class TaskView(BaseModel):
     webhook: dict[str, Any] | None = None
     params: dict[str, Any] | None = None
     workflow: str | None = None
+    models: list[dict[str, Any]] = []
 
 
 def progress_map(task: Task, results: Results | None) -> dict[str, Any]:
@@ -51,7 +52,8 @@ def task_view(task: Task, results: Results | None = None) -> dict[str, Any]:
         started_at=task.started_at, finished_at=task.finished_at, progress=progress_map(task, results),
         outputs={node: output.model_dump(exclude_unset=True) for node, output in task.outputs.items()},
         error=task.error, timings=task.timings.model_dump(), webhook=_webhook(task), params=task.params,
-        workflow=task.workflow).model_dump(exclude_none=False)
+        workflow=task.workflow, models=[fetch.model_dump(mode="json") for fetch in task.models]
+    ).model_dump(exclude_none=False)
 
 
 def _webhook(task: Task) -> dict[str, Any] | None:

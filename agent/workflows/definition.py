@@ -23,20 +23,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from agent.models.kinds import MODEL_LOADERS
+
 NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 TARGET = re.compile(r"[^.\s]+\.[^.\s]+")
 SEED_MAX = 2**64 - 1  # KSampler's own bound
-# The models folder each loader lists (as agent/comfy/supervisor/nas.py lays out the NAS): where to put a model
-# that an enum filled from ComfyUI lacks.
-MODEL_FOLDERS = {
-    "CheckpointLoaderSimple.ckpt_name": "checkpoints", "ImageOnlyCheckpointLoader.ckpt_name": "checkpoints",
-    "unCLIPCheckpointLoader.ckpt_name": "checkpoints", "LoraLoader.lora_name": "loras",
-    "LoraLoaderModelOnly.lora_name": "loras", "VAELoader.vae_name": "vae",
-    "ControlNetLoader.control_net_name": "controlnet", "DiffControlNetLoader.control_net_name": "controlnet",
-    "UpscaleModelLoader.model_name": "upscale_models", "CLIPLoader.clip_name": "text_encoders",
-    "DualCLIPLoader.clip_name1": "text_encoders", "DualCLIPLoader.clip_name2": "text_encoders",
-    "CLIPVisionLoader.clip_name": "clip_vision", "UNETLoader.unet_name": "diffusion_models",
-}
 ParamType = Literal["string", "integer", "number", "boolean", "enum", "image", "seed"]
 
 
@@ -69,7 +60,7 @@ class Parameter(BaseModel):
     @property
     def models_folder(self) -> str | None:
         """Where ComfyUI finds what this enum lists, when it lists models: `models/checkpoints`, ..."""
-        folder = MODEL_FOLDERS.get(self.choices_from or "")
+        folder = MODEL_LOADERS.get(self.choices_from or "")
         return f"models/{folder}" if folder else None
 
     @property
@@ -160,8 +151,9 @@ _GUESSES: dict[str, list[tuple[str, ParamType, str, tuple[float | None, float | 
 }
 _MODEL_LABELS = {"checkpoints": "Checkpoint", "loras": "LoRA", "vae": "VAE", "controlnet": "ControlNet",
                  "upscale_models": "Upscaler", "text_encoders": "Text encoder", "clip_vision": "CLIP vision",
-                 "diffusion_models": "Diffusion model"}
-for _target, _folder in MODEL_FOLDERS.items():  # every model picker: the models ComfyUI has, to choose from
+                 "diffusion_models": "Diffusion model", "style_models": "Style model",
+                 "hypernetworks": "Hypernetwork", "gligen": "GLIGEN"}
+for _target, _folder in MODEL_LOADERS.items():  # every model picker: the models ComfyUI has, to choose from
     _class, _, _field = _target.partition(".")
     _GUESSES.setdefault(_class, []).insert(0, (_field, "enum", _MODEL_LABELS[_folder], (None, None)))
 

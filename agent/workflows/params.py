@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agent.errors import RequestParamsError
+from agent.models.refs import names_by_url
 from agent.workflows.definition import SEED_MAX, Definition, Parameter
 
 RANDOM_SEEDS = 2**48  # what the page draws too: exact in a JavaScript number
@@ -56,8 +57,8 @@ def _among_choices(parameter: Parameter, value: Any, choices: list[Any] | None, 
     """An enum's value is one of its choices, as ComfyUI lists them now when it does: the refusal names them,
     or says that none is installed and where models go."""
     listed = choices if choices is not None else parameter.choices
-    if listed is None or value in listed:
-        return
+    if listed is None or value in listed or (parameter.models_folder and names_by_url(value)):
+        return  # a model named by URL is fetched, and judged, before the run (agent/models)
     given = f"{value!r}" + (" (the default)" if default else "")
     if listed:
         shown = ", ".join(map(str, listed[:20])) + (", ..." if len(listed) > 20 else "")
@@ -65,8 +66,8 @@ def _among_choices(parameter: Parameter, value: Any, choices: list[Any] | None, 
     if parameter.choices_from is None:
         raise _refused(parameter, f"{given} is not available: the workflow lists no choices")
     where = parameter.models_folder or "models"
-    raise _refused(parameter, f"{given} is not available: ComfyUI has none; put one in its {where} folder "
-                              f"($NAS_DIR/{where} on Function Compute), then run again")
+    raise _refused(parameter, f"{given} is not available: ComfyUI has none; give a model's URL, or put one in "
+                              f"its {where} folder ($NAS_DIR/{where} on Function Compute), then run again")
 
 
 def _default(parameter: Parameter, choices: list[Any] | None) -> Any:

@@ -44,11 +44,12 @@ async def test_prefer_respond_async_answers_202_and_the_run_goes_on(agent: Clien
     body = await poll(agent, "bg-1", {"succeeded", "failed"}, results="true")
     assert body["status"] == "succeeded"
     assert set(body) == {"task_id", "status", "prompt_id", "created_at", "started_at", "finished_at",
-                         "progress", "outputs", "error", "timings", "webhook", "params", "workflow"}
-    assert body["workflow"] is None
+                         "progress", "outputs", "error", "timings", "webhook", "params", "workflow", "models"}
+    assert body["workflow"] is None and body["models"] == []
     assert body["created_at"] <= body["started_at"] <= body["finished_at"]
     timings = body["timings"]
-    assert set(timings) == {"claim", "inputs", "queue", "execution", "delivery"}
+    assert set(timings) == {"claim", "models", "inputs", "queue", "execution", "delivery"}
+    assert timings.pop("models") is None  # it names no model by URL
     assert all(seconds is not None and seconds >= 0 for seconds in timings.values()), timings
     assert timings["execution"] >= 0.5  # the node's delay
     assert sum(timings.values()) <= body["finished_at"] - body["created_at"] + 0.01

@@ -337,7 +337,7 @@ async def test_with_no_checkpoint_installed_the_page_says_where_one_goes(page: P
             await page.click("#run")
             error = page.locator("#runs .run[data-status='failed'] .error")
             await expect(error).to_contain_text(
-                f"parameter checkpoint: '{DEFAULT_CHECKPOINT}' is not available: ComfyUI has none; put one in its "
-                "models/checkpoints folder")
+                f"parameter checkpoint: '{DEFAULT_CHECKPOINT}' is not available: ComfyUI has none; give a model's "
+                "URL, or put one in its models/checkpoints folder")
     finally:
         await runner.cleanup()

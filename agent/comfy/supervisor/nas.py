@@ -9,11 +9,10 @@ import logging
 from pathlib import Path
 
 from agent.logs import log_event
+from agent.models.kinds import MODEL_KINDS
 
 logger = logging.getLogger("agent.supervisor")
 
-MODEL_KINDS = ("checkpoints", "loras", "vae", "controlnet", "upscale_models", "embeddings", "clip", "clip_vision",
-               "text_encoders", "diffusion_models", "unet")  # the model folders ComfyUI is told of on the NAS
 FOLDERS = ("input", "output", "tasks", "custom_nodes", *(f"models/{kind}" for kind in MODEL_KINDS))
 
 

@@ -1,0 +1,156 @@
+"""Where a model's bytes come from: an http(s) URL through the address guard (with the operator's token for
+that host, and from a byte offset to resume), or an `s3://` / `oss://` object read with the agent's bucket
+credentials. Failures come out as the caller's fault (Refused) or the source's (Failed)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from email.message import Message
+
+import httpx
+from pydantic import SecretStr
+
+from agent.buckets.clients import Buckets
+from agent.buckets.location import parse_object_url
+from agent.inputs.fetch import MAX_REDIRECTS, REDIRECTS, check_url, guarded_client
+from agent.inputs.guard import AddressRefused, GuardedBackend, HostUnresolved
+from agent.inputs.sources import FetchError
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(\d+)")
+_REFUSALS = {401: "a private model: set MODEL_TOKENS for its host", 403: "access denied", 404: "no such file",
+             410: "no such file"}
+
+
+class Refused(Exception):
+    """The reference cannot work as it is (no such file, a refused address, access denied); says why."""
+
+
+class Failed(Exception):
+    """The source failed, stalled or broke off: the same reference may work later; says why."""
+
+
+@dataclass
+class Opened:
+    """A model's body as it arrives: from byte `start` (0, or the offset asked for), of `total` when known,
+    and the file name its server gave (Content-Disposition)."""
+
+    start: int
+    total: int | None
+    filename: str | None
+    chunks: AsyncIterator[bytes]
+
+
+def token_for(tokens: Mapping[str, SecretStr], host: str) -> SecretStr | None:
+    """The operator's token for a host or a parent domain of it (`huggingface.co` covers `www.huggingface.co`),
+    never for the other hosts a download is sent on to (a CDN's signed URL refuses a second credential)."""
+    host = host.lower()
+    return next((token for name, token in tokens.items() if host == name or host.endswith(f".{name}")), None)
+
+
+def _filename(disposition: str | None) -> str | None:
+    if not disposition:
+        return None
+    message = Message()
+    message["content-disposition"] = disposition
+    name = message.get_filename()
+    return name.rpartition("/")[2] if name else None
+
+
+class ModelSources:
+    def __init__(self, backend: GuardedBackend, tokens: Mapping[str, SecretStr], stall_timeout: float,
+                 buckets: Buckets) -> None:
+        self.tokens = tokens
+        self.buckets = buckets
+        timeouts = httpx.Timeout(connect=10.0, read=stall_timeout, write=stall_timeout, pool=10.0)
+        self._client = guarded_client(backend, timeouts)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    @contextlib.asynccontextmanager
+    async def open(self, url: str, offset: int) -> AsyncIterator[Opened]:
+        """The body from `offset` (from 0 where the source cannot resume); errors name what went wrong."""
+        try:
+            if url.split("://", 1)[0].lower() in ("s3", "oss"):
+                async with _bucket_errors():
+                    yield await self._object(url, offset)
+            else:
+                async with self._http(httpx.URL(url), offset) as opened:
+                    yield opened
+        except FetchError as exc:
+            raise Refused(str(exc)) from None
+        except (AddressRefused, HostUnresolved) as exc:
+            raise Refused(f"refused address: {exc}" if isinstance(exc, AddressRefused)
+                             else f"host not found: {exc}") from None
+        except httpx.InvalidURL as exc:
+            raise Refused(f"invalid URL: {exc}") from None
+        except httpx.HTTPError as exc:
+            raise Failed(f"download failed: {exc.__class__.__name__}: {exc}"[:300]) from None
+
+    @contextlib.asynccontextmanager
+    async def _http(self, url: httpx.URL, offset: int) -> AsyncIterator[Opened]:
+        for _ in range(MAX_REDIRECTS + 1):
+            check_url(url)
+            async with self._client.stream("GET", url, headers=self._headers(url, offset)) as response:
+                if response.status_code in REDIRECTS and "location" in response.headers:
+                    url = url.join(response.headers["location"])
+                    continue
+                if response.status_code == 416 and offset:  # the part held is not a start of this file
+                    offset = 0
+                    continue
+                yield _opened(response, url, offset)
+                return
+        raise Refused(f"more than {MAX_REDIRECTS} redirects")
+
+    def _headers(self, url: httpx.URL, offset: int) -> dict[str, str]:
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        token = token_for(self.tokens, url.host)
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token.get_secret_value()}"
+        return headers
+
+    async def _object(self, url: str, offset: int) -> Opened:
+        from agent.buckets.bucket import ObjectNotFound  # loads the client: only for such models
+
+        try:
+            location = parse_object_url(url)
+        except ValueError as exc:
+            raise Refused(f"invalid object URL: {exc}") from None
+        bucket = self.buckets.bucket(location.cloud, location.bucket)
+        try:
+            size, chunks = await bucket.stream(location.prefix, offset)
+        except ObjectNotFound as exc:
+            raise Refused(str(exc)) from None
+        except Exception as exc:  # the client's own kinds (denied, unreachable) and the credentials' RuntimeError
+            raise Failed(f"could not be read from the bucket: {str(exc)[:300]}") from None
+        return Opened(offset, size, None, chunks)
+
+
+def _opened(response: httpx.Response, url: httpx.URL, offset: int) -> Opened:
+    status = response.status_code
+    if status in _REFUSALS:
+        raise Refused(f"HTTP {status} from {url.host} ({_REFUSALS[status]})")
+    if status >= 400 or status not in (200, 206):
+        raise (Failed if status >= 500 or status == 429 else Refused)(f"HTTP {status} from {url.host}")
+    filename = _filename(response.headers.get("content-disposition"))
+    if status == 206:
+        match = _CONTENT_RANGE.fullmatch(response.headers.get("content-range", ""))
+        if match is None or int(match.group(1)) != offset:
+            raise Failed(f"{url.host} answered a different range than asked for")
+        return Opened(offset, int(match.group(2)), filename, response.aiter_raw())
+    declared = response.headers.get("content-length", "")
+    return Opened(0, int(declared) if declared.isdigit() else None, filename, response.aiter_raw())
+
+
+@contextlib.asynccontextmanager
+async def _bucket_errors() -> AsyncIterator[None]:
+    """The bucket client's own errors while an object streams, as the source's failure."""
+    from obstore.exceptions import BaseError
+
+    try:
+        yield
+    except BaseError as exc:
+        raise Failed(f"the bucket broke off: {str(exc)[:300]}") from None
