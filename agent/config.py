@@ -253,6 +253,7 @@ class ModelSettings:
 
     folder: Path | None
     max_bytes: int
+    cache_bytes: int | None
     stall_timeout: float
     tokens: dict[str, SecretStr]
     loaders: dict[str, str]
@@ -375,6 +376,9 @@ class Settings(BaseModel):
         "ComfyUI"))] = None
     model_max_bytes: Annotated[int, env("MODEL_MAX_BYTES", parse=_int_in(1, 1 << 50), shown="`68719476736` (64 GiB)",
                                         help="cap on one model downloaded by URL, in bytes")] = 64 << 30
+    model_cache_bytes: Annotated[int | None, env("MODEL_CACHE_BYTES", parse=_int_in(1, 1 << 60), help=(
+        "bytes the models downloaded by URL may take together: beyond, the least recently used go (never a model "
+        "placed by hand, never one a run still needs); unset, they stay"))] = None
     model_stall_timeout: Annotated[float, env("MODEL_STALL_TIMEOUT", parse=_positive_float, help=(
         "seconds a model's source may send nothing before its download is given up (resumed by the next run)"))
     ] = 60.0
@@ -458,7 +462,7 @@ class Settings(BaseModel):
     @property
     def models(self) -> ModelSettings:
         loaders = {**MODEL_LOADERS, **{f"{node}.{name}": folder for node, name, folder in self.model_loaders}}
-        return ModelSettings(self.models_folder, self.model_max_bytes, self.model_stall_timeout,
+        return ModelSettings(self.models_folder, self.model_max_bytes, self.model_cache_bytes, self.model_stall_timeout,
                              dict(self.model_tokens), loaders, self.addresses)
 
     @property

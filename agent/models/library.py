@@ -17,6 +17,7 @@ goes on when the runs that asked for it are canceled: the next run needing it fi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import errno
 import hashlib
@@ -35,6 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 from agent.config import ModelSettings
 from agent.errors import AgentError, ModelFetchFailed, ModelStorageFull
 from agent.logs import log_event
+from agent.models.cache import evict, uses
 from agent.models.lock import HEARTBEAT, FolderLock
 from agent.models.refs import ModelRef, has_model_ending, model_refs, safe_name
 from agent.models.sources import Failed, Refused
@@ -115,6 +117,7 @@ class Models:
         self.folder = settings.folder
         self._sources: ModelSources | None = None
         self._jobs: dict[tuple[str, str], _Job] = {}
+        self._marks: dict[str, list[Path]] = {}  # each run's marks on the models it needs (agent/models/cache.py)
 
     @property
     def sources(self) -> ModelSources:
@@ -138,15 +141,17 @@ class Models:
     def refs(self, prompt: dict[str, Any]) -> list[ModelRef]:
         return model_refs(prompt, self.settings.loaders)
 
-    async def resolve(self, prompt: dict[str, Any], report: Callable[[list[ModelFetch]], None]
+    async def resolve(self, prompt: dict[str, Any], report: Callable[[list[ModelFetch]], None], holder: str
                       ) -> tuple[dict[str, Any], list[ModelFetch]]:
         """The prompt with each model URL replaced by its file's name, once every one is in its folder; `report`
-        hears how the fetches go (every REPORT_EVERY seconds at most)."""
+        hears how the fetches go (every REPORT_EVERY seconds at most). The models stay out of the cache's
+        eviction until `release(holder)`."""
         refs = self.refs(prompt)
         if not refs:
             return prompt, []
         if self.folder is None:
             raise refs[0].error("this agent has no models folder: set MODELS_DIR (or NAS_DIR)")
+        self._marks[holder] = await asyncio.to_thread(_mark, self.folder, refs, holder)
         fetches = [ModelFetch(node_id=ref.node_id, input=ref.input_name, folder=ref.kind) for ref in refs]
 
         def heard(index: int) -> Report:
@@ -201,6 +206,12 @@ class Models:
         finally:
             job.listeners.remove(report)
         return name, ModelSource.WAITED if joined else source
+
+    async def release(self, holder: str) -> None:
+        """The run ended: its models may be evicted again."""
+        marks = self._marks.pop(holder, [])
+        if marks:
+            await asyncio.to_thread(_unmark, marks)
 
     def _model_path(self, ref: ModelRef, name: str) -> Path:
         assert self.folder is not None
@@ -266,6 +277,7 @@ class Models:
             raise Refused(f"checksum mismatch: the file has sha256 {digest}, not {ref.sha256}")
         name = final_name(ref, served, kind)
         await asyncio.to_thread(self._place, ref, part, name, digest)
+        await self._evict(ref, 0)
         log_event(logger, "model.downloaded", folder=ref.kind, name=name, bytes=job.bytes,
                   seconds=round(time.monotonic() - began, 3))
         return name
@@ -276,6 +288,8 @@ class Models:
         offset = await asyncio.to_thread(_size, part)
         async with self.sources.open(ref.url, offset) as opened:
             start = opened.start
+            if opened.total is not None:
+                await self._evict(ref, opened.total - start)
             self._check_room(opened.total, start, part)
             writer = _PartWriter(part, start)
             try:
@@ -306,6 +320,14 @@ class Models:
             raise Refused("not a model file (safetensors, GGUF or a PyTorch checkpoint): "
                           "the URL served something else, a web page or a login form perhaps")
         return writer.digest(), kind, opened.filename
+
+    async def _evict(self, ref: ModelRef, incoming: int) -> None:
+        """Keep the downloads within the budget, with room for `incoming` more bytes on the disk."""
+        assert self.folder is not None
+        removed = await asyncio.to_thread(evict, self.folder, self.settings.cache_bytes, (ref.kind, ref.key),
+                                          incoming)
+        for name in removed:
+            log_event(logger, "model.evicted", model=name)
 
     def _check_room(self, total: int | None, start: int, part: Path) -> None:
         if total is None:
@@ -388,6 +410,22 @@ async def _beat(lock: FolderLock, lost: asyncio.Event) -> None:
         if not await asyncio.to_thread(lock.beat):
             lost.set()
             return
+
+
+def _mark(folder: Path, refs: list[ModelRef], holder: str) -> list[Path]:
+    marks = []
+    for ref in refs:
+        mark = uses(folder, ref.kind, ref.key) / holder
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.touch()
+        marks.append(mark)
+    return marks
+
+
+def _unmark(marks: list[Path]) -> None:
+    for mark in marks:
+        with contextlib.suppress(OSError):  # a folder that refuses now: the mark lapses after IN_USE_FOR
+            mark.unlink(missing_ok=True)
 
 
 def _size(path: Path) -> int:

@@ -188,6 +188,7 @@ class Run:
             logger.exception("run.crashed task=%s", self.task_id)
             self._fail(AgentError(f"unexpected error in the agent: {exc.__class__.__name__}: {exc}"[:500]))
         finally:
+            await comfy.models.release(self.task_id)
             if self._comfy_prompt is not None:
                 self._comfy_prompt.close()
             if self._delivery is not None and self.task.status is not TaskStatus.SUCCEEDED:
@@ -249,7 +250,7 @@ class Run:
 
     async def _fetch(self, models: Models, inputs: InputPreparer) -> dict[str, Any]:
         """The graph as ComfyUI gets it: models named by URL in their folder, inputs uploaded, both named."""
-        graph, fetched = await models.resolve(self.prompt, self._models_moved)
+        graph, fetched = await models.resolve(self.prompt, self._models_moved, self.task_id)
         if fetched:
             self.task.models = fetched
             self._stage_ended("models")

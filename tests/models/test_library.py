@@ -55,7 +55,7 @@ def checkpoint(url: str, node: str = "4") -> dict[str, Any]:
 async def resolve(models: Models, prompt: dict[str, Any],
                   heard: list[list[ModelFetch]] | None = None) -> tuple[dict[str, Any], list[ModelFetch]]:
     try:
-        return await models.resolve(prompt, (heard if heard is not None else []).append)
+        return await models.resolve(prompt, (heard if heard is not None else []).append, "task")
     finally:
         await models.close()
 
@@ -92,7 +92,7 @@ async def test_the_same_model_named_by_ten_runs_is_downloaded_once(
     models = models_of(tmp_path)
     try:
         ended = await asyncio.wait_for(asyncio.gather(*(
-            models.resolve(checkpoint(f"{url}/hold/sd.safetensors", node=f"c{index}"), lambda _: None)
+            models.resolve(checkpoint(f"{url}/hold/sd.safetensors", node=f"c{index}"), lambda _: None, f"t{index}")
             for index in range(10)), _release_when_held(files)), 60)
     finally:
         await models.close()
@@ -115,9 +115,9 @@ async def test_two_agents_sharing_one_folder_download_a_model_once(
     prompt = checkpoint(f"{url}/hold/sd.safetensors")
     second_waits = asyncio.Event()
     try:
-        downloading = asyncio.ensure_future(first.resolve(prompt, lambda _: None))
+        downloading = asyncio.ensure_future(first.resolve(prompt, lambda _: None, "a"))
         await asyncio.wait_for(files.held.wait(), 30)
-        waiting = asyncio.ensure_future(second.resolve(prompt, lambda _: second_waits.set()))
+        waiting = asyncio.ensure_future(second.resolve(prompt, lambda _: second_waits.set(), "b"))
         await asyncio.wait_for(second_waits.wait(), 30)  # it found the lock taken, and looks at the part
         files.release.set()
         (graph, fetched), (other, waited) = await asyncio.wait_for(asyncio.gather(downloading, waiting), 60)
