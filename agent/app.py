@@ -19,6 +19,7 @@ from aiohttp import web
 
 from agent.api import contract, health, lifecycle, page, proxy, run, status, streams, tasks, workflows
 from agent.api import metrics as metrics_route
+from agent.api import models as models_api
 from agent.api.polls import RecentPolls
 from agent.api.security import cors, require_token
 from agent.api.services import GATEWAY, WORKER, S, Services, WorkerServices, route
@@ -45,6 +46,7 @@ from agent.metrics import Metrics
 from agent.metrics.runs import RunMetrics
 from agent.metrics.store import metered
 from agent.models.library import Models
+from agent.models.pulls import Pulls
 from agent.outputs.delivery import OutputStore
 from agent.outputs.sweep import sweep_outputs
 from agent.runs.events import RunEvents
@@ -154,15 +156,23 @@ def _open_stores(stack: contextlib.AsyncExitStack, basics: _Basics) -> Stores:
 
 
 def _comfy(stack: contextlib.AsyncExitStack, settings: Settings, client: ComfyClient, host: ComfyHost,
-           buckets: Buckets, *, blobs: Blobs) -> ComfyParts:
+           buckets: Buckets, *, blobs: Blobs, models: Models) -> ComfyParts:
     """What a run reaches ComfyUI through, each part closed when the app stops."""
     connection = EventConnection(settings.comfyui_base_url, settings.ws_stall_timeout, client.queue)
     stack.push_async_callback(connection.close)
     inputs = InputPreparer(settings.inputs, client, buckets, blobs)
     stack.push_async_callback(inputs.close)
+    return ComfyParts(host, client, connection, inputs, ComfyFiles(client, settings.comfyui_folders), models)
+
+
+def _models(stack: contextlib.AsyncExitStack, settings: Settings, buckets: Buckets,
+            stores: Stores) -> tuple[Models, Pulls]:
+    """The models folder and the pulls into it; a download going on when the app stops is left to resume."""
     models = Models(settings.models, buckets)
     stack.push_async_callback(models.close)
-    return ComfyParts(host, client, connection, inputs, ComfyFiles(client, settings.comfyui_folders), models)
+    pulls = Pulls(models, stores.shared)
+    stack.push_async_callback(pulls.close)
+    return models, pulls
 
 
 def _run_service(stack: contextlib.AsyncExitStack, basics: _Basics, comfy: ComfyParts, stores: Stores,
@@ -204,7 +214,9 @@ async def _open_worker(stack: contextlib.AsyncExitStack, basics: _Basics) -> Wor
     stores = _open_stores(stack, basics)
     buckets = Buckets.from_settings(settings.buckets)
     blobs = open_blobs(settings, buckets)
-    runs = _run_service(stack, basics, _comfy(stack, settings, client, host, buckets, blobs=blobs), stores, buckets)
+    models, pulls = _models(stack, settings, buckets, stores)
+    runs = _run_service(stack, basics, _comfy(stack, settings, client, host, buckets, blobs=blobs, models=models),
+                        stores, buckets)
     basics.metrics.watch(lambda: host.ready, lambda: host.restarts, lambda: runs.active_runs + runs.waiting_runs)
     await host.start()
     stack.push_async_callback(host.stop)
@@ -212,8 +224,8 @@ async def _open_worker(stack: contextlib.AsyncExitStack, basics: _Basics) -> Wor
     catalog = LiveCatalog(client)
     return WorkerServices(**vars(basics), catalog=catalog, workflows=_library(settings, catalog, stores),
                           stores=stores, blobs=blobs,
-                          front=LocalFront(runs, buckets, settings.webhooks), host=host, runs=runs,
-                          proxy_session=proxy_session)
+                          front=LocalFront(runs, buckets, settings.webhooks), models=models, pulls=pulls,
+                          host=host, runs=runs, proxy_session=proxy_session)
 
 
 async def _open_gateway(stack: contextlib.AsyncExitStack, basics: _Basics) -> Services:
@@ -229,8 +241,9 @@ async def _open_gateway(stack: contextlib.AsyncExitStack, basics: _Basics) -> Se
                       max_age=settings.async_max_event_age, instance_id=instance_id())
     buckets = Buckets.from_settings(settings.buckets)
     catalog = StoredCatalog(stores.shared)
+    models, pulls = _models(stack, settings, buckets, stores)
     return Services(**vars(basics), catalog=catalog, workflows=_library(settings, catalog, stores),
-                    stores=stores,
+                    stores=stores, models=models, pulls=pulls,
                     blobs=open_blobs(settings, buckets),
                     front=HandoffFront(handoff, worker, Loaders(settings.inputs), settings.webhooks,
                                        open_outputs(settings, buckets), model_loaders=settings.models.loaders))
@@ -266,6 +279,10 @@ def _application(basics: _Basics, key: web.AppKey[S]) -> web.Application:
     app.router.add_post("/api/workflows", route(key, workflows.publish_workflow))
     app.router.add_delete("/api/workflows/{name}", route(key, workflows.retire_workflow))
     app.router.add_post("/api/workflows/{name}/run", route(key, run.run_workflow))
+    app.router.add_get("/api/models", route(key, models_api.list_models))
+    app.router.add_post("/api/models", route(key, models_api.pull_model))
+    app.router.add_get("/api/pulls/{pull_id}", route(key, models_api.get_pull))
+    app.router.add_delete("/api/models/{folder}/{name:.+}", route(key, models_api.delete_model))
     v2_routes.add_routes(app, key)
     page.add_routes(app, key)
     contract.add_routes(app, key)

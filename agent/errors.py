@@ -66,6 +66,12 @@ class ModelFetchFailed(AgentError):
     kind = "ModelFetchFailed"
 
 
+class ModelInUse(AgentError):
+    """A model asked to be deleted that a run on some instance still needs (`folder`, `name`)."""
+
+    kind = "ModelInUse"
+
+
 class ModelStorageFull(AgentError):
     """The models folder has no room for the model (ENOSPC, or a quota): nothing of it was kept there."""
 

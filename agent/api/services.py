@@ -20,6 +20,8 @@ from agent.comfy.host import ComfyHost
 from agent.config import Settings
 from agent.front.base import Front
 from agent.metrics import Metrics
+from agent.models.library import Models
+from agent.models.pulls import Pulls
 from agent.runs.service import RunService
 from agent.stores import Stores
 from agent.streams.slots import StreamSlots
@@ -38,6 +40,8 @@ class Services:
     stores: Stores
     blobs: Blobs
     front: Front
+    models: Models
+    pulls: Pulls
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,11 @@ async def _definition(raw: bytes, catalog: Catalog) -> Definition:
         raise RequestParamsError(f"definition: {exc}") from None
 
 
+async def _choices(definition: Definition, services: Services) -> dict[str, list[Any]]:
+    """Each enum's choices as ComfyUI lists them, with the models the models folder holds now."""
+    return await choices_of(definition, services.catalog, services.models.folder)
+
+
 def _declared(definition: Definition) -> dict[str, Any]:
     """The definition as `POST /api/workflows` takes it back: what a creator edits before publishing."""
     return {"name": definition.name, "title": definition.title, "description": definition.description,
@@ -87,7 +92,7 @@ def _declared(definition: Definition) -> dict[str, Any]:
 
 async def publish_workflow(request: web.Request, services: Services) -> web.Response:
     definition = await _definition(await request.read(), services.catalog)
-    choices = await choices_of(definition, services.catalog)
+    choices = await _choices(definition, services)
     if query_flag(request, "dry_run", False):
         return web.json_response(_as_published(definition, choices))
     published = await services.workflows.publish(definition)
@@ -123,13 +128,13 @@ async def named(request: web.Request, library: Library) -> Definition:
 
 
 async def list_workflows(request: web.Request, services: Services) -> web.Response:
-    return web.json_response({"workflows": [_described(definition, await choices_of(definition, services.catalog))
+    return web.json_response({"workflows": [_described(definition, await _choices(definition, services))
                                             for definition in await services.workflows.all()]})
 
 
 async def get_workflow(request: web.Request, services: Services) -> web.Response:
     definition = await named(request, services.workflows)
-    return web.json_response({**_described(definition, await choices_of(definition, services.catalog)),
+    return web.json_response({**_described(definition, await _choices(definition, services)),
                               "graph": definition.graph})
 
 
@@ -138,7 +143,7 @@ async def resolve_run(request: web.Request, services: Services, definition: Defi
     """The graph a workflow run's body makes, its options with the parameters as used, and the body itself."""
     body = parse_workflow_body(raw)
     options = parse_options(body.options, request, services.settings.webhook_url)
-    graph, used = resolve(definition, body.params, await choices_of(definition, services.catalog))
+    graph, used = resolve(definition, body.params, await _choices(definition, services))
     pnginfo = None if definition.editor is None else {
         "workflow": await saved_as_run(definition.editor, graph, services.catalog)}
     return graph, dataclasses.replace(options, params=used, pnginfo=pnginfo, workflow=definition.reference), body
@@ -149,7 +154,7 @@ async def with_workflows(services: Services, spec: dict[str, Any]) -> dict[str, 
     generic = spec["paths"]["/api/workflows/{name}/run"]["post"]
     paths = dict(spec["paths"])
     for definition in await services.workflows.all():
-        params = parameters_schema(definition, await choices_of(definition, services.catalog))
+        params = parameters_schema(definition, await _choices(definition, services))
         body = {"type": "object", "additionalProperties": False, "properties": {
             "params": params, "options": {"oneOf": [{"$ref": "#/components/schemas/RunOptions"}, {"type": "null"}]}}}
         paths[f"/api/workflows/{definition.name}/run"] = {"post": {

@@ -37,8 +37,9 @@ from agent.config import ModelSettings
 from agent.errors import AgentError, ModelFetchFailed, ModelStorageFull
 from agent.logs import log_event
 from agent.models.cache import evict, uses
+from agent.models.kinds import MODEL_KINDS
 from agent.models.lock import HEARTBEAT, FolderLock
-from agent.models.refs import ModelRef, has_model_ending, model_refs, safe_name
+from agent.models.refs import ModelRef, failure, has_model_ending, model_refs, safe_name
 from agent.models.sources import Failed, Refused
 from agent.tasks.model import ModelFetch, ModelSource
 
@@ -84,7 +85,7 @@ def final_name(ref: ModelRef, served: str | None, kind: str) -> str:
     return f"{ref.key}-{stem.rsplit('.', 1)[0] if has_model_ending(stem) else stem}{endings[0]}"
 
 
-def _origin(url: str) -> str:
+def origin(url: str) -> str:
     """The URL without its query (a signed link's credentials) or fragment, for the record."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
@@ -115,6 +116,7 @@ class Models:
         self.settings = settings
         self.buckets = buckets
         self.folder = settings.folder
+        self.kinds = tuple(sorted(set(MODEL_KINDS) | set(settings.loaders.values())))  # the folders it fills
         self._sources: ModelSources | None = None
         self._jobs: dict[tuple[str, str], _Job] = {}
         self._marks: dict[str, list[Path]] = {}  # each run's marks on the models it needs (agent/models/cache.py)
@@ -160,7 +162,7 @@ class Models:
                 report(list(fetches))
             return update
 
-        ended = await asyncio.gather(*(self._fetch(ref, heard(index)) for index, ref in enumerate(refs)),
+        ended = await asyncio.gather(*(self.fetch(ref, heard(index)) for index, ref in enumerate(refs)),
                                      return_exceptions=True)
         errors = [outcome for outcome in ended if isinstance(outcome, BaseException)]
         if errors:
@@ -171,18 +173,26 @@ class Models:
             graph[ref.node_id]["inputs"][ref.input_name] = fetch.name
         return graph, done
 
-    async def _fetch(self, ref: ModelRef, report: Report) -> ModelFetch:
+    async def pull(self, ref: ModelRef, report: Report, holder: str) -> ModelFetch:
+        """One model into its folder, asked for by itself (the models API), kept from eviction while it comes."""
+        if self.folder is None:
+            raise ref.error("this agent has no models folder: set MODELS_DIR (or NAS_DIR)")
+        self._marks[holder] = await asyncio.to_thread(_mark, self.folder, [ref], holder)
+        try:
+            return await self.fetch(ref, report)
+        finally:
+            await self.release(holder)
+
+    async def fetch(self, ref: ModelRef, report: Report) -> ModelFetch:
         began = time.monotonic()
         try:
             name, source = await self._obtain(ref, report)
         except Refused as exc:
             raise ref.error(str(exc)) from None
         except Failed as exc:
-            raise ModelFetchFailed(f"node {ref.node_id}, input {ref.input_name!r}: {exc}", node_id=ref.node_id,
-                                   input=ref.input_name, reason=str(exc)) from None
+            raise failure(ModelFetchFailed, ref.node_id, ref.input_name, str(exc)) from None
         except _Full as exc:
-            raise ModelStorageFull(f"node {ref.node_id}, input {ref.input_name!r}: {exc}", node_id=ref.node_id,
-                                   input=ref.input_name, reason=str(exc)) from None
+            raise failure(ModelStorageFull, ref.node_id, ref.input_name, str(exc)) from None
         size = await asyncio.to_thread(self._model_path(ref, name).stat)
         return ModelFetch(node_id=ref.node_id, input=ref.input_name, folder=ref.kind, name=name,
                           bytes=size.st_size, total=size.st_size, seconds=round(time.monotonic() - began, 4),
@@ -356,7 +366,7 @@ class Models:
         target = self._model_path(ref, name)
         target.parent.mkdir(parents=True, exist_ok=True)
         size = part.stat().st_size
-        record = {"url": _origin(ref.url), "name": name, "bytes": size, "sha256": digest,
+        record = {"url": origin(ref.url), "name": name, "bytes": size, "sha256": digest,
                   "downloaded_at": time.time()}
         self._work(ref, ".json").write_text(json.dumps(record))
         os.replace(part, target)

@@ -13,14 +13,15 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from agent.errors import ModelError
+from agent.errors import AgentError, ModelError
 from agent.models.kinds import MODEL_EXTENSIONS
 
 SCHEMES = ("https", "http", "s3", "oss")
 KEY_HEX = 12  # a name's prefix: 48 bits of the URL's hash, unique among any folder's downloads
+E = TypeVar("E", bound=AgentError)
 _SHA256 = re.compile(r"sha256=([0-9a-fA-F]{64})")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -51,7 +52,7 @@ class ModelRef:
         return self.url.split("://", 1)[0].lower() in ("s3", "oss")
 
     def error(self, reason: str) -> ModelError:
-        return model_error(self.node_id, self.input_name, reason)
+        return failure(ModelError, self.node_id, self.input_name, reason)
 
 
 def safe_name(name: str) -> str:
@@ -59,9 +60,15 @@ def safe_name(name: str) -> str:
     return _UNSAFE.sub("_", name).strip("._")[:120]
 
 
+def failure(kind: type[E], node_id: str, input_name: str, reason: str) -> E:
+    """The error naming where the reference was: a graph's node and input, or a request's field (a pull)."""
+    if not node_id:
+        return kind(f"{input_name}: {reason}", field=input_name, reason=reason)
+    return kind(f"node {node_id}, input {input_name!r}: {reason}", node_id=node_id, input=input_name, reason=reason)
+
+
 def model_error(node_id: str, input_name: str, reason: str) -> ModelError:
-    return ModelError(f"node {node_id}, input {input_name!r}: {reason}", node_id=node_id, input=input_name,
-                      reason=reason)
+    return failure(ModelError, node_id, input_name, reason)
 
 
 def _scheme(value: str) -> str | None:
@@ -86,7 +93,7 @@ def _looks_like_model_url(value: str) -> bool:
     return has_model_ending(parts.path) or parts.fragment.startswith("sha256=")
 
 
-def _reference(node_id: str, input_name: str, kind: str, value: str) -> ModelRef:
+def reference(node_id: str, input_name: str, kind: str, value: str) -> ModelRef:
     url, _, fragment = value.strip().partition("#")
     if _scheme(url) not in SCHEMES:
         raise model_error(node_id, input_name, "a model URL is https, http, s3 or oss")
@@ -110,7 +117,7 @@ def model_refs(prompt: dict[str, Any], loaders: Mapping[str, str]) -> list[Model
                 continue
             kind = loaders.get(f"{node.get('class_type')}.{input_name}")
             if kind is not None and _scheme(value) is not None:
-                found.append(_reference(str(node_id), input_name, kind, value))
+                found.append(reference(str(node_id), input_name, kind, value))
             elif kind is None and _looks_like_model_url(value):
                 raise model_error(str(node_id), input_name, f"{node.get('class_type')}.{input_name} takes no "
                                   "model; a model URL goes in a loader's model input (MODEL_LOADERS lists them)")

@@ -58,10 +58,14 @@ class Parameter(BaseModel):
         return targets
 
     @property
+    def model_kind(self) -> str | None:
+        """The models folder this enum lists, when it lists models: `checkpoints`, `loras`, ..."""
+        return MODEL_LOADERS.get(self.choices_from or "")
+
+    @property
     def models_folder(self) -> str | None:
         """Where ComfyUI finds what this enum lists, when it lists models: `models/checkpoints`, ..."""
-        folder = MODEL_LOADERS.get(self.choices_from or "")
-        return f"models/{folder}" if folder else None
+        return f"models/{self.model_kind}" if self.model_kind else None
 
     @property
     def places(self) -> list[tuple[str, str]]:
