@@ -21,11 +21,13 @@ from agent.api import contract, health, lifecycle, page, proxy, run, status, str
 from agent.api import metrics as metrics_route
 from agent.api import models as models_api
 from agent.api.polls import RecentPolls
+from agent.api.replies import Warmup as Warmed
 from agent.api.security import cors, require_token
 from agent.api.services import GATEWAY, WORKER, S, Services, WorkerServices, route
 from agent.api.statuses import json_errors
 from agent.api.v2 import routes as v2_routes
 from agent.api.v2.errors import envelope_response
+from agent.api.warmup import Warmup
 from agent.assets.blobs import Blobs, BucketBlobs, FolderBlobs
 from agent.buckets.clients import Buckets
 from agent.buckets.location import parse_location
@@ -43,6 +45,7 @@ from agent.inputs.prepare import InputPreparer
 from agent.inputs.slots import Loaders
 from agent.logs import log_event
 from agent.metrics import Metrics
+from agent.metrics.coldstart import ColdStart
 from agent.metrics.runs import RunMetrics
 from agent.metrics.store import metered
 from agent.models.library import Models
@@ -176,14 +179,14 @@ def _models(stack: contextlib.AsyncExitStack, settings: Settings, buckets: Bucke
 
 
 def _run_service(stack: contextlib.AsyncExitStack, basics: _Basics, comfy: ComfyParts, stores: Stores,
-                 buckets: Buckets) -> RunService:
+                 buckets: Buckets, *, cold: ColdStart) -> RunService:
     """The runs and their subscribers: a new subscriber is added here and nowhere else."""
     settings = basics.settings
     webhooks = WebhookSender(settings.webhooks, basics.metrics)
     stack.push_async_callback(webhooks.close)
     writer = StoreWriter(stores.records, settings.task_heartbeat)
     stack.push_async_callback(writer.close)
-    events = RunEvents([RunMetrics(basics.metrics), EventPublisher(stores.log), writer], (webhooks,))
+    events = RunEvents([RunMetrics(basics.metrics), EventPublisher(stores.log), writer], (webhooks, cold))
     runs = RunService(comfy, stores.records, stores.cancels, events, instance_id=instance_id(),
                       run_timeout=settings.run_timeout, max_active=settings.max_active_runs,
                       max_waiting=settings.max_waiting_runs, output_store=open_outputs(settings, buckets))
@@ -215,17 +218,43 @@ async def _open_worker(stack: contextlib.AsyncExitStack, basics: _Basics) -> Wor
     buckets = Buckets.from_settings(settings.buckets)
     blobs = open_blobs(settings, buckets)
     models, pulls = _models(stack, settings, buckets, stores)
+    cold = ColdStart(basics.metrics, warms_up=settings.warmup_workflow is not None)
     runs = _run_service(stack, basics, _comfy(stack, settings, client, host, buckets, blobs=blobs, models=models),
-                        stores, buckets)
+                        stores, buckets, cold=cold)
     basics.metrics.watch(lambda: host.ready, lambda: host.restarts, lambda: runs.active_runs + runs.waiting_runs)
     await host.start()
     stack.push_async_callback(host.stop)
     _sweep_and_publish(stack, settings, host, client, stores.shared)
     catalog = LiveCatalog(client)
-    return WorkerServices(**vars(basics), catalog=catalog, workflows=_library(settings, catalog, stores),
-                          stores=stores, blobs=blobs,
+    workflows = _library(settings, catalog, stores)
+    warmup = _begin(stack, settings, Warmup(settings, host, runs, workflows, catalog=catalog, cold=cold))
+    cold.mark("agent")
+    return WorkerServices(**vars(basics), catalog=catalog, workflows=workflows, stores=stores, blobs=blobs,
                           front=LocalFront(runs, buckets, settings.webhooks), models=models, pulls=pulls,
-                          host=host, runs=runs, proxy_session=proxy_session)
+                          host=host, runs=runs, proxy_session=proxy_session, warmup=warmup)
+
+
+def _begin(stack: contextlib.AsyncExitStack, settings: Settings, warmup: Warmup) -> Warmup:
+    """The warm-up, begun now off FC (FC's initializer begins it there); ComfyUI's readiness noted for the cold
+    start whether or not anything warms up."""
+    stack.callback(warmup.close)
+    if settings.warms_up_at_start:
+        warmup.start().add_done_callback(_logged_already)
+    ready = asyncio.ensure_future(_note_ready(warmup.host, warmup.cold, settings.comfyui_start_timeout))
+    stack.callback(ready.cancel)
+    return warmup
+
+
+def _logged_already(outcome: asyncio.Future[Warmed | None]) -> None:
+    """A warm-up begun at start that failed was logged where it failed; /initialize would report it."""
+    if not outcome.cancelled():
+        outcome.exception()
+
+
+async def _note_ready(host: ComfyHost, cold: ColdStart, patience: float) -> None:
+    while not await host.wait_ready(patience):
+        pass
+    cold.mark("comfyui")
 
 
 async def _open_gateway(stack: contextlib.AsyncExitStack, basics: _Basics) -> Services:

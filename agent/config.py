@@ -26,6 +26,7 @@ from agent.buckets.location import parse_location
 from agent.models.kinds import MODEL_LOADERS
 
 MiB = 1024 * 1024
+NAME_OR_FILE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a workflow's name (agent/workflows/definition.py's NAME)
 
 
 class ConfigError(ValueError):
@@ -154,11 +155,11 @@ def _arguments(raw: str) -> tuple[str, ...]:
     return tuple(shlex.split(raw))
 
 
-def _file(raw: str) -> Path:
-    path = Path(raw.strip())
-    if not path.is_file():
-        raise ValueError("must name an existing file")
-    return path
+def _workflow_or_file(raw: str) -> str:
+    value = raw.strip()
+    if not NAME_OR_FILE.fullmatch(value) and not Path(value).is_file():
+        raise ValueError("must be a workflow's name or name an existing file")
+    return value
 
 
 def _one_of(*choices: str) -> Callable[[str], str]:
@@ -404,8 +405,15 @@ class Settings(BaseModel):
     ))] = ()
     initialize_timeout: Annotated[float, env("INITIALIZE_TIMEOUT", parse=_positive_float, help=(
         "seconds `POST /initialize` waits for ComfyUI (and the warm-up prompt)"))] = 600.0
-    warmup_prompt: Annotated[Path | None, env("WARMUP_PROMPT", parse=_file, help=(
-        "API-format prompt file `POST /initialize` runs once"))] = None
+    warmup_workflow: Annotated[str | None, env("WARMUP_WORKFLOW", "WARMUP_PROMPT", parse=_workflow_or_file, help=(
+        "a workflow's name, or a workflow or prompt file, run once as it stands before the first user's run "
+        "(models it names by URL fetched, ComfyUI's models loaded): by `POST /initialize` on FC, at start "
+        "elsewhere (`WARMUP_AT_START`)"))] = None
+    fc_function_name: Annotated[str | None, env("FC_FUNCTION_NAME", help=(
+        "set by FC in its instances: the agent is on FC (see `WARMUP_AT_START`)"))] = None
+    warmup_at_start: Annotated[str, env("WARMUP_AT_START", parse=_one_of("auto", "yes", "no"), help=(
+        "run the warm-up as the agent starts: `auto` off FC only (FC sets `FC_FUNCTION_NAME`; there FC's "
+        "initializer runs it before any traffic)"))] = "auto"
     prestop_grace: Annotated[float, env("PRESTOP_GRACE", parse=_positive_float, help=(
         "seconds `GET /pre-stop` and SIGTERM give open runs to finish"))] = 60.0
     workflows_dir: Annotated[Path | None, env("WORKFLOWS_DIR", parse=Path, shown=(
@@ -458,6 +466,12 @@ class Settings(BaseModel):
     def inputs(self) -> InputSettings:
         return InputSettings(self.input_max_bytes, self.input_fetch_timeout, self.image_loaders, self.media_loaders,
                              self.addresses)
+
+    @property
+    def warms_up_at_start(self) -> bool:
+        if self.warmup_at_start == "auto":
+            return self.fc_function_name is None
+        return self.warmup_at_start == "yes"
 
     @property
     def models(self) -> ModelSettings:

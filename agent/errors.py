@@ -95,7 +95,7 @@ class ExecutionError(AgentError):
 
 
 class WarmupFailed(AgentError):
-    """The warm-up prompt of POST /initialize failed: FC must not send traffic to this instance."""
+    """The warm-up (WARMUP_WORKFLOW) failed or names no workflow: FC must not send traffic to this instance."""
 
     kind = "WarmupFailed"
 

@@ -21,7 +21,8 @@ def task_headers(task: Task) -> dict[str, str]:
     headers = {"X-Task-Id": task.task_id, "X-Task-Status": task.status.value}
     if task.error:
         headers["X-Task-Error"] = str(task.error.get("message"))
-    stages = [f"{stage};dur={seconds * 1000:.1f}" for stage, seconds in task.timings if seconds is not None]
+    stages = [f"{stage};dur={seconds * 1000:.1f}" for stage, seconds in task.timings
+              if isinstance(seconds, float | int)]  # the run's own stages (not the instance's cold start)
     if stages:
         headers["Server-Timing"] = ", ".join(stages)  # the standard header: browsers' devtools show it
     return headers

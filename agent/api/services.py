@@ -15,6 +15,7 @@ from aiohttp import web
 
 from agent.api.polls import RecentPolls
 from agent.api.statuses import Handler
+from agent.api.warmup import Warmup
 from agent.assets.blobs import Blobs
 from agent.comfy.host import ComfyHost
 from agent.config import Settings
@@ -49,6 +50,7 @@ class WorkerServices(Services):
     host: ComfyHost
     runs: RunService
     proxy_session: aiohttp.ClientSession
+    warmup: Warmup
 
 
 S = TypeVar("S", bound=Services)

@@ -46,6 +46,9 @@ class Metrics:
                                    namespace=PREFIX, registry=registry)
         self.input_seconds = Histogram("input_fetch_seconds", "a run's input preparation, when it fetched any",
                                        buckets=WAIT_SECONDS, namespace=PREFIX, registry=registry)
+        self.cold_start = Gauge("cold_start_seconds", "seconds from the process's start until the agent served, "
+                                "ComfyUI was ready and the warm-up ended", ["stage"], namespace=PREFIX,
+                                registry=registry)
         self.models = Counter("models", "models runs named by URL, by folder and how each was got (cached, "
                               "downloaded, waited)", ["folder", "source"], namespace=PREFIX, registry=registry)
         self.model_bytes = Counter("model_download_bytes", "bytes of models downloaded by URL",

@@ -161,6 +161,15 @@ Progress = dict[str, NodeProgress]
 Results = dict[str, list[str]]
 
 
+class ColdStartTimes(BaseModel):
+    """Seconds from the instance's process start until the agent served, ComfyUI was ready, the warm-up ended
+    (null when there is none)."""
+
+    agent: float | None = None
+    comfyui: float | None = None
+    warmup: float | None = None
+
+
 class Timings(BaseModel):
     """Seconds a run spent in each stage, set as each ends: taking its task id in the store, getting the models
     it names by URL (downloads, or waiting on another run's), preparing its inputs (downloads and uploads to
@@ -172,6 +181,7 @@ class Timings(BaseModel):
     queue: float | None = None
     execution: float | None = None
     delivery: float | None = None
+    cold_start: ColdStartTimes | None = None  # on the first task an instance ends after its cold start
 
 
 class ModelSource(StrEnum):

@@ -24,7 +24,7 @@ class TaskView(BaseModel):
     progress: dict[str, Any]
     outputs: dict[str, Any]
     error: dict[str, Any] | None
-    timings: dict[str, float | None]
+    timings: dict[str, Any]
     webhook: dict[str, Any] | None = None
     params: dict[str, Any] | None = None
     workflow: str | None = None

@@ -49,7 +49,7 @@ async def test_the_warmup_gets_only_what_the_wait_for_comfyui_left(tmp_path: Pat
     warmup = tmp_path / "warmup.json"
     warmup.write_text(json.dumps(save_prompt(5, "warm")))
     port = free_port()
-    async with running_agent(comfyui_url=f"http://127.0.0.1:{port}", ready=False, warmup_prompt=warmup,
+    async with running_agent(comfyui_url=f"http://127.0.0.1:{port}", ready=False, warmup_workflow=str(warmup),
                              initialize_timeout=budget) as agent:
         sent_at = time.monotonic()
         initializing = asyncio.create_task(agent.post("/initialize"))
@@ -78,7 +78,7 @@ async def test_initialize_gives_up_after_its_timeout() -> None:
 async def test_initialize_runs_the_warmup_prompt(double: str, tmp_path: Path) -> None:
     warmup = tmp_path / "warmup.json"
     warmup.write_text(json.dumps(save_prompt(5, "warm")))
-    async with running_agent(comfyui_url=double, warmup_prompt=warmup) as agent:
+    async with running_agent(comfyui_url=double, warmup_workflow=str(warmup)) as agent:
         response = await agent.post("/initialize")
         body = await response.json()
         assert response.status == 200 and body["warmup"]["task_id"].startswith("warmup-")
@@ -88,7 +88,7 @@ async def test_initialize_runs_the_warmup_prompt(double: str, tmp_path: Path) ->
 async def test_a_failing_warmup_is_reported(double: str, tmp_path: Path) -> None:
     warmup = tmp_path / "warmup.json"
     warmup.write_text(json.dumps(save_prompt(5, fault="error")))
-    async with running_agent(comfyui_url=double, warmup_prompt=warmup) as agent:
+    async with running_agent(comfyui_url=double, warmup_workflow=str(warmup)) as agent:
         response = await agent.post("/initialize")
         body = await response.json()
         assert response.status == 500

@@ -48,8 +48,10 @@ async def test_prefer_respond_async_answers_202_and_the_run_goes_on(agent: Clien
     assert body["workflow"] is None and body["models"] == []
     assert body["created_at"] <= body["started_at"] <= body["finished_at"]
     timings = body["timings"]
-    assert set(timings) == {"claim", "models", "inputs", "queue", "execution", "delivery"}
+    assert set(timings) == {"claim", "models", "inputs", "queue", "execution", "delivery", "cold_start"}
     assert timings.pop("models") is None  # it names no model by URL
+    cold = timings.pop("cold_start")  # the instance's first task: ComfyUI was ready before it ended
+    assert cold["agent"] <= cold["comfyui"] and cold["warmup"] is None
     assert all(seconds is not None and seconds >= 0 for seconds in timings.values()), timings
     assert timings["execution"] >= 0.5  # the node's delay
     assert sum(timings.values()) <= body["finished_at"] - body["created_at"] + 0.01

@@ -62,10 +62,9 @@ def raw(gateway: bool) -> Props:
 
 
 def agent_settings(env: Mapping[str, str]) -> Settings:
-    """The agent's settings from a function's environment; ComfyUI at a URL and no warm-up file, as neither the
-    image's ComfyUI nor its warm-up prompt is on this machine."""
-    kept = {key: value for key, value in env.items() if key != "WARMUP_PROMPT"}
-    return load_settings([], {**kept, "COMFYUI_URL": "http://127.0.0.1:8188"})
+    """The agent's settings from a function's environment, ComfyUI at a URL (the image's is not on this
+    machine)."""
+    return load_settings([], {**env, "COMFYUI_URL": "http://127.0.0.1:8188"})
 
 
 @pytest.fixture(scope="module")
@@ -122,10 +121,18 @@ def test_async_tasks_trigger_and_lifecycle_hooks(props: Props) -> None:
     assert hooks["preStop"]["timeout"] > float(props["environmentVariables"]["PRESTOP_GRACE"])
 
 
+def test_provisioned_instances_come_from_a_var_and_none_by_default(props: Props) -> None:
+    """Warm instances cost by the second: the file shows how to keep them, and keeps none unless asked."""
+    assert props["provisionConfig"]["defaultTarget"] == 0
+    assert props["provisionConfig"]["alwaysAllocateGPU"] is False
+    assert "provisionedInstances" in DOCUMENT["vars"]
+
+
 def test_the_environment_is_a_valid_agent_configuration(props: Props) -> None:
     settings = agent_settings(props["environmentVariables"])
     assert settings.store_url == "file:///mnt/auto/comfyui/tasks"
-    assert props["environmentVariables"]["WARMUP_PROMPT"] == "/comfyui/workflows/warmup.json"
+    assert settings.warmup_workflow == "warmup"  # the image's comfyui/workflows/warmup.json, by its name
+    assert (Path(__file__).parents[2] / "comfyui" / "workflows" / "warmup.json").is_file()
     assert props["environmentVariables"].get("AGENT_MODE", "worker") == "worker"
 
 
