@@ -80,9 +80,10 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def start_double(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_double(workdir: Path, *more: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`more`: ComfyUI's own flags (`--extra-model-paths-config FILE`)."""
     port = free_port()
-    args = [sys.executable, str(DOUBLE), "--listen", "127.0.0.1", "--port", str(port)]
+    args = [sys.executable, str(DOUBLE), "--listen", "127.0.0.1", "--port", str(port), *more]
     for kind in ("input", "output", "temp"):
         args += [f"--{kind}-directory", str(workdir / kind)]
     proc = subprocess.Popen(args, cwd=DOUBLE.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,8 +1,8 @@
 """Where a URL input may lead: only to public addresses, checked after DNS resolution, for every connection.
 
-The check sits in the connection layer (an httpcore network backend), so it applies to each redirect hop,
-and the connection goes to the very address that was checked: a DNS answer that changes between the check
-and the connect (rebinding) cannot steer the fetch elsewhere.
+The check sits in the connection layer (an httpcore network backend; for aiohttp, its resolver), so it applies
+to each redirect hop, and the connection goes to the very address that was checked: a DNS answer that changes
+between the check and the connect (rebinding) cannot steer the fetch elsewhere.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable
 
 import httpcore
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -116,3 +117,21 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self.inner.sleep(seconds)
+
+
+class GuardedResolver(AbstractResolver):
+    """The same guard as aiohttp's resolver, for the model downloads (agent/models/sources.py): aiohttp connects
+    to the addresses given here, every one checked, and a redirect's host is resolved here again."""
+
+    def __init__(self, backend: GuardedBackend) -> None:
+        self.backend = backend
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET,
+                      ) -> list[ResolveResult]:
+        addresses = await self.backend.addresses(host, port)
+        return [ResolveResult(hostname=host, host=address, port=port, proto=0, flags=socket.AI_NUMERICHOST,
+                              family=socket.AF_INET6 if ":" in address else socket.AF_INET)
+                for address in addresses]
+
+    async def close(self) -> None:
+        """Nothing held."""

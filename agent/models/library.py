@@ -40,7 +40,7 @@ from agent.models.cache import evict, uses
 from agent.models.kinds import MODEL_KINDS
 from agent.models.lock import HEARTBEAT, FolderLock
 from agent.models.refs import ModelRef, failure, has_model_ending, model_refs, safe_name
-from agent.models.sources import Failed, Refused
+from agent.models.sources import Failed, Opened, Refused
 from agent.tasks.model import ModelFetch, ModelSource
 
 if TYPE_CHECKING:
@@ -304,17 +304,7 @@ class Models:
             writer = _PartWriter(part, start)
             try:
                 await asyncio.to_thread(writer.open)
-                try:
-                    async for chunk in opened.chunks:
-                        if lost.is_set():
-                            raise Failed("another instance took the download over")
-                        if writer.add(chunk) >= FLUSH_BYTES:
-                            await asyncio.to_thread(writer.flush)
-                            self._check_size(writer.size, part)
-                            job.advance(writer.size, opened.total)
-                finally:
-                    if not lost.is_set():  # what came is kept, broken off or not: the next run resumes from it
-                        await asyncio.to_thread(writer.flush)
+                await self._stream(job, opened, writer, lost)
             except OSError as exc:
                 await self._on_write_error(exc, part)
                 raise
@@ -330,6 +320,28 @@ class Models:
             raise Refused("not a model file (safetensors, GGUF or a PyTorch checkpoint): "
                           "the URL served something else, a web page or a login form perhaps")
         return writer.digest(), kind, opened.filename
+
+    async def _stream(self, job: _Job, opened: Opened, writer: _PartWriter, lost: asyncio.Event) -> None:
+        """The body into the part, each buffer written and hashed in a worker thread while the next arrives
+        (reading and hashing on two cores: a download as fast as curl's). What came is kept, broken off or
+        not: the next run resumes from it."""
+        writing: asyncio.Future[None] | None = None
+        try:
+            async for chunk in opened.chunks:
+                if lost.is_set():
+                    raise Failed("another instance took the download over")
+                if writer.add(chunk) < FLUSH_BYTES:
+                    continue
+                if writing is not None:
+                    await asyncio.shield(writing)
+                self._check_size(writer.size + writer.buffered, writer.part)
+                job.advance(writer.size, opened.total)
+                writing = asyncio.ensure_future(asyncio.to_thread(writer.write, writer.take()))
+        finally:
+            if writing is not None:
+                await asyncio.shield(writing)
+            if not lost.is_set():
+                await asyncio.to_thread(writer.write, writer.take())
 
     async def _evict(self, ref: ModelRef, incoming: int) -> None:
         """Keep the downloads within the budget, with room for `incoming` more bytes on the disk."""
@@ -380,7 +392,7 @@ class _PartWriter:
         self.start = start
         self.size = start
         self._buffer: list[bytes] = []
-        self._buffered = 0
+        self.buffered = 0
         self._file: BinaryIO | None = None
         self._hash = hashlib.sha256()
 
@@ -394,17 +406,22 @@ class _PartWriter:
 
     def add(self, chunk: bytes) -> int:
         self._buffer.append(chunk)
-        self._buffered += len(chunk)
-        return self._buffered
+        self.buffered += len(chunk)
+        return self.buffered
 
-    def flush(self) -> None:
+    def take(self) -> list[bytes]:
+        """What is buffered, handed to `write` (on the event loop, so the next bytes go to a new buffer)."""
+        taken, self._buffer, self.buffered = self._buffer, [], 0
+        return taken
+
+    def write(self, chunks: list[bytes]) -> None:
+        """In a worker thread, one at a time: the file's write and sha256 both let go of the GIL."""
         assert self._file is not None
-        for chunk in self._buffer:
-            self._file.write(chunk)
-            self._hash.update(chunk)
+        data = b"".join(chunks)
+        self._file.write(data)
+        self._hash.update(data)
         self._file.flush()
-        self.size += self._buffered
-        self._buffer, self._buffered = [], 0
+        self.size += len(data)
 
     def close(self) -> None:
         if self._file is not None:

@@ -267,3 +267,14 @@ async def test_a_model_from_a_bucket(tmp_path: Path, s3: S3) -> None:
         await resolve(models_of(tmp_path, output_store_endpoint=s3.endpoint, output_store_key_id="test-key",
                                 output_store_key_secret="test-secret"),
                       checkpoint(f"s3://{s3.bucket}/models/none.safetensors"))
+
+
+async def test_a_redirect_to_a_private_address_is_refused(tmp_path: Path, server: tuple[ModelServer, str]) -> None:
+    """Every hop passes the guard: an allowed host that redirects to a name resolving to loopback is refused."""
+    _, url = server
+    port = url.rsplit(":", 1)[1]
+    configured = Settings(models_dir=tmp_path, url_allow_hosts=frozenset({"127.0.0.1"}))
+    models = Models(configured.models, Buckets.from_settings(configured.buckets, {}))
+    with pytest.raises(ModelError, match="refused address: localhost resolves to"):
+        await resolve(models, checkpoint(f"{url}/to?url=http://localhost:{port}/m/sd.safetensors&x=.safetensors"))
+    assert listed(tmp_path) == []
