@@ -34,7 +34,7 @@ class ModelServer:
     /break/NAME (sends `break_after` bytes of the whole, then drops the connection, once per `breaks`),
     /hold/NAME (waits for `release` before the body), /dl/ID (a Civitai-like link: the name comes in
     Content-Disposition), /private/NAME (401 without `Bearer secret`), /to?url=X (one redirect), /missing (404),
-    /page/NAME (200, an HTML page)."""
+    /page/NAME (200, an HTML page), /stall/NAME (a first part, then nothing until `release`), /busy/NAME (503)."""
 
     def __init__(self, files: dict[str, bytes]) -> None:
         self.files = files
@@ -49,7 +49,8 @@ class ModelServer:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._count])
         for prefix, handler in (("m", self.model), ("norange", self.whole), ("break", self.broken),
-                                ("hold", self.hold), ("private", self.private), ("page", self.page)):
+                                ("hold", self.hold), ("private", self.private), ("page", self.page),
+                                ("stall", self.stall), ("busy", self.busy)):
             app.router.add_get(f"/{prefix}/{{name}}", handler)
         app.router.add_get("/dl/{name}", self.download_link)
         app.router.add_get("/to", self.to)
@@ -110,6 +111,19 @@ class ModelServer:
         self.held.set()
         await self.release.wait()
         return await self._send(request, data)
+
+    async def stall(self, request: web.Request) -> web.StreamResponse:
+        """Sends a first part, then nothing until `release` (a CDN that stalls)."""
+        data = self._file(request)
+        response = web.StreamResponse(headers={"Content-Length": str(len(data))})
+        await response.prepare(request)
+        await response.write(data[:100_000])
+        await self.release.wait()
+        await response.write(data[100_000:])
+        return response
+
+    async def busy(self, request: web.Request) -> web.Response:
+        raise web.HTTPServiceUnavailable(text="try later")
 
     async def private(self, request: web.Request) -> web.StreamResponse:
         if request.headers.get("Authorization") != "Bearer secret":

@@ -97,8 +97,7 @@ class ModelSources:
         """The body from `offset` (from 0 where the source cannot resume); errors name what went wrong."""
         try:
             if url.split("://", 1)[0].lower() in ("s3", "oss"):
-                async with _bucket_errors():
-                    yield await self._object(url, offset)
+                yield await self._object(url, offset)
             else:
                 async with self._http(URL(url), offset) as opened:
                     yield opened
@@ -150,7 +149,7 @@ class ModelSources:
             raise Refused(str(exc)) from None
         except Exception as exc:  # the client's own kinds (denied, unreachable) and the credentials' RuntimeError
             raise Failed(f"could not be read from the bucket: {str(exc)[:300]}") from None
-        return Opened(offset, size, None, chunks)
+        return Opened(offset, size, None, _object_body(chunks))
 
 
 def _is_address(host: str) -> bool:
@@ -172,16 +171,26 @@ def _opened(response: aiohttp.ClientResponse, url: URL, offset: int) -> Opened:
         match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", ""))
         if match is None or int(match.group(1)) != offset:
             raise Failed(f"{url.host} answered a different range than asked for")
-        return Opened(offset, int(match.group(2)), filename, response.content.iter_any())
-    return Opened(0, response.content_length, filename, response.content.iter_any())
+        return Opened(offset, int(match.group(2)), filename, _body(response))
+    return Opened(0, response.content_length, filename, _body(response))
 
 
-@contextlib.asynccontextmanager
-async def _bucket_errors() -> AsyncIterator[None]:
-    """The bucket client's own errors while an object streams, as the source's failure."""
+async def _body(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The bytes as they come; a stall or a broken connection is the source's failure, told as such before it
+    reaches the code writing the file (a timeout is an OSError, as a full disk is)."""
+    try:
+        async for chunk in response.content.iter_any():
+            yield chunk
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise Failed(f"download failed: {exc.__class__.__name__}: {exc}"[:300]) from None
+
+
+async def _object_body(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """An object's bytes as they come; the bucket client's errors are the source's failure."""
     from obstore.exceptions import BaseError
 
     try:
-        yield
+        async for chunk in chunks:
+            yield chunk
     except BaseError as exc:
         raise Failed(f"the bucket broke off: {str(exc)[:300]}") from None

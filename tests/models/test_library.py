@@ -278,3 +278,15 @@ async def test_a_redirect_to_a_private_address_is_refused(tmp_path: Path, server
     with pytest.raises(ModelError, match="refused address: localhost resolves to"):
         await resolve(models, checkpoint(f"{url}/to?url=http://localhost:{port}/m/sd.safetensors&x=.safetensors"))
     assert listed(tmp_path) == []
+
+
+async def test_a_stalled_or_failing_source_is_a_fetch_failure_and_keeps_what_came(
+        tmp_path: Path, server: tuple[ModelServer, str]) -> None:
+    files, url = server
+    with pytest.raises(ModelFetchFailed, match="download failed"):
+        await resolve(models_of(tmp_path, model_stall_timeout=0.5), checkpoint(f"{url}/stall/sd.safetensors"))
+    files.release.set()
+    assert listed(tmp_path) == []
+    assert [part.stat().st_size for part in tmp_path.rglob("*.part")] == [100_000]  # resumed by the next run
+    with pytest.raises(ModelFetchFailed, match="HTTP 503 from 127.0.0.1"):
+        await resolve(models_of(tmp_path), checkpoint(f"{url}/busy/sd.safetensors"))
