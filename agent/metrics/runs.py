@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent.metrics import Metrics
-from agent.runs.events import RunEnded, RunEvent, RunInputsFetched, RunModelsProgressed
+from agent.runs.events import RunEnded, RunEvent, RunInputsFetched
 from agent.tasks.model import ModelSource, Task
 
 
@@ -17,11 +17,6 @@ class RunMetrics:
         self.metrics = metrics
 
     def notify(self, event: RunEvent) -> None:
-        if isinstance(event, RunModelsProgressed) and event.done:
-            for fetch in event.task.models:
-                self.metrics.models.labels(fetch.folder, fetch.source or "").inc()
-                if fetch.source is ModelSource.DOWNLOADED:
-                    self.metrics.model_bytes.inc(fetch.bytes)
         if isinstance(event, RunInputsFetched):
             self.metrics.input_bytes.inc(event.bytes)
             if event.task.timings.inputs is not None:
@@ -30,6 +25,11 @@ class RunMetrics:
     async def settle(self, ended: RunEnded) -> None:
         task, metrics = ended.task, self.metrics
         metrics.runs.labels(task.status.value, (task.error or {}).get("message", "")).inc()
+        for fetch in task.models:
+            if fetch.source is not None:
+                metrics.models.labels(fetch.folder, fetch.source.value).inc()
+            if fetch.source is ModelSource.DOWNLOADED:
+                metrics.model_bytes.inc(fetch.bytes)
         if task.finished_at is not None:
             metrics.run_seconds.observe(max(0.0, task.finished_at - task.created_at))
         if task.timings.queue is not None:

@@ -120,6 +120,7 @@ class Models:
         self._sources: ModelSources | None = None
         self._jobs: dict[tuple[str, str], _Job] = {}
         self._marks: dict[str, list[Path]] = {}  # each run's marks on the models it needs (agent/models/cache.py)
+        self._names: dict[tuple[str, str], str] = {}  # (folder, key) -> the file's name, as last found
 
     @property
     def sources(self) -> ModelSources:
@@ -153,8 +154,9 @@ class Models:
             return prompt, []
         if self.folder is None:
             raise refs[0].error("this agent has no models folder: set MODELS_DIR (or NAS_DIR)")
-        self._marks[holder] = await asyncio.to_thread(_mark, self.folder, refs, holder)
-        fetches = [ModelFetch(node_id=ref.node_id, input=ref.input_name, folder=ref.kind) for ref in refs]
+        self._marks[holder], found = await asyncio.to_thread(self._mark_and_find, refs, holder)
+        fetches = [hit or ModelFetch(node_id=ref.node_id, input=ref.input_name, folder=ref.kind)
+                   for ref, hit in zip(refs, found, strict=True)]
 
         def heard(index: int) -> Report:
             def update(done: int, total: int | None) -> None:
@@ -162,16 +164,35 @@ class Models:
                 report(list(fetches))
             return update
 
-        ended = await asyncio.gather(*(self.fetch(ref, heard(index)) for index, ref in enumerate(refs)),
+        missing = [index for index, hit in enumerate(found) if hit is None]
+        ended = await asyncio.gather(*(self.fetch(refs[index], heard(index)) for index in missing),
                                      return_exceptions=True)
         errors = [outcome for outcome in ended if isinstance(outcome, BaseException)]
         if errors:
             raise errors[0]
+        for index, outcome in zip(missing, ended, strict=True):
+            assert isinstance(outcome, ModelFetch)
+            fetches[index] = outcome
         graph = copy.deepcopy(prompt)
-        done = [outcome for outcome in ended if isinstance(outcome, ModelFetch)]
-        for ref, fetch in zip(refs, done, strict=True):
+        for ref, fetch in zip(refs, fetches, strict=True):
             graph[ref.node_id]["inputs"][ref.input_name] = fetch.name
-        return graph, done
+        return graph, fetches
+
+    def _mark_and_find(self, refs: list[ModelRef], holder: str) -> tuple[list[Path], list[ModelFetch | None]]:
+        """In one worker thread (a run naming models already in place pays one hop): each model marked as
+        needed, then looked for."""
+        assert self.folder is not None
+        marks = _mark(self.folder, refs, holder)
+        found: list[ModelFetch | None] = []
+        for ref in refs:
+            try:
+                present = self._present(ref)
+            except Refused:  # told again, naming the input, by its fetch
+                present = None
+            found.append(None if present is None else ModelFetch(
+                node_id=ref.node_id, input=ref.input_name, folder=ref.kind, name=present[0], bytes=present[1],
+                total=present[1], source=ModelSource.CACHED))
+        return marks, found
 
     async def pull(self, ref: ModelRef, report: Report, holder: str) -> ModelFetch:
         """One model into its folder, asked for by itself (the models API), kept from eviction while it comes."""
@@ -201,7 +222,7 @@ class Models:
     async def _obtain(self, ref: ModelRef, report: Report) -> tuple[str, ModelSource]:
         found = await asyncio.to_thread(self._present, ref)
         if found is not None:
-            return found, ModelSource.CACHED
+            return found[0], ModelSource.CACHED
         job = self._jobs.get((ref.kind, ref.key))
         if job is None or job.task is None or job.task.done():
             job = self._jobs[(ref.kind, ref.key)] = _Job(ref)
@@ -231,24 +252,30 @@ class Models:
         assert self.folder is not None
         return self.folder / ".downloads" / ref.kind / f"{ref.key}{suffix}"
 
-    def _present(self, ref: ModelRef) -> str | None:
-        """The model's file name when it is in its folder (its use noted for the cache); checks a given sha256
-        against the one recorded at its download."""
+    def _present(self, ref: ModelRef) -> tuple[str, int] | None:
+        """The model's file name and size when it is in its folder; a given sha256 checked against the one
+        recorded at its download. A name found before costs one stat (on a NAS, one round trip)."""
+        assert self.folder is not None
+        name = self._names.get((ref.kind, ref.key))
+        size = _size(self._model_path(ref, name)) if name else 0
+        if not name or not size:
+            name = self._find(ref)
+            size = _size(self._model_path(ref, name)) if name else 0
+        if not name:
+            return None
+        self._names[(ref.kind, ref.key)] = name
+        if ref.sha256:
+            recorded = _recorded(self._work(ref, ".json")).get("sha256")
+            if recorded and recorded != ref.sha256:
+                raise Refused(f"checksum mismatch: the model at this URL has sha256 {recorded}, not {ref.sha256}")
+        return name, size
+
+    def _find(self, ref: ModelRef) -> str | None:
         assert self.folder is not None
         folder = self.folder / ref.kind
         found = sorted(path.name for path in folder.glob(f"{ref.key}-*")
                        if has_model_ending(path.name) and path.is_file()) if folder.is_dir() else []
-        if not found:
-            return None
-        record = self._work(ref, ".json")
-        try:
-            recorded = json.loads(record.read_text()).get("sha256")
-            os.utime(record)
-        except (OSError, ValueError):
-            recorded = None
-        if ref.sha256 and recorded and recorded != ref.sha256:
-            raise Refused(f"checksum mismatch: the model at this URL has sha256 {recorded}, not {ref.sha256}")
-        return found[0]
+        return found[0] if found else None
 
     async def _run_job(self, job: _Job) -> tuple[str, ModelSource]:
         """Fetch under the folder's lock, or wait while another instance holds it."""
@@ -259,7 +286,7 @@ class Models:
         while True:
             found = await asyncio.to_thread(self._present, ref)
             if found is not None:
-                return found, ModelSource.WAITED if waited else ModelSource.CACHED
+                return found[0], ModelSource.WAITED if waited else ModelSource.CACHED
             if await asyncio.to_thread(lock.try_acquire):
                 try:
                     return await self._download(job, lock), ModelSource.DOWNLOADED
@@ -273,7 +300,7 @@ class Models:
         ref = job.ref
         found = await asyncio.to_thread(self._present, ref)  # finished by another while this one waited
         if found is not None:
-            return found
+            return found[0]
         part = self._work(ref, ".part")
         lost = asyncio.Event()
         beating = asyncio.ensure_future(_beat(lock, lost))
@@ -381,6 +408,7 @@ class Models:
         record = {"url": origin(ref.url), "name": name, "bytes": size, "sha256": digest,
                   "downloaded_at": time.time()}
         self._work(ref, ".json").write_text(json.dumps(record))
+        _used_now(self._work(ref, ".json"))
         os.replace(part, target)
 
 
@@ -443,16 +471,36 @@ def _mark(folder: Path, refs: list[ModelRef], holder: str) -> list[Path]:
     marks = []
     for ref in refs:
         mark = uses(folder, ref.kind, ref.key) / holder
-        mark.parent.mkdir(parents=True, exist_ok=True)
-        mark.touch()
+        try:
+            mark.touch()
+        except FileNotFoundError:  # the model's first use: its folder of marks is made once
+            mark.parent.mkdir(parents=True, exist_ok=True)
+            mark.touch()
         marks.append(mark)
     return marks
 
 
 def _unmark(marks: list[Path]) -> None:
+    """The run ended: its marks go, and each model's record is touched, its last use (for the cache)."""
     for mark in marks:
         with contextlib.suppress(OSError):  # a folder that refuses now: the mark lapses after IN_USE_FOR
             mark.unlink(missing_ok=True)
+            _used_now(mark.parent.with_suffix(".json"))
+
+
+def _used_now(record: Path) -> None:
+    """The record's mtime set to this instant (the cache's last use): a bare touch takes the kernel's coarse
+    clock, a few milliseconds a tick, and two uses in one tick would tie."""
+    now = time.time_ns()
+    os.utime(record, ns=(now, now))
+
+
+def _recorded(record: Path) -> dict[str, Any]:
+    try:
+        found = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 def _size(path: Path) -> int:

@@ -44,7 +44,7 @@ from agent.runs.events import (
 )
 from agent.runs.naming import with_task_names
 from agent.runs.results import read_results
-from agent.tasks.model import ModelFetch, NodeOutput, Results, Task, TaskStatus
+from agent.tasks.model import ModelFetch, ModelSource, NodeOutput, Results, Task, TaskStatus
 from agent.tasks.options import RunOptions
 from agent.tasks.progress import ProgressTracker, files_in
 
@@ -188,12 +188,12 @@ class Run:
             logger.exception("run.crashed task=%s", self.task_id)
             self._fail(AgentError(f"unexpected error in the agent: {exc.__class__.__name__}: {exc}"[:500]))
         finally:
-            await comfy.models.release(self.task_id)
             if self._comfy_prompt is not None:
                 self._comfy_prompt.close()
             if self._delivery is not None and self.task.status is not TaskStatus.SUCCEEDED:
                 self._delivery.cancel()  # what is still uploading after a failure
         outcome = await self._settle(results)
+        await comfy.models.release(self.task_id)  # after the end is told: its caller never waits for it
         log_event(logger, "run.end", self.task_id, status=self.task.status.value, prompt_id=self.task.prompt_id,
                   seconds=round(time.monotonic() - started, 3), error=(self.task.error or {}).get("message"),
                   store_error=outcome.store_error)
@@ -254,7 +254,8 @@ class Run:
         if fetched:
             self.task.models = fetched
             self._stage_ended("models")
-            self.events.publish(RunModelsProgressed(task=self.snapshot(), done=True))
+            if any(fetch.source is not ModelSource.CACHED for fetch in fetched):  # news only when bytes came
+                self.events.publish(RunModelsProgressed(task=self.snapshot(), done=True))
         prepared = await inputs.prepare(graph)
         self._stage_ended("inputs")
         if prepared.fetched_bytes:

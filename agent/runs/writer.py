@@ -16,7 +16,15 @@ import logging
 import time
 
 from agent.errors import AgentError
-from agent.runs.events import RunEnded, RunEvent, RunProgressed, RunQueued, RunStarted, RunSubmitted
+from agent.runs.events import (
+    RunEnded,
+    RunEvent,
+    RunModelsProgressed,
+    RunProgressed,
+    RunQueued,
+    RunStarted,
+    RunSubmitted,
+)
 from agent.runs.outbox import Outbox
 from agent.stores.records import TaskRecords
 from agent.tasks.model import Results, Task
@@ -51,7 +59,8 @@ class StoreWriter:
             self._latest[task.task_id], self._written_at[task.task_id] = task, time.time()
             if self._beat is None or self._beat.done():
                 self._beat = asyncio.ensure_future(self._heartbeats())
-        elif isinstance(event, RunSubmitted | RunStarted | RunProgressed) and task.task_id in self._latest:
+        elif isinstance(event, RunModelsProgressed | RunSubmitted | RunStarted | RunProgressed) and (
+                task.task_id in self._latest):
             self._latest[task.task_id] = task  # previews and raw outputs are not the task's record
             self.outbox.put(task.task_id, (task, None))
 

@@ -288,5 +288,5 @@ async def test_a_stalled_or_failing_source_is_a_fetch_failure_and_keeps_what_cam
     files.release.set()
     assert listed(tmp_path) == []
     assert [part.stat().st_size for part in tmp_path.rglob("*.part")] == [100_000]  # resumed by the next run
-    with pytest.raises(ModelFetchFailed, match="HTTP 503 from 127.0.0.1"):
+    with pytest.raises(ModelFetchFailed, match=r"HTTP 503 from 127\.0\.0\.1"):
         await resolve(models_of(tmp_path), checkpoint(f"{url}/busy/sd.safetensors"))
