@@ -1,13 +1,15 @@
 """A model named by URL, on a real ComfyUI (COMFYUI_DIR, COMFYUI_PYTHON): the agent downloads a random-weight
 upscale model the test writes with ComfyUI's own torch and spandrel, ComfyUI lists it from the NAS without a
-restart, loads it and upscales with it; a second run finds it in place. (A Stable Diffusion checkpoint is
-gigabytes even with random weights: an upscaler is the model a CPU loads and runs in a second.)"""
+restart, loads it and upscales with it; a second run finds it in place; and a random-weight Stable Diffusion 1.5
+checkpoint (2 GB) named by URL in CheckpointLoaderSimple makes a one-step image."""
 
 from __future__ import annotations
 
 import base64
+import functools
 import http.server
 import io
+import json
 import os
 import subprocess
 import threading
@@ -21,6 +23,7 @@ import pytest
 from PIL import Image
 
 from agent_process import AgentProcess, real_comfyui_agent
+from integration.random_checkpoint import write_checkpoint
 
 pytestmark = pytest.mark.integration
 
@@ -114,3 +117,35 @@ def test_real_comfyui_never_sees_a_refused_model(agent: AgentProcess, model_serv
     body = response.json()
     assert body["message"] == "ModelError" and (body["node_id"], body["input"]) == ("2", "model_name")
     assert "checksum mismatch" in body["reason"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A random-weight SD1.5 checkpoint, served from its folder (streamed: it is 2 GB)."""
+    folder = tmp_path_factory.mktemp("checkpoints")
+    write_checkpoint(folder / "sd15-random.safetensors")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+def test_real_comfyui_runs_a_checkpoint_pulled_by_url(agent: AgentProcess, checkpoint_server: str) -> None:
+    """The issue's case: a Stable Diffusion checkpoint named by URL in CheckpointLoaderSimple, one 64x64 step."""
+    graph = json.loads((Path(__file__).parents[2] / "comfyui" / "workflows" / "txt2img.json").read_text())["graph"]
+    graph["4"]["inputs"]["ckpt_name"] = f"{checkpoint_server}/sd15-random.safetensors"
+    graph["3"]["inputs"].update(steps=1, seed=7)
+    graph["5"]["inputs"].update(width=64, height=64, batch_size=1)
+    response = agent.run(graph, headers={"task-id": "real-checkpoint"}, timeout=300)
+    assert response.status_code == 200, response.text
+    assert Image.open(io.BytesIO(base64.b64decode(response.json()["9"]["results"][0]))).size == (64, 64)
+    fetched = task(agent, "real-checkpoint")["models"]
+    assert [(model["folder"], model["source"]) for model in fetched] == [("checkpoints", "downloaded")]
+    assert fetched[0]["bytes"] > 2_000_000_000 and fetched[0]["name"].endswith("-sd15-random.safetensors")
