@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from agent.buckets.clients import BucketSettings
 from agent.buckets.location import parse_location
-from agent.models.kinds import MODEL_LOADERS
+from agent.model_folders import MODEL_LOADERS
 
 MiB = 1024 * 1024
 NAME_OR_FILE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a workflow's name (agent/workflows/definition.py's NAME)

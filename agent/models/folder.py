@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from agent.model_folders import MODEL_KINDS
 from agent.models.cache import downloads, in_use, uses
-from agent.models.kinds import MODEL_KINDS
 from agent.models.refs import has_model_ending
 
 

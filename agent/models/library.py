@@ -36,8 +36,8 @@ from urllib.parse import urlsplit, urlunsplit
 from agent.config import ModelSettings
 from agent.errors import AgentError, ModelFetchFailed, ModelStorageFull
 from agent.logs import log_event
+from agent.model_folders import MODEL_KINDS
 from agent.models.cache import evict, uses
-from agent.models.kinds import MODEL_KINDS
 from agent.models.lock import HEARTBEAT, FolderLock
 from agent.models.refs import ModelRef, failure, has_model_ending, model_refs, safe_name
 from agent.models.sources import Failed, Opened, Refused

@@ -1,7 +1,7 @@
 """Which inputs of a prompt name a model by URL (`ModelRef`), judged without fetching anything, so a gateway and
 a worker refuse the same bad reference the same way.
 
-A model input is a loader's input listed in the models map (agent/models/kinds.py, plus `MODEL_LOADERS`); its
+A model input is a loader's input listed in the models map (agent/model_folders.py, plus `MODEL_LOADERS`); its
 value is a URL (`https://`, `http://`, `s3://`, `oss://`), optionally ending in `#sha256=<64 hex>`, the checksum
 the file must have. A URL to a model file anywhere else is refused: ComfyUI would only say the value is not in
 its list.
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from agent.errors import AgentError, ModelError
-from agent.models.kinds import MODEL_EXTENSIONS
+from agent.model_folders import MODEL_EXTENSIONS
 
 SCHEMES = ("https", "http", "s3", "oss")
 KEY_HEX = 12  # a name's prefix: 48 bits of the URL's hash, unique among any folder's downloads

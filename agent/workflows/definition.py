@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from agent.models.kinds import MODEL_LOADERS
+from agent.model_folders import MODEL_LOADERS
 
 NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 TARGET = re.compile(r"[^.\s]+\.[^.\s]+")

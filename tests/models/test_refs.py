@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from agent.errors import ModelError
-from agent.models.kinds import MODEL_LOADERS
+from agent.model_folders import MODEL_LOADERS
 from agent.models.library import file_kind, final_name
 from agent.models.refs import ModelRef, model_refs
 from model_server import safetensors

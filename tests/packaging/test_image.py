@@ -16,7 +16,7 @@ from agent.comfy.supervisor.nas import FOLDERS, write_model_paths
 from agent.comfy.supervisor.supervisor import comfyui_args
 from agent.config import Settings
 from agent.install import COMFYUI_COMMIT, COMFYUI_REPO
-from agent.models.kinds import MODEL_KINDS
+from agent.model_folders import MODEL_KINDS
 from agent.workflows.definition import load_definition
 from dockerfile import DOCKERFILE, REPO, final_stage, instructions, run_lines, stage, stages
 

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 from agent.logs import log_event
-from agent.models.kinds import MODEL_KINDS
+from agent.model_folders import MODEL_KINDS
 
 logger = logging.getLogger("agent.supervisor")
 
