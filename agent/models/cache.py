@@ -69,10 +69,12 @@ def in_use(folder: Path, model: Downloaded, now: float) -> bool:
 def evict(folder: Path, budget: int | None, keep: tuple[str, str] | None = None, incoming: int = 0) -> list[str]:
     """Remove least recently used downloads until they take at most `budget` bytes with `incoming` more, and the
     disk has room for `incoming`; never `keep` (kind, key) nor one in use. The removed, as `kind/name`."""
+    free = shutil.disk_usage(folder).free
+    if budget is None and free >= incoming:
+        return []  # no budget to keep and room enough: the downloads need not be read
     now = time.time()
     held = downloads(folder)
     total = sum(model.bytes for model in held)
-    free = shutil.disk_usage(folder).free
     removed = []
     for model in held:
         over_budget = budget is not None and total + incoming > budget

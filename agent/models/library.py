@@ -220,9 +220,7 @@ class Models:
                           source=source)
 
     async def _obtain(self, ref: ModelRef, report: Report) -> tuple[str, ModelSource]:
-        found = await asyncio.to_thread(self._present, ref)
-        if found is not None:
-            return found[0], ModelSource.CACHED
+        """The model's name, from this process's job for it (whose first step looks in the folder)."""
         job = self._jobs.get((ref.kind, ref.key))
         if job is None or job.task is None or job.task.done():
             job = self._jobs[(ref.kind, ref.key)] = _Job(ref)

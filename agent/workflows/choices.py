@@ -28,9 +28,11 @@ async def choices_of(definition: Definition, catalog: Catalog, models: Path | No
         nodes = {}
     found = {name: listed for name, node_class, input_name in filled
              if (listed := list_inputs(nodes.get(node_class)).get(input_name)) is not None}
-    if models is not None:
-        for parameter in definition.parameters:
-            if parameter.model_kind and (parameter.name in found or nodes):
-                placed = await asyncio.to_thread(names, models, parameter.model_kind)
-                found[parameter.name] = sorted({*found.get(parameter.name, []), *placed})
+    pickers = [parameter for parameter in definition.parameters
+               if parameter.model_kind and (parameter.name in found or nodes)]
+    if models is not None and pickers:
+        kinds = sorted({str(parameter.model_kind) for parameter in pickers})
+        placed = dict(zip(kinds, await asyncio.to_thread(lambda: [names(models, kind) for kind in kinds]), strict=True))
+        for parameter in pickers:
+            found[parameter.name] = sorted({*found.get(parameter.name, []), *placed[str(parameter.model_kind)]})
     return found
