@@ -17,12 +17,16 @@ from dataclasses import dataclass
 import aiohttp
 from aiohttp import web
 
+from agent.access.book import Keys
+from agent.access.limits import Leases, Limiter
 from agent.api import contract, health, lifecycle, page, proxy, run, status, streams, tasks, workflows
+from agent.api import keys as keys_api
 from agent.api import metrics as metrics_route
 from agent.api import models as models_api
+from agent.api import usage as usage_api
 from agent.api.polls import RecentPolls
 from agent.api.replies import Warmup as Warmed
-from agent.api.security import cors, require_token
+from agent.api.security import authenticate, cors, needs
 from agent.api.services import GATEWAY, WORKER, S, Services, WorkerServices, route
 from agent.api.statuses import json_errors
 from agent.api.v2 import routes as v2_routes
@@ -57,9 +61,11 @@ from agent.runs.run import ComfyParts
 from agent.runs.service import RunService
 from agent.runs.writer import StoreWriter
 from agent.stores import Stores, open_store
+from agent.stores.keys import Scope
 from agent.stores.shared import SharedDocuments
 from agent.streams.publisher import EventPublisher
 from agent.streams.slots import StreamSlots
+from agent.usage.writer import UsageWriter
 from agent.webhooks.sender import WebhookSender
 from agent.workflows.catalog import Catalog, LiveCatalog, StoredCatalog, publish_catalog
 from agent.workflows.files import WorkflowFiles
@@ -150,6 +156,15 @@ def _repeating(stack: contextlib.AsyncExitStack, what: str, work: Callable[[], A
     stack.callback(asyncio.ensure_future(_repeat(what, work, at_start)).cancel)
 
 
+def _access(settings: Settings, stores: Stores) -> tuple[Keys, Limiter]:
+    """The keys' book and their limits. A place among a key's runs at once that nobody gave back (its
+    instance was killed mid-run) lapses once the run could not be going any more: its wait in FC's queue (a
+    gateway's hand-off) and its whole run."""
+    lease_life = settings.run_timeout + settings.async_max_event_age + 600
+    return (Keys(stores.api_keys, settings.agent_token, settings.key_cache_seconds),
+            Limiter(stores.meters, stores.usage, lease_life))
+
+
 def _open_stores(stack: contextlib.AsyncExitStack, basics: _Basics) -> Stores:
     settings = basics.settings
     stores = metered(open_store(settings.store_url, settings.task_ttl, settings.stale_after), basics.metrics)
@@ -179,14 +194,16 @@ def _models(stack: contextlib.AsyncExitStack, settings: Settings, buckets: Bucke
 
 
 def _run_service(stack: contextlib.AsyncExitStack, basics: _Basics, comfy: ComfyParts, stores: Stores,
-                 buckets: Buckets, *, cold: ColdStart) -> RunService:
+                 buckets: Buckets, *, cold: ColdStart, limiter: Limiter) -> RunService:
     """The runs and their subscribers: a new subscriber is added here and nowhere else."""
     settings = basics.settings
     webhooks = WebhookSender(settings.webhooks, basics.metrics)
     stack.push_async_callback(webhooks.close)
     writer = StoreWriter(stores.records, settings.task_heartbeat)
     stack.push_async_callback(writer.close)
-    events = RunEvents([RunMetrics(basics.metrics), EventPublisher(stores.log), writer], (webhooks, cold))
+    usage = UsageWriter(stores.usage, settings.gpu_second_price)
+    events = RunEvents([RunMetrics(basics.metrics), EventPublisher(stores.log), writer, Leases(limiter), usage],
+                       (webhooks, cold))
     runs = RunService(comfy, stores.records, stores.cancels, events, instance_id=instance_id(),
                       run_timeout=settings.run_timeout, max_active=settings.max_active_runs,
                       max_waiting=settings.max_waiting_runs, output_store=open_outputs(settings, buckets))
@@ -219,8 +236,9 @@ async def _open_worker(stack: contextlib.AsyncExitStack, basics: _Basics) -> Wor
     blobs = open_blobs(settings, buckets)
     models, pulls = _models(stack, settings, buckets, stores)
     cold = ColdStart(basics.metrics, warms_up=settings.warmup_workflow is not None)
+    keys, limiter = _access(settings, stores)
     runs = _run_service(stack, basics, _comfy(stack, settings, client, host, buckets, blobs=blobs, models=models),
-                        stores, buckets, cold=cold)
+                        stores, buckets, cold=cold, limiter=limiter)
     basics.metrics.watch(lambda: host.ready, lambda: host.restarts, lambda: runs.active_runs + runs.waiting_runs)
     await host.start()
     stack.push_async_callback(host.stop)
@@ -230,7 +248,8 @@ async def _open_worker(stack: contextlib.AsyncExitStack, basics: _Basics) -> Wor
     warmup = _begin(stack, settings, Warmup(settings, host, runs, workflows, catalog=catalog, cold=cold))
     cold.mark("agent")
     return WorkerServices(**vars(basics), catalog=catalog, workflows=workflows, stores=stores, blobs=blobs,
-                          front=LocalFront(runs, buckets, settings.webhooks), models=models, pulls=pulls,
+                          front=LocalFront(runs, buckets, settings.webhooks, limiter), models=models, pulls=pulls,
+                          keys=keys, limiter=limiter,
                           host=host, runs=runs, proxy_session=proxy_session, warmup=warmup)
 
 
@@ -271,11 +290,13 @@ async def _open_gateway(stack: contextlib.AsyncExitStack, basics: _Basics) -> Se
     buckets = Buckets.from_settings(settings.buckets)
     catalog = StoredCatalog(stores.shared)
     models, pulls = _models(stack, settings, buckets, stores)
+    keys, limiter = _access(settings, stores)
     return Services(**vars(basics), catalog=catalog, workflows=_library(settings, catalog, stores),
-                    stores=stores, models=models, pulls=pulls,
+                    stores=stores, models=models, pulls=pulls, keys=keys, limiter=limiter,
                     blobs=open_blobs(settings, buckets),
                     front=HandoffFront(handoff, worker, Loaders(settings.inputs), settings.webhooks,
-                                       open_outputs(settings, buckets), model_loaders=settings.models.loaders))
+                                       open_outputs(settings, buckets), model_loaders=settings.models.loaders,
+                                       limiter=limiter))
 
 
 def _lifespan(key: web.AppKey[S], basics: _Basics, opened: Callable[[contextlib.AsyncExitStack, _Basics],
@@ -295,9 +316,10 @@ def _application(basics: _Basics, key: web.AppKey[S]) -> web.Application:
     settings = basics.settings
     app = web.Application(client_max_size=settings.max_body_bytes,
                           middlewares=[cors(settings.cors_origins), json_errors({v2_routes.PREFIX: envelope_response}),
-                                       require_token(settings)])
+                                       authenticate(key)])
     app.router.add_get("/healthz", health.healthz)
-    app.router.add_get("/metrics", route(key, metrics_route.metrics))
+    metrics = route(key, metrics_route.metrics)
+    app.router.add_get("/metrics", metrics if settings.metrics_public else needs(Scope.ADMIN, metrics))
     app.router.add_get("/api/status", route(key, status.status))
     app.router.add_get("/api/tasks/{task_id}", route(key, tasks.get_task))
     app.router.add_get("/api/tasks/{task_id}/events", route(key, streams.task_events))
@@ -305,13 +327,18 @@ def _application(basics: _Basics, key: web.AppKey[S]) -> web.Application:
     app.router.add_post("/api/tasks/{task_id}/cancel", route(key, run.cancel_task))
     app.router.add_get("/api/workflows", route(key, workflows.list_workflows))
     app.router.add_get("/api/workflows/{name}", route(key, workflows.get_workflow))
-    app.router.add_post("/api/workflows", route(key, workflows.publish_workflow))
-    app.router.add_delete("/api/workflows/{name}", route(key, workflows.retire_workflow))
+    app.router.add_post("/api/workflows", route(key, workflows.publish_workflow))  # a dry run for any key
+    app.router.add_delete("/api/workflows/{name}", needs(Scope.ADMIN, route(key, workflows.retire_workflow)))
     app.router.add_post("/api/workflows/{name}/run", route(key, run.run_workflow))
     app.router.add_get("/api/models", route(key, models_api.list_models))
-    app.router.add_post("/api/models", route(key, models_api.pull_model))
-    app.router.add_get("/api/pulls/{pull_id}", route(key, models_api.get_pull))
-    app.router.add_delete("/api/models/{folder}/{name:.+}", route(key, models_api.delete_model))
+    app.router.add_post("/api/models", needs(Scope.ADMIN, route(key, models_api.pull_model)))
+    app.router.add_get("/api/pulls/{pull_id}", needs(Scope.ADMIN, route(key, models_api.get_pull)))
+    app.router.add_delete("/api/models/{folder}/{name:.+}", needs(Scope.ADMIN, route(key, models_api.delete_model)))
+    app.router.add_post("/api/keys", needs(Scope.ADMIN, route(key, keys_api.create_key)))
+    app.router.add_get("/api/keys", needs(Scope.ADMIN, route(key, keys_api.list_keys)))
+    app.router.add_delete("/api/keys/{name}", needs(Scope.ADMIN, route(key, keys_api.revoke_key)))
+    app.router.add_get("/api/me", route(key, keys_api.me))
+    app.router.add_get("/api/usage", route(key, usage_api.usage))
     v2_routes.add_routes(app, key)
     page.add_routes(app, key)
     contract.add_routes(app, key)
@@ -326,9 +353,9 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_lifespan(WORKER, basics, _open_worker))
     app.router.add_get("/livez", route(WORKER, health.livez))
     app.router.add_get("/readyz", route(WORKER, health.readyz))
-    app.router.add_post("/initialize", route(WORKER, lifecycle.initialize))
-    app.router.add_get("/pre-stop", route(WORKER, lifecycle.pre_stop))
-    app.router.add_route("*", "/{tail:.*}", route(WORKER, proxy.proxy))
+    app.router.add_post("/initialize", needs(Scope.ADMIN, route(WORKER, lifecycle.initialize)))
+    app.router.add_get("/pre-stop", needs(Scope.ADMIN, route(WORKER, lifecycle.pre_stop)))
+    app.router.add_route("*", "/{tail:.*}", needs(Scope.ADMIN, route(WORKER, proxy.proxy)))
     return app
 
 

@@ -390,7 +390,14 @@ class Settings(BaseModel):
         "`Class:input:folder` triples of custom loaders whose input may name a model by URL, added to the "
         "built-in ones (checkpoints, LoRAs, VAEs, ControlNets, UNets, CLIPs, upscalers)"))] = ()
     agent_token: Annotated[SecretStr | None, env("AGENT_TOKEN", parse=SecretStr, help=(
-        "bearer token required on every route but `/healthz`, `/app/` and the contract"))] = None
+        "bearer token required on every route but `/healthz`, `/app/` and the contract; the admin key (API keys "
+        "made with `comfyui-agent keys create` are accepted beside it)"))] = None
+    key_cache_seconds: Annotated[float, env("KEY_CACHE_SECONDS", parse=_positive_float, help=(
+        "seconds an instance trusts an API key it looked up in the store: a revoked key stops working everywhere "
+        "within this"))] = 2.0
+    gpu_second_price: Annotated[float | None, env("GPU_SECOND_PRICE", parse=_positive_float, help=(
+        "price of one GPU-second (FC bills GPU instances per second, by GPU type): the usage ledger's cost of a "
+        "run is its execution seconds times this; unset, no cost is given"))] = None
     webhook_url: Annotated[str | None, env("WEBHOOK_URL", parse=check_webhook_url, help=(
         "where a run's events go when its request names no `options.webhook`"))] = None
     webhook_secret: Annotated[SecretStr | None, env("WEBHOOK_SECRET", parse=_webhook_secret, help=(

@@ -158,6 +158,25 @@ class Overloaded(_Retryable):
     default_retry_after = 1
 
 
+class LimitExceeded(_Retryable):
+    """An API key is over one of its limits (`limit` names it: requests_per_minute, concurrent_runs,
+    gpu_seconds_per_day, gpu_seconds_per_month); `retry_after` is when it will have room."""
+
+    kind = "LimitExceeded"
+
+
+class Forbidden(AgentError):
+    """The key is known but lacks the scope (`scope`) the request needs."""
+
+    kind = "Forbidden"
+
+
+class KeyConflict(AgentError):
+    """An API key of that name exists (revoked keys' names stay taken: usage rows name them)."""
+
+    kind = "KeyConflict"
+
+
 # The kinds the HTTP layer raises of its own (agent/api/): here with the rest, so that a client that never
 # imports the server (the CLI) knows them too.
 class Unauthorized(AgentError):

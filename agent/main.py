@@ -31,7 +31,8 @@ logger = logging.getLogger("agent")
 # Connections the kernel holds for the agent to accept: a burst beyond the default 128 would have its SYNs
 # dropped, and each caller would wait a second for TCP to try again before even a refusal could reach it.
 LISTEN_BACKLOG = 4096
-CLIENT_COMMANDS = ("run", "status", "watch", "cancel", "workflows")  # the first word; the rest are the server's
+# the first word; the rest are the server's
+CLIENT_COMMANDS = ("run", "status", "watch", "cancel", "workflows", "keys", "usage")
 # A request line or header longer than this is refused by aiohttp's parser itself, in plain text, before any
 # handler can answer in the JSON error shape: 8 KiB by default, which a long query (many task options, a data
 # URL pasted into one) passes; 64 KiB keeps the refusal for what no client sends.

@@ -36,7 +36,7 @@ async def examples(request: web.Request, library: Library, settings: Settings) -
     """The workflows a person can set something on: a graph with no parameters (the warm-up prompt) runs the
     same every time, so the page does not offer it. The folders' are the deployer's examples, for anyone; a
     published one is a customer's graph, for the token's holders only."""
-    shown = presents_token(request, settings)
+    shown = presents_token(request)
     return [definition for definition in await library.all()
             if definition.parameters and (shown or definition.version is None)]
 
@@ -55,7 +55,7 @@ async def workflow(request: web.Request, services: Services) -> web.Response:
     if not WORKFLOW_NAME.fullmatch(name):
         raise RequestParamsError("a workflow name is a .json file name")
     definition = await services.workflows.get(name.removesuffix(".json"))
-    if definition is None or (definition.version is not None and not presents_token(request, services.settings)):
+    if definition is None or (definition.version is not None and not presents_token(request)):
         known = [f"{example.name}.json" for example in await examples(request, services.workflows,
                                                                        services.settings)]
         raise NotFound(f"no example workflow {name}; the examples are: {', '.join(known) or 'none'}",

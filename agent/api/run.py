@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +18,7 @@ from yarl import URL
 from agent.api.render import run_response
 from agent.api.replies import Accepted
 from agent.api.requests import new_task_id, parse_run_body, task_id_of, wants_async
+from agent.api.security import principal_of
 from agent.api.services import Services
 from agent.api.streams import stream_events
 from agent.api.tasks import canceled
@@ -47,16 +48,27 @@ def _mode(request: web.Request) -> Mode:
 
 async def _submission(request: web.Request, front: Front, task_id: str, mode: Mode, parse: Parse, *,
                       path: str) -> Submission:
-    """Every part of the request checked before the run starts; a refusal is told to the front."""
+    """Every part of the request checked, and its key's limits, before the run starts; a refusal is told to
+    the front."""
     front.room(mode)  # a full instance says so before it reads the body
     try:
         prompt, options, body = await parse(await request.read())
-        submission = Submission(task_id, prompt, options, mode, body, path, request.headers)
-        await front.check(submission)
+        submission = Submission(task_id, prompt, options, mode, body, path, request.headers, principal_of(request))
+        await front.admit(submission)
     except AgentError as exc:
         await front.refused(task_id, exc)
         raise
     return submission
+
+
+@contextlib.asynccontextmanager
+async def _withdrawn_on_refusal(front: Front, submission: Submission) -> AsyncIterator[None]:
+    """A run refused as it was to start (its id taken, the instance full) frees its key's place."""
+    try:
+        yield
+    except AgentError as exc:
+        await front.withdraw(submission, exc)
+        raise
 
 
 async def serve_run(request: web.Request, services: Services, parse: Parse,
@@ -70,9 +82,10 @@ async def serve_run(request: web.Request, services: Services, parse: Parse,
         # a full instance refuses streams first
         submission = await _submission(request, front, task_id, mode, parse, path=path or str(request.rel_url))
         if mode is Mode.HELD:
-            async with front.hold(submission) as held:
+            async with _withdrawn_on_refusal(front, submission), front.hold(submission) as held:
                 return await _answer(request, held, submission.options.results)
-        await front.start(submission)
+        async with _withdrawn_on_refusal(front, submission):
+            await front.start(submission)
         if mode is Mode.BACKGROUND:
             return accepted(task_id)
         return await stream_events(request, services.stores, task_id, None)
@@ -134,4 +147,5 @@ async def run_workflow(request: web.Request, services: Services) -> web.StreamRe
 
 
 async def cancel_task(request: web.Request, services: Services) -> web.Response:
-    return canceled(services, await services.front.cancel(check_task_id(request.match_info["task_id"])))
+    task_id = check_task_id(request.match_info["task_id"])
+    return canceled(services, await services.front.cancel(task_id, principal_of(request)))

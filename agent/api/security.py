@@ -1,4 +1,6 @@
-"""Who may call the agent: the bearer token (AGENT_TOKEN) and the origins allowed to call it from a page.
+"""Who may call the agent: the bearer token (AGENT_TOKEN, the admin) or an API key (agent/access/), and the
+origins allowed to call it from a page. Each request acts as a principal (`principal_of`): the token's holder,
+a key, or anyone on an agent with no token; a limited key's request takes one of its minute first.
 
 The token is also accepted from a cookie, because a browser sends no Authorization header when it loads
 ComfyUI's web UI or opens its websocket through the proxy: opening any page with `?token=...` answers with a
@@ -8,20 +10,22 @@ cookie is HttpOnly and SameSite=Strict, so another site's page cannot ride on it
 
 from __future__ import annotations
 
-import hmac
-
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from agent.access.principal import ADMIN_NAME, ANONYMOUS_NAME, Principal
+from agent.api.services import S
 from agent.api.statuses import Handler
-from agent.config import Settings
 from agent.errors import Unauthorized
+from agent.gateway.handoff import ON_BEHALF_HEADER
+from agent.stores.keys import KEY_NAME, Limits, Scope
 
 TOKEN_COOKIE = "comfyui_agent_token"
 PUBLIC_PATHS = frozenset({"/healthz", "/app", "/openapi.json", "/docs", "/api/v2/health"})
 # The web page, its example workflows and the contract's page hold no data (a published workflow is shown there
 # to the token's holders only); the page asks for the token itself.
 PUBLIC_PREFIXES = ("/app/", "/docs/")
+PRINCIPAL = web.RequestKey("principal", Principal)
 ALLOWED_HEADERS = ("Authorization, Content-Type, Prefer, task-id, x-fc-async-task-id, X-Fc-Invocation-Type, "
                    "Last-Event-ID, Idempotency-Key")
 EXPOSED_HEADERS = ("X-Task-Id, X-Task-Status, X-Task-Error, X-Task-Store-Error, Location, Retry-After, "
@@ -42,25 +46,57 @@ def _is_public(request: web.Request, metrics_public: bool) -> bool:
     return request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIXES) or request.method == "OPTIONS"
 
 
-def presents_token(request: web.Request, settings: Settings) -> bool:
-    """Whether the caller holds AGENT_TOKEN (anyone does when none is set): what a public path shows more of."""
-    token, presented = settings.agent_token, _presented(request)
-    return token is None or (presented is not None and hmac.compare_digest(
-        presented.encode(), token.get_secret_value().encode()))
+def presents_token(request: web.Request) -> bool:
+    """Whether the caller is someone (anyone is, when no token is set): what a public path shows more of."""
+    return PRINCIPAL in request
 
 
-def require_token(settings: Settings) -> Middleware:
-    """AGENT_TOKEN on every path but the public ones (and `/metrics` with METRICS_PUBLIC)."""
-    token, metrics_public = settings.agent_token, settings.metrics_public
+def principal_of(request: web.Request) -> Principal:
+    """Who the request acts as (set on every path but the public ones)."""
+    return request[PRINCIPAL]
+
+
+def _acting(principal: Principal, request: web.Request) -> Principal:
+    """The admin's token may act for a key (a gateway handing on a key's run): the run is that key's, its
+    limits already held where it was admitted."""
+    name = request.headers.get(ON_BEHALF_HEADER)
+    if name is None or not principal.admin or name == principal.name:
+        return principal
+    if KEY_NAME.fullmatch(name) is None and name not in (ADMIN_NAME, ANONYMOUS_NAME):
+        raise Unauthorized(f"{ON_BEHALF_HEADER} must name a key")
+    return Principal(name, frozenset({Scope.RUN, Scope.READ}), Limits())
+
+
+def authenticate(key: web.AppKey[S]) -> Middleware:
+    """A principal on every path but the public ones (and `/metrics` with METRICS_PUBLIC), which get one too
+    when the caller shows who it is; a limited key's request is counted against its minute."""
 
     @web.middleware
     async def checked(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token is None or _is_public(request, metrics_public):
+        services = request.app[key]
+        public = _is_public(request, services.settings.metrics_public)
+        try:
+            principal = _acting(await services.keys.principal(_presented(request)), request)
+        except Unauthorized:
+            if public:
+                return await handler(request)
+            raise
+        request[PRINCIPAL] = principal
+        if public:
             return await handler(request)
-        if not presents_token(request, settings):
-            raise Unauthorized("a valid bearer token is required (Authorization: Bearer <AGENT_TOKEN>)")
+        await services.limiter.request(principal)
         if request.method == "GET" and "token" in request.query:
             return _remember(request, str(_presented(request)))
+        return await handler(request)
+
+    return checked
+
+
+def needs(scope: Scope, handler: Handler) -> Handler:
+    """A route for principals with `scope` (the admin has every one). The admin's routes: the keys, the models
+    folder, the published workflows, the lifecycle hooks, ComfyUI's own API and UI behind the proxy."""
+    async def checked(request: web.Request) -> web.StreamResponse:
+        principal_of(request).require(scope)
         return await handler(request)
 
     return checked

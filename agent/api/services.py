@@ -13,6 +13,8 @@ from typing import TypeVar
 import aiohttp
 from aiohttp import web
 
+from agent.access.book import Keys
+from agent.access.limits import Limiter
 from agent.api.polls import RecentPolls
 from agent.api.statuses import Handler
 from agent.api.warmup import Warmup
@@ -43,6 +45,8 @@ class Services:
     front: Front
     models: Models
     pulls: Pulls
+    keys: Keys
+    limiter: Limiter
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 STATUS_BY_KIND: dict[str, int] = {
     "RequestParamsError": 400, "InputImageError": 400, "PromptValidationError": 400,
     "WorkflowFormatError": 400, "ModelError": 400,
-    "Unauthorized": 401, "NotFound": 404, "TaskNotFound": 404, "MethodNotAllowed": 405,
-    "TaskConflict": 409, "Canceled": 409, "ModelInUse": 409, "RequestTooLarge": 413, "Overloaded": 429,
+    "Unauthorized": 401, "Forbidden": 403, "NotFound": 404, "TaskNotFound": 404, "MethodNotAllowed": 405,
+    "TaskConflict": 409, "Canceled": 409, "ModelInUse": 409, "KeyConflict": 409, "RequestTooLarge": 413,
+    "Overloaded": 429, "LimitExceeded": 429,
     "InternalError": 500, "ExecutionError": 500, "WarmupFailed": 500,
     "ComfyUICrashed": 502, "InstanceLost": 502, "OutputUnavailable": 502, "OutputUploadFailed": 502,
     "ModelFetchFailed": 502,

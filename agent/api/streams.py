@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from agent.api.security import principal_of
 from agent.api.services import Services
 from agent.errors import RequestParamsError
 from agent.logs import log_event
@@ -112,6 +113,6 @@ def last_event_id(request: web.Request) -> str | None:
 
 async def task_events(request: web.Request, services: Services) -> web.StreamResponse:
     task_id = check_task_id(request.match_info["task_id"])
-    await services.stores.records.find(task_id)  # an unknown task is a 404 before the stream starts
+    await services.front.owned(task_id, principal_of(request))  # unknown or another key's: 404 before the stream
     with services.stream_slots.taken():
         return await stream_events(request, services.stores, task_id, last_event_id(request))

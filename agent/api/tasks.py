@@ -6,6 +6,7 @@ from aiohttp import web
 
 from agent.api.render import task_headers
 from agent.api.requests import query_flag
+from agent.api.security import principal_of
 from agent.api.services import Services
 from agent.tasks.model import Task, check_task_id
 from agent.tasks.view import task_view
@@ -13,7 +14,7 @@ from agent.tasks.view import task_view
 
 async def get_task(request: web.Request, services: Services) -> web.Response:
     task_id = check_task_id(request.match_info["task_id"])
-    task, results = await services.front.read(task_id, query_flag(request, "results", False))
+    task, results = await services.front.read(task_id, principal_of(request), query_flag(request, "results", False))
     return web.json_response(task_view(task, results), headers=task_headers(task))
 
 

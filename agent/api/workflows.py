@@ -22,9 +22,11 @@ from agent.api.requests import (
     parse_workflow_body,
     query_flag,
 )
+from agent.api.security import principal_of
 from agent.api.services import Services
 from agent.errors import NotFound, RequestParamsError
 from agent.logs import log_event
+from agent.stores.keys import Scope
 from agent.tasks.options import RunOptions
 from agent.workflows.catalog import Catalog, api_format, saved_as_run
 from agent.workflows.choices import choices_of
@@ -91,9 +93,12 @@ def _declared(definition: Definition) -> dict[str, Any]:
 
 
 async def publish_workflow(request: web.Request, services: Services) -> web.Response:
+    dry_run = query_flag(request, "dry_run", False)  # any key may see what a graph would take (the page asks)
+    if not dry_run:
+        principal_of(request).require(Scope.ADMIN)
     definition = await _definition(await request.read(), services.catalog)
     choices = await _choices(definition, services)
-    if query_flag(request, "dry_run", False):
+    if dry_run:
         return web.json_response(_as_published(definition, choices))
     published = await services.workflows.publish(definition)
     log_event(logger, "workflow.published", workflow=published.reference, nodes=len(published.graph))

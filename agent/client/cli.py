@@ -1,14 +1,20 @@
-"""`comfyui-agent run|status|watch|cancel|workflows`: the agent from the shell, on the Python client.
+"""`comfyui-agent run|status|watch|cancel|workflows|keys|usage`: the agent from the shell, on the Python client.
 
 `workflows publish FILE --name NAME` publishes a workflow: FILE as ComfyUI's editor saves it, its API export,
 a definition file, or an image ComfyUI saved (its workflow is in its metadata); `workflows retire NAME[@VERSION]`
 takes one out of service.
 
+`keys create --name NAME` makes an API key (shown this once: the agent keeps only its hash), `keys` lists them
+and `keys revoke --name NAME` ends one: they take AGENT_TOKEN or a key with the admin scope. `usage` tells what
+the keys ran up, by day or by key (`--csv` for a spreadsheet); a key without that scope reads its own. A key is
+passed as `--token`, as AGENT_TOKEN is.
+
 A run shows a progress bar per node as it goes (on stderr, from the task's event stream), saves its outputs in
 `--out` named after the task and node, and exits non-zero with one line on failure; `--json` prints the task
 (or the list) as JSON on stdout for scripts. Exit statuses: 0 done, 1 the run failed, 2 the request was refused
-(a bad graph, parameter or input), 3 no such task or workflow, 4 canceled, 5 the agent or ComfyUI is
-unavailable, 6 timed out. Output cut short by its reader (`| head`) ends the command quietly, as in Unix tools.
+(a bad graph, parameter or input, or a token or key that may not), 3 no such task, workflow or key, 4 canceled,
+5 the agent or ComfyUI is unavailable (or the key is over one of its limits), 6 timed out. Output cut short by
+its reader (`| head`) ends the command quietly, as in Unix tools.
 
 The bare `comfyui-agent` (or `comfyui-agent serve`) is the server itself, and `comfyui-agent gateway` a gateway:
 `comfyui-agent serve --help` lists their settings.
@@ -22,6 +28,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +37,7 @@ from PIL import Image
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-from agent.client.client import AsyncClient
+from agent.client.client import DEFAULT_SCOPES, LIMITS, AsyncClient
 from agent.client.failures import error_for
 from agent.client.files import save_outputs
 from agent.errors import AgentError
@@ -38,10 +45,10 @@ from agent.tasks.view import TaskView
 from agent.workflows.editor import is_editor_graph
 
 EXIT_BY_KIND = {"RequestParamsError": 2, "InputImageError": 2, "PromptValidationError": 2, "TaskConflict": 2,
-                "WorkflowFormatError": 2,
-                "Unauthorized": 2, "TaskNotFound": 3, "NotFound": 3, "Canceled": 4, "ComfyUIUnavailable": 5,
-                "Overloaded": 5, "StoreUnavailable": 5, "WorkerUnavailable": 5, "Timeout": 6,
-                "NotDelivered": 6}
+                "WorkflowFormatError": 2, "KeyConflict": 2,
+                "Unauthorized": 2, "Forbidden": 2, "TaskNotFound": 3, "NotFound": 3, "Canceled": 4,
+                "ComfyUIUnavailable": 5, "Overloaded": 5, "LimitExceeded": 5, "StoreUnavailable": 5,
+                "WorkerUnavailable": 5, "Timeout": 6, "NotDelivered": 6}
 # A shell's status for a command its reader stopped reading (128 + SIGPIPE), as `yes | head` gives.
 EXIT_PIPE_CLOSED = 141
 TASK_COMMANDS = {"status": "print a task's status", "watch": "follow a task to its end, a bar per node",
@@ -50,6 +57,10 @@ SERVER_COMMANDS = {  # run by agent/main.py, never here: listed so that the top-
     "serve": "the server (the default); its settings: `serve --help`",
     "gateway": "the server as a gateway, without ComfyUI"}
 IMAGE_SUFFIXES = {".png"}  # ComfyUI writes the workflow into a PNG as text (into a WebP as EXIF)
+SCOPES = ("run", "read", "admin")
+LIMIT_UNITS = dict(zip(LIMITS, ("/min", " at once", " GPU s/day", " GPU s/month"), strict=True))
+USAGE_COLUMNS = {"tasks": "{:.0f}", "queue_seconds": "{:.1f}", "gpu_seconds": "{:.1f}", "model_seconds": "{:.1f}",
+                 "input_bytes": "{:.0f}", "output_bytes": "{:.0f}", "cost": "{:.4f}"}
 err = Console(stderr=True)
 
 
@@ -58,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     common = argparse.ArgumentParser(add_help=False)  # after the command: the bare word is the server's
     common.add_argument("--url", help="the agent (default: COMFYUI_AGENT_URL, else http://127.0.0.1:9000)")
-    common.add_argument("--token", help="its AGENT_TOKEN (default: the AGENT_TOKEN variable)")
+    common.add_argument("--token", help="its AGENT_TOKEN, or an API key (default: the AGENT_TOKEN variable)")
     common.add_argument("--json", action="store_true", help="print JSON on stdout, nothing else")
     commands = parser.add_subparsers(dest="command", required=True, title="commands")
     run = commands.add_parser("run", parents=[common], help="run a graph (GRAPH.json) or a workflow (by name)")
@@ -81,9 +92,31 @@ def _parser() -> argparse.ArgumentParser:
     publish.add_argument("--dry-run", action="store_true", help="show the parameters it would take; keep nothing")
     actions.add_parser("retire", parents=[common], help="retire NAME@VERSION, or every version of NAME"
                        ).add_argument("reference")
+    _keys_parser(commands.add_parser("keys", parents=[common], help="list, create or revoke API keys"), common)
+    usage = commands.add_parser("usage", parents=[common], help="what the keys ran up, by day or by key")
+    usage.add_argument("--key", metavar="NAME", help="this key's only (default: every key)")
+    usage.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="the first day")
+    usage.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="the last day")
+    usage.add_argument("--group", choices=("day", "key"), help="a row per key and day, or per key (the default)")
+    usage.add_argument("--csv", action="store_true", help="print the agent's CSV (instead of a table or JSON)")
     for name, line in SERVER_COMMANDS.items():
         commands.add_parser(name, help=line, add_help=False)
     return parser
+
+
+def _keys_parser(keys: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    actions = keys.add_subparsers(dest="action", title="actions")
+    actions.add_parser("list", parents=[common], help="every key, revoked ones too (as `keys` alone)")
+    create = actions.add_parser("create", parents=[common], help="a new key, printed this once")
+    create.add_argument("--name", required=True, help="what the key is known by (usage, revoke)")
+    create.add_argument("--scope", action="append", choices=SCOPES,
+                        help=f"what it may do, repeated for more (default: {' and '.join(DEFAULT_SCOPES)})")
+    for limit, unit in LIMIT_UNITS.items():  # a count is whole; seconds need not be
+        metavar, kind = ("S", float) if "seconds" in limit else ("N", int)
+        create.add_argument(f"--{limit.replace('_', '-')}", dest=limit, metavar=metavar, type=kind,
+                            help=f"at most {metavar}{unit} (default: no limit)")
+    actions.add_parser("revoke", parents=[common], help="refuse the key from now on (within seconds)"
+                       ).add_argument("--name", required=True)
 
 
 def _value(raw: str) -> Any:
@@ -220,6 +253,10 @@ async def _command(args: argparse.Namespace) -> None:
             _print(task.model_dump(), args.json, f"{task.task_id} {task.status}")
         elif args.command == "workflows" and args.action is not None:
             await _workflows(client, args)
+        elif args.command == "keys":
+            await _keys(client, args)
+        elif args.command == "usage":
+            await _usage(client, args)
         else:
             listed = await client.workflows()
             _print(listed, args.json, "\n".join(
@@ -257,6 +294,62 @@ async def _workflows(client: AsyncClient, args: argparse.Namespace) -> None:
     lines += [f"  {parameter['name']} ({parameter['type']}) -> {', '.join(parameter['target'])}"
               for parameter in published["definition"]["parameters"]]
     _print(published, args.json, "\n".join(lines))
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns as wide as their widest cell, for reading: scripts take `--json` (or `usage --csv`)."""
+    widths = [max(map(len, column)) for column in zip(header, *rows, strict=True)]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+                     for row in (header, *rows))
+
+
+def _when(value: Any) -> str:
+    """A time as the agent gave it: seconds since the epoch (as a task's), or already written out."""
+    if value is None:
+        return "-"
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
+def _limits(limits: dict[str, Any]) -> str:
+    shown = [f"{value:g}{LIMIT_UNITS.get(name, ' ' + name)}" for name, value in limits.items() if value is not None]
+    return ", ".join(shown) or "no limits"
+
+
+async def _keys(client: AsyncClient, args: argparse.Namespace) -> None:
+    if args.action == "create":
+        limits = {limit: getattr(args, limit) for limit in LIMITS}
+        created = await client.create_key(args.name, args.scope or DEFAULT_SCOPES, limits)
+        _print(created, args.json, created["key"])
+        if not args.json:  # on stderr: `KEY=$(comfyui-agent keys create ...)` takes the key alone
+            err.print("comfyui-agent: the key is shown only once: keep it now", markup=False, highlight=False)
+    elif args.action == "revoke":
+        revoked = await client.revoke_key(args.name)
+        _print(revoked, args.json, f"revoked {revoked['name']}")
+    else:
+        listed = await client.keys()
+        rows = [[key["name"], ", ".join(key["scopes"]), _limits(key.get("limits") or {}), _when(key["created_at"]),
+                 _when(key.get("revoked_at"))] for key in listed]
+        _print({"keys": listed}, args.json, _table(("NAME", "SCOPES", "LIMITS", "CREATED", "REVOKED"), rows))
+
+
+def _usage_row(first: Sequence[str], numbers: dict[str, Any]) -> list[str]:
+    return [*first, *("-" if numbers.get(name) is None else shape.format(numbers[name])
+                      for name, shape in USAGE_COLUMNS.items())]
+
+
+async def _usage(client: AsyncClient, args: argparse.Namespace) -> None:
+    if args.csv:
+        text = await client.usage_csv(args.key, args.start, args.end, args.group)
+        print(text, end="" if text.endswith("\n") else "\n")
+        return
+    used = await client.usage(args.key, args.start, args.end, args.group)
+    by_day = used.get("group", "day") == "day"
+    rows = [_usage_row([row["key"], *([row["day"]] if by_day else [])], row) for row in used["rows"]]
+    rows.append(_usage_row(["total", *([""] if by_day else [])], used["totals"]))
+    header = ["KEY", *(["DAY"] if by_day else []), *(name.upper() for name in USAGE_COLUMNS)]
+    _print(used, args.json, f"{used['from']} to {used['to']}\n{_table(header, rows)}")
 
 
 def _quiet_on_a_closed_pipe() -> None:

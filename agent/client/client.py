@@ -1,9 +1,13 @@
 """The agent's API for Python programs, sync (`Client`) and asyncio (`AsyncClient`), on httpx.
 
 Both share one description of each call (`_Call`): its method, path, body and headers; what differs is only how
-it is sent. A 429 or 503 is tried again after its `Retry-After` (at most `retries` times); any other error
-answer raises the agent's own exception kind (agent/client/failures.py). Replies are the server's models
+it is sent. A 429 or 503 is tried again after its `Retry-After` (at most `retries` times), unless that is
+longer than `RETRY_LONGEST` (a key over its GPU seconds of the day waits for the next); any other error answer,
+and that one, raises the agent's own exception kind (agent/client/failures.py). Replies are the server's models
 (`TaskView`), not a second copy of the schema.
+
+API keys (`create_key`, `keys`, `revoke_key`) need AGENT_TOKEN or a key with the `admin` scope; the usage they
+ran up (`usage`) too, but for a key's own. A key is passed as `token`, as AGENT_TOKEN is.
 
 A task that reads as lost (`InstanceLost`: its owner has not written for a while) is not taken as ended at the
 first such read while following it (`wait`, `events`): an owner whose event loop was held up by other work
@@ -16,9 +20,10 @@ import asyncio
 import json
 import os
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Iterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, TypeVar
 
 import httpx
@@ -32,6 +37,9 @@ RETRY_LONGEST = 30.0
 POLL_SECONDS = 0.5
 LOST_GRACE = 60.0
 FINISHED = ("succeeded", "failed", "canceled")
+DEFAULT_SCOPES = ("run", "read")
+# What a key may spend, each None for no limit: requests a minute, runs at once, GPU seconds a day and a month.
+LIMITS = ("requests_per_minute", "concurrent_runs", "gpu_seconds_per_day", "gpu_seconds_per_month")
 T = TypeVar("T")
 
 
@@ -62,13 +70,15 @@ def _is_lost(status: str | None, error: dict[str, Any] | None) -> bool:
 
 
 def _wait_for(response: httpx.Response) -> float | None:
-    """Seconds to wait before trying again, when the agent said to; None when it is no answer to retry."""
+    """Seconds to wait before trying again, when the agent said to; None when it is no answer to retry, or when
+    the wait it asks is longer than a caller would sit through."""
     if response.status_code not in (429, 503):
         return None
     try:
-        return min(RETRY_LONGEST, float(response.headers.get("Retry-After", "1")))
+        wait = float(response.headers.get("Retry-After", "1"))
     except ValueError:
         return 1.0
+    return wait if wait <= RETRY_LONGEST else None
 
 
 def _answer(response: httpx.Response) -> Any:
@@ -94,6 +104,20 @@ def _calls_for_workflow(name: str, params: dict[str, Any] | None, options: dict[
                         task_id: str | None, background: bool | str) -> _Call:
     return _run_call(f"/api/workflows/{name}/run", {"params": params or {}, "options": options or {}}, task_id,
                      background)
+
+
+def _key_call(name: str, scopes: Sequence[str], limits: dict[str, float | None] | None) -> _Call:
+    """Every limit is sent, None where it is not set: the body says the whole key, not a change to one."""
+    return _Call("POST", "/api/keys", {"name": name, "scopes": list(scopes),
+                                       "limits": {**dict.fromkeys(LIMITS), **(limits or {})}})
+
+
+def _usage_call(key: str | None, start: str | date | None, end: str | date | None, group: str | None,
+                headers: dict[str, str]) -> _Call:
+    """Only what is given goes in the query: the agent's defaults (every key, its own span) stand for the rest."""
+    params = {"key": key, "from": start, "to": end, "group": group}
+    return _Call("GET", "/api/usage", headers=headers,
+                 params={name: str(value) for name, value in params.items() if value is not None})
 
 
 class SseParser:
@@ -235,6 +259,33 @@ class AsyncClient:
         retired: list[int] = (await self._send(_Call("DELETE", f"/api/workflows/{reference}")))["retired"]
         return retired
 
+    async def create_key(self, name: str, scopes: Sequence[str] = DEFAULT_SCOPES,
+                         limits: dict[str, float | None] | None = None) -> dict[str, Any]:
+        """A new key named `name`; `limits`: any of `LIMITS`. The reply's `key` is the only time it is shown."""
+        created: dict[str, Any] = await self._send(_key_call(name, scopes, limits))
+        return created
+
+    async def keys(self) -> list[dict[str, Any]]:
+        """Every key's record, revoked ones too (`revoked_at`), never the key itself."""
+        listed: list[dict[str, Any]] = (await self._send(_Call("GET", "/api/keys")))["keys"]
+        return listed
+
+    async def revoke_key(self, name: str) -> dict[str, Any]:
+        revoked: dict[str, Any] = await self._send(_Call("DELETE", f"/api/keys/{name}"))
+        return revoked
+
+    async def usage(self, key: str | None = None, start: str | date | None = None, end: str | date | None = None,
+                    group: str | None = None) -> dict[str, Any]:
+        """What the keys ran up from `start` to `end` (days), `rows` by `day` or by `key`, and their `totals`."""
+        used: dict[str, Any] = await self._send(_usage_call(key, start, end, group, {}))
+        return used
+
+    async def usage_csv(self, key: str | None = None, start: str | date | None = None,
+                        end: str | date | None = None, group: str | None = None) -> str:
+        """`usage`'s rows as the agent writes them in CSV, a header line first, for a spreadsheet."""
+        text: str = await self._send(_usage_call(key, start, end, group, {"Accept": "text/csv"}))
+        return text
+
     async def fetch(self, url: str) -> bytes:
         """An output's bytes from its signed URL (the token is not sent to the store)."""
         async with httpx.AsyncClient(timeout=self.http.timeout) as plain:
@@ -305,6 +356,24 @@ class Client:
 
     def retire(self, reference: str) -> list[int]:
         return self._wait(self.calls.retire(reference))
+
+    def create_key(self, name: str, scopes: Sequence[str] = DEFAULT_SCOPES,
+                   limits: dict[str, float | None] | None = None) -> dict[str, Any]:
+        return self._wait(self.calls.create_key(name, scopes, limits))
+
+    def keys(self) -> list[dict[str, Any]]:
+        return self._wait(self.calls.keys())
+
+    def revoke_key(self, name: str) -> dict[str, Any]:
+        return self._wait(self.calls.revoke_key(name))
+
+    def usage(self, key: str | None = None, start: str | date | None = None, end: str | date | None = None,
+              group: str | None = None) -> dict[str, Any]:
+        return self._wait(self.calls.usage(key, start, end, group))
+
+    def usage_csv(self, key: str | None = None, start: str | date | None = None, end: str | date | None = None,
+                  group: str | None = None) -> str:
+        return self._wait(self.calls.usage_csv(key, start, end, group))
 
     def fetch(self, url: str) -> bytes:
         return self._wait(self.calls.fetch(url))

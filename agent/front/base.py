@@ -2,9 +2,13 @@
 follows its events from the store's log; it never knows whether this instance runs it or hands it off.
 
 A submission goes through the front in order: `room` (cheap: a full instance says so before the body is read),
-`check` (what would refuse the run, before anything is recorded), then `hold` (the caller waits for the end) or
-`start` (the run goes on; its task and events are in the store). A request refused before its run began is told
-to `refused`, which records it where a task already waits on it.
+`admit` (what would refuse the run, then its key's limits, before anything is recorded), then `hold` (the
+caller waits for the end) or `start` (the run goes on; its task and events are in the store). A request refused
+once admitted is told to `withdraw`, which frees its key's place and records the refusal where a task already
+waits on it.
+
+Every task belongs to the key that made it: `read`, `owned`, `cancel` and a wait on a run answer TaskNotFound
+for another key's task, on every surface, as for a task that never was.
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from agent.errors import AgentError, OutputUnavailable
+from agent.access.limits import Limiter
+from agent.access.principal import Principal
+from agent.errors import AgentError, OutputUnavailable, TaskNotFound
 from agent.outputs.delivery import OutputStore
 from agent.runs.run import RunOutcome
+from agent.stores.keys import Scope
 from agent.stores.records import TaskRecords
 from agent.tasks.model import ImageRef, Results, Task
 from agent.tasks.options import RunOptions
@@ -32,8 +39,8 @@ class Mode(StrEnum):
 
 @dataclass(frozen=True)
 class Submission:
-    """A run as a surface asks for it. `body`, `path` and `headers` are the request as a worker takes it: what a
-    hand-off forwards (and where FC's credentials for buckets come from)."""
+    """A run as a surface asks for it, for `owner`. `body`, `path` and `headers` are the request as a worker
+    takes it: what a hand-off forwards (and where FC's credentials for buckets come from)."""
 
     task_id: str
     prompt: dict[str, Any]
@@ -42,6 +49,7 @@ class Submission:
     body: bytes
     path: str
     headers: Mapping[str, str]
+    owner: Principal
 
 
 @dataclass(frozen=True)
@@ -67,17 +75,30 @@ class Fetched:
 
 
 class Front(ABC):
-    def __init__(self, records: TaskRecords, outputs: OutputStore | None) -> None:
+    def __init__(self, records: TaskRecords, outputs: OutputStore | None, limiter: Limiter) -> None:
         self.records = records
         self.outputs = outputs
+        self.limiter = limiter
 
     @abstractmethod
     def room(self, mode: Mode) -> None:
         """Raise when a run in this mode cannot be taken now."""
 
+    async def admit(self, submission: Submission) -> None:
+        """Raise what would refuse the run (its owner's scope, the request, the owner's limits), before anything
+        is recorded or handed on; once this returns the owner holds a place for it (`withdraw` frees it)."""
+        submission.owner.require(Scope.RUN)
+        await self.check(submission)
+        await self.limiter.admit(submission.owner, submission.task_id)
+
+    async def withdraw(self, submission: Submission, error: AgentError) -> None:
+        """An admitted request was refused before its run began."""
+        await self.limiter.release(submission.owner.name, submission.task_id)
+        await self.refused(submission.task_id, error)
+
     @abstractmethod
     async def check(self, submission: Submission) -> None:
-        """Raise what would refuse the run, before anything is recorded or handed on."""
+        """Raise what this front would refuse the run for."""
 
     @abstractmethod
     async def refused(self, task_id: str, error: AgentError) -> None:
@@ -93,20 +114,36 @@ class Front(ABC):
         `wait`, up to that many seconds more for ComfyUI to take the prompt, and the run's end when it ended
         before (a graph ComfyUI refused); None otherwise (taken, still waiting its turn, or handed on)."""
 
-    @abstractmethod
-    async def cancel(self, task_id: str) -> Task:
+    async def cancel(self, task_id: str, by: Principal) -> Task:
         """Stop it wherever it is: the task once it ended, or as it is after a short wait."""
+        await self.owned(task_id, by)
+        by.require(Scope.RUN)
+        return await self.stop(task_id)
 
-    async def read(self, task_id: str, results: bool, within: float = 0) -> tuple[Task, Results | None]:
-        """The task as the store has it (TaskNotFound when absent), with its results once it has finished and
-        they are asked for. `within`: seconds to wait for the end of a run this front is running, first."""
-        await self.settled(task_id, within)
+    @abstractmethod
+    async def stop(self, task_id: str) -> Task:
+        """`cancel`, once the caller may."""
+
+    async def owned(self, task_id: str, reader: Principal) -> Task:
+        """The task as the store has it; TaskNotFound when absent or another key's."""
         task = await self.records.find(task_id)
+        if not reader.sees(task.key):
+            raise TaskNotFound(f"no task {task_id}")
+        return task
+
+    async def read(self, task_id: str, reader: Principal, results: bool,
+                   within: float = 0) -> tuple[Task, Results | None]:
+        """The task as the store has it (TaskNotFound when absent or another key's), with its results once it
+        has finished and they are asked for. `within`: seconds to wait for the end of a run this front is
+        running, first."""
+        await self.settled(task_id, reader, within)
+        task = await self.owned(task_id, reader)
         return task, await self.records.get_results(task_id) if results and task.status.finished else None
 
     @abstractmethod
-    async def settled(self, task_id: str, within: float) -> None:
-        """Once a run this front runs has ended, or after `within` seconds; at once for a run elsewhere."""
+    async def settled(self, task_id: str, reader: Principal, within: float) -> None:
+        """Once a run of `reader`'s this front runs has ended, or after `within` seconds; at once for a run
+        elsewhere."""
 
     async def fetch(self, file: ImageRef) -> Fetched:
         """An output's bytes: from the output store where the run put it, else where this front can reach."""

@@ -13,10 +13,12 @@ from contextlib import asynccontextmanager
 
 from yarl import URL
 
+from agent.access.limits import Limiter
+from agent.access.principal import Principal
 from agent.config import WebhookSettings
 from agent.errors import AgentError, RequestTooLarge
 from agent.front.base import Front, Held, Mode, Relayed, Submission
-from agent.gateway.handoff import Handoff
+from agent.gateway.handoff import ON_BEHALF_HEADER, Handoff
 from agent.gateway.worker import ASYNC_BODY_LIMIT, WorkerFunction
 from agent.inputs.slots import Loaders
 from agent.models.refs import model_refs
@@ -44,8 +46,8 @@ def _path_for_worker(path: str) -> str:
 
 class HandoffFront(Front):
     def __init__(self, handoff: Handoff, worker: WorkerFunction, loaders: Loaders, webhooks: WebhookSettings,
-                 outputs: OutputStore | None = None, *, model_loaders: Mapping[str, str]) -> None:
-        super().__init__(handoff.records, outputs)
+                 outputs: OutputStore | None = None, *, model_loaders: Mapping[str, str], limiter: Limiter) -> None:
+        super().__init__(handoff.records, outputs, limiter)
         self.handoff = handoff
         self.worker = worker
         self.loaders = loaders
@@ -70,19 +72,23 @@ class HandoffFront(Front):
 
     @asynccontextmanager
     async def hold(self, submission: Submission) -> AsyncIterator[Held]:
-        headers = {**_kept(submission.headers, _DROPPED_REQUEST), "task-id": submission.task_id}
+        headers = {**_kept(submission.headers, _DROPPED_REQUEST), "task-id": submission.task_id,
+                   ON_BEHALF_HEADER: submission.owner.name}
         async with self.worker.invoke("POST", _path_for_worker(submission.path), headers,
                                       submission.body) as reply:
             yield Relayed(reply.status, reply.reason, _kept(reply.headers, _DROPPED_REPLY),
                           reply.content.iter_any())
 
-    async def settled(self, task_id: str, within: float) -> None:
+    async def settled(self, task_id: str, reader: Principal, within: float) -> None:
         """A gateway runs nothing itself: there is nothing here to wait for."""
 
     async def start(self, submission: Submission, wait: float = 0) -> None:
         """A worker takes the run later: nothing to wait for here."""
         await self.handoff.hand_off(submission.task_id, submission.prompt, submission.options,
-                                  _path_for_worker(submission.path), submission.body)
+                                    _path_for_worker(submission.path), submission.body, key=submission.owner.name)
 
-    async def cancel(self, task_id: str) -> Task:
-        return await self.handoff.cancel(task_id)
+    async def stop(self, task_id: str) -> Task:
+        task = await self.handoff.cancel(task_id)
+        if task.status.finished:  # ended before a worker took it (a worker's run frees its own place)
+            await self.limiter.release(task.key, task_id)
+        return task

@@ -8,6 +8,8 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from agent.access.limits import Limiter
+from agent.access.principal import Principal
 from agent.buckets.clients import Buckets
 from agent.config import WebhookSettings
 from agent.errors import AgentError, RequestParamsError
@@ -21,8 +23,8 @@ from agent.webhooks.address import check_webhook
 
 
 class LocalFront(Front):
-    def __init__(self, runs: RunService, buckets: Buckets, webhooks: WebhookSettings) -> None:
-        super().__init__(runs.records, runs.output_store)
+    def __init__(self, runs: RunService, buckets: Buckets, webhooks: WebhookSettings, limiter: Limiter) -> None:
+        super().__init__(runs.records, runs.output_store, limiter)
         self.runs = runs
         self.buckets = buckets
         self.webhooks = webhooks
@@ -55,14 +57,14 @@ class LocalFront(Front):
     async def _submit(self, submission: Submission) -> Run:
         self.buckets.offer(submission.headers)  # FC's credentials of this invocation, for the run's buckets
         return await self.runs.submit(submission.task_id, submission.prompt, submission.options,
-                                      background=submission.mode is Mode.BACKGROUND)
+                                      background=submission.mode is Mode.BACKGROUND, key=submission.owner.name)
 
-    async def cancel(self, task_id: str) -> Task:
+    async def stop(self, task_id: str) -> Task:
         return await self.runs.cancel(task_id)
 
-    async def settled(self, task_id: str, within: float) -> None:
+    async def settled(self, task_id: str, reader: Principal, within: float) -> None:
         run = self.runs.running(task_id) if within > 0 else None
-        if run is not None:
+        if run is not None and reader.sees(run.task.key):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(run.outcome(), within)
 

@@ -27,6 +27,10 @@ from agent.tasks.options import RunOptions
 
 logger = logging.getLogger("agent.gateway")
 
+# The key a run handed to a worker belongs to: the worker acts for it when the gateway's token (the admin's)
+# carries it, and for no one else (agent/api/security.py).
+ON_BEHALF_HEADER = "X-Agent-For-Key"
+
 
 def handed_off(task_id: str, deliver_by: float, **fields: Any) -> Task:
     """The record of a run in FC's queue: no owner heartbeats it until a worker claims it; past `deliver_by` it
@@ -51,17 +55,17 @@ class Handoff:
         self.owner = f"gateway-{instance_id}"
 
     async def hand_off(self, task_id: str, prompt: dict[str, Any], options: RunOptions, path_qs: str,
-                     body: bytes) -> None:
+                       body: bytes, *, key: str) -> None:
         """Record the task and hand its run to FC; a task that already succeeded with the same request stays as it
         is, nothing handed off (its caller reads the stored end)."""
         task = handed_off(task_id, time.time() + self.max_age, owner=self.owner, webhook=options.webhook,
-                          request_hash=await when_long(request_hash, prompt), params=options.params)
+                          request_hash=await when_long(request_hash, prompt), params=options.params, key=key)
         if await self.records.claim(task) is not None:
             self.metrics.handoffs.labels("replayed").inc()
             return
         try:
             await self.log.append_events(task_id, [("status", {"status": task.status.value})])
-            request_id = await self.worker.invoke_async(path_qs, body, task_id)
+            request_id = await self.worker.invoke_async(path_qs, body, task_id, {ON_BEHALF_HEADER: key})
         except AgentError as exc:
             await self._refused(task, exc)
             raise

@@ -30,9 +30,9 @@ class WorkerFunction:
         self.held_timeout = aiohttp.ClientTimeout(total=held_timeout, sock_connect=10)
         self._auth = {"Authorization": f"Bearer {token.get_secret_value()}"} if token is not None else {}
 
-    async def invoke_async(self, path_qs: str, body: bytes, task_id: str) -> str:
+    async def invoke_async(self, path_qs: str, body: bytes, task_id: str, extra: Mapping[str, str]) -> str:
         """Hand the request to FC's queue under `task_id`; returns FC's request id."""
-        headers = {**self._auth, "Content-Type": "application/json", "X-Fc-Invocation-Type": "Async",
+        headers = {**extra, **self._auth, "Content-Type": "application/json", "X-Fc-Invocation-Type": "Async",
                    "x-fc-async-task-id": task_id}
         try:
             async with self.session.post(self.url + path_qs, data=body, headers=headers,

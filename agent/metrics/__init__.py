@@ -59,6 +59,10 @@ class Metrics:
                                         buckets=WAIT_SECONDS, namespace=PREFIX, registry=registry)
         self.webhooks = Counter("webhook_deliveries", "webhook deliveries, by event type and outcome",
                                 ["type", "outcome"], namespace=PREFIX, registry=registry)
+        self.key_runs = Counter("key_runs", "runs ended, by API key name (the first 100 a process sees; later ones "
+                                "as `other`) and status", ["key", "status"], namespace=PREFIX, registry=self.registry)
+        self.key_gpu_seconds = Counter("key_gpu_seconds", "seconds runs executed in ComfyUI, by API key name",
+                                       ["key"], namespace=PREFIX, registry=self.registry)
         self.store_errors = Counter("store_errors", "task store operations that failed, by operation",
                                     ["operation"], namespace=PREFIX, registry=registry)
         self.handoffs = Counter("handoffs", "runs a gateway handed to the GPU function, by outcome", ["outcome"],

@@ -50,5 +50,6 @@ def counted(concern: C, metrics: Metrics) -> C:
 def metered(stores: Stores, metrics: Metrics) -> Stores:
     return replace(stores, records=counted(stores.records, metrics), log=counted(stores.log, metrics),
                    cancels=counted(stores.cancels, metrics), shared=counted(stores.shared, metrics),
-                   jobs=counted(stores.jobs, metrics), keys=counted(stores.keys, metrics),
-                   workflows=counted(stores.workflows, metrics))
+                   jobs=counted(stores.jobs, metrics), idempotency=counted(stores.idempotency, metrics),
+                   workflows=counted(stores.workflows, metrics), api_keys=counted(stores.api_keys, metrics),
+                   meters=counted(stores.meters, metrics), usage=counted(stores.usage, metrics))

@@ -119,7 +119,7 @@ def _canceled_early() -> Canceled:
 
 class Run:
     def __init__(self, task_id: str, prompt: dict[str, Any], options: RunOptions, *, owner: str,
-                 timeout: float, events: RunEvents, digest: str) -> None:
+                 timeout: float, events: RunEvents, digest: str, key: str | None = None) -> None:
         self.prompt = prompt
         self.timeout = min(options.timeout or timeout, timeout)
         self.options = options
@@ -127,7 +127,7 @@ class Run:
         self.tracker = ProgressTracker(prompt)
         self.task = Task(task_id=task_id, progress=self.tracker.nodes, owner=owner, request_hash=digest,
                          webhook=options.webhook and options.webhook.model_copy(deep=True), params=options.params,
-                         workflow=options.workflow)
+                         workflow=options.workflow, key=key)
         self._comfy_prompt: Prompt | None = None
         self._delivery: Delivery | None = None
         self._preparing: asyncio.Future[dict[str, Any]] | None = None

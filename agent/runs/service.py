@@ -75,7 +75,7 @@ class RunService:
         return len(self._waiting)
 
     async def submit(self, task_id: str, prompt: dict[str, Any], options: RunOptions, *,
-                     background: bool = False) -> Run:
+                     background: bool = False, key: str | None = None) -> Run:
         """The run, started or waiting its turn; a retried delivery of a task that succeeded comes back ended."""
         starts_now = self.check_room(background)
         self._reserve(starts_now, +1)
@@ -85,7 +85,7 @@ class RunService:
             self._reserve(starts_now, -1)
             raise
         run = Run(task_id, prompt, options, owner=self.instance_id, timeout=self.run_timeout, events=self.events,
-                  digest=digest)
+                  digest=digest, key=key)
         began = time.monotonic()
         try:
             replay = await self.records.claim(run.task)

@@ -1,7 +1,8 @@
-"""Where task state is kept so every instance sees it, by concern: task records (records.py), event logs
-(log.py), cancel requests (cancels.py) and shared documents (shared.py), each one small contract with three
-backends (memory.py, file.py, redis_store.py). A caller takes only the concern it uses; `open_store` gives one
-backend's four as a `Stores` bundle. They meet in one place, a records claim (records.py)."""
+"""Where state is kept so every instance sees it, by concern: task records (records.py), event logs (log.py),
+cancel requests (cancels.py), shared documents (shared.py), and the rest `Stores` lists (jobs, idempotency and
+API keys, meters, the usage ledger, published workflows), each one small contract with three backends
+(memory.py, file.py, redis_store.py). A caller takes only the concern it uses; `open_store` gives one backend's
+concerns as a `Stores` bundle. They meet in one place, a records claim (records.py)."""
 
 from __future__ import annotations
 

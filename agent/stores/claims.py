@@ -5,6 +5,8 @@ record found, the record wanted and the time (tests/stores/test_claims.py checks
 - A task id that succeeded answers the same request again with the stored result (a retried delivery runs
   nothing) and refuses a different request with TaskConflict, as FC refuses a reused async task id.
 - A task id that failed, was canceled, or whose owner stopped heartbeating is free: the new run replaces it.
+- A task id another API key's task holds is taken, whatever its state: a key never replaces nor reads back
+  another's task.
 - A task waiting outside any instance (`waiting_outside`: a gateway handed it to FC's queue) is taken over by
   the first instance that claims it: its event log and any cancel request made meanwhile stay. One that was
   canceled, or whose wait lapsed (past `waits_until`), answers a late claim as it is: nothing runs.
@@ -28,6 +30,8 @@ def decide_claim(existing: Task | None, new: Task, now: float, stale_after: floa
     if existing is None:
         return None
     seen = existing.as_seen(now, stale_after)
+    if existing.key != new.key:
+        raise TaskConflict(f"task id {existing.task_id} is taken; use a new task id", task_id=existing.task_id)
     if takes_over(existing, new):
         return seen if seen.status.finished else None
     if not seen.status.finished:

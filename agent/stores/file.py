@@ -12,11 +12,12 @@ never delivers one async task id twice at once; Redis is exact).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +38,14 @@ from agent.stores.folder import (
     unlink,
     write,
 )
+from agent.stores.idempotency import KEY_LIFE, IdempotencyKeys, key_name
 from agent.stores.jobs import JobEntry, JobIndex
-from agent.stores.keys import KEY_LIFE, IdempotencyKeys, key_name
+from agent.stores.keys import ApiKeys, KeyRecord
 from agent.stores.log import EventLog, LoggedEvent, Wakeups
+from agent.stores.meters import Meters, refill
 from agent.stores.records import TaskRecords
 from agent.stores.shared import SharedDocuments
+from agent.stores.usage import UsageEntry, UsageLedger
 from agent.stores.workflows import PublishedWorkflows
 from agent.tasks.model import TASK_ID_PATTERN, Results, Task, check_task_id
 
@@ -55,6 +59,11 @@ JOB_SUFFIX = ".job"
 KEY_SUFFIX = ".key"
 WORKFLOW_SUFFIX = ".workflow"
 RETIRED_SUFFIX = ".retired"
+API_KEY_SUFFIX, DIGEST_SUFFIX = ".apikey", ".digest"
+BUCKET_SUFFIX, LEASES_SUFFIX, LOCK_SUFFIX = ".bucket", ".leases", ".lock"
+USAGE_SUFFIX = ".usage"
+LOCK_STALE_SECONDS = 10.0  # a meter's lock is held for one read and one write: older, its holder died
+LOCK_WAIT_SECONDS = 0.002
 EVENT_POLL_SECONDS = 0.2  # how often a stream looks at a log another instance appends to (a NAS has no inotify)
 
 
@@ -220,7 +229,7 @@ class FileJobs(JobIndex):
         return sorted((job_id for job_id in live if before is None or job_id < before), reverse=True)[:limit]
 
 
-class FileKeys(IdempotencyKeys):
+class FileIdempotency(IdempotencyKeys):
     """A key is a file made with O_EXCL: of two instances taking one key, the file system lets one make it."""
 
     def __init__(self, folder: Folder) -> None:
@@ -292,6 +301,156 @@ class FileWorkflows(PublishedWorkflows):
                                                     if file.endswith(WORKFLOW_SUFFIX)}))
 
 
+class FileApiKeys(ApiKeys):
+    """`NAME.apikey` (made with a hard link, so of two adders of one name one wins) and `DIGEST.digest`, the
+    live key's name; revoking rewrites the first and removes the second."""
+
+    def __init__(self, folder: Folder) -> None:
+        self.folder = folder
+
+    async def add(self, record: KeyRecord) -> bool:
+        return await self.folder.io(self._add, record, creates=True)
+
+    def _add(self, record: KeyRecord) -> bool:
+        if not create(self.folder.path(record.name, API_KEY_SUFFIX), record.model_dump_json().encode()):
+            return False
+        write(self.folder.path(record.digest, DIGEST_SUFFIX), record.name.encode())
+        return True
+
+    async def by_digest(self, digest: str) -> KeyRecord | None:
+        return await self.folder.io(self._by_digest, digest)
+
+    def _by_digest(self, digest: str) -> KeyRecord | None:
+        name = read(self.folder.path(digest, DIGEST_SUFFIX), "all")
+        raw = None if name is None else read(self.folder.path(name.decode(), API_KEY_SUFFIX), "all")
+        record = None if raw is None else KeyRecord.model_validate_json(raw)
+        return record if record is not None and record.revoked_at is None else None
+
+    async def listed(self) -> list[KeyRecord]:
+        return await self.folder.io(self._listed)
+
+    def _listed(self) -> list[KeyRecord]:
+        names = sorted(file[: -len(API_KEY_SUFFIX)] for file in os.listdir(self.folder.directory)
+                       if file.endswith(API_KEY_SUFFIX))
+        raws = (read(self.folder.path(name, API_KEY_SUFFIX), "all") for name in names)
+        return [KeyRecord.model_validate_json(raw) for raw in raws if raw is not None]
+
+    async def revoke(self, name: str, at: float) -> KeyRecord | None:
+        return await self.folder.io(self._revoke, name, at)
+
+    def _revoke(self, name: str, at: float) -> KeyRecord | None:
+        raw = read(self.folder.path(name, API_KEY_SUFFIX), "all")
+        if raw is None:
+            return None
+        record = KeyRecord.model_validate_json(raw)
+        if record.revoked_at is None:
+            record.revoked_at = at
+            write(self.folder.path(name, API_KEY_SUFFIX), record.model_dump_json().encode())
+        unlink(self.folder.path(record.digest, DIGEST_SUFFIX))
+        return record
+
+
+@contextlib.contextmanager
+def _locked(path: str) -> Iterator[None]:
+    """A short lock across instances: a file made by a hard link (atomic on a NAS, where flock is not), taken
+    over once older than LOCK_STALE_SECONDS."""
+    while not create(path, b""):
+        modified = _modified(path)  # 0: released meanwhile (never unlink what may be a new holder's lock)
+        if modified and time.time() - modified > LOCK_STALE_SECONDS:
+            unlink(path)
+        else:
+            time.sleep(LOCK_WAIT_SECONDS)
+    try:
+        yield
+    finally:
+        unlink(path)
+
+
+class FileMeters(Meters):
+    """`NAME.bucket` (tokens, when) and `NAME.leases` ({task id: until}), each read and written under
+    `NAME.lock`. The work runs in a thread: the lock may be waited for."""
+
+    def __init__(self, folder: Folder) -> None:
+        self.folder = folder
+
+    async def take(self, name: str, per_minute: int, now: float) -> float:
+        return await self.folder.io(self._take, name, per_minute, now, creates=True)
+
+    def _take(self, name: str, per_minute: int, now: float) -> float:
+        path = self.folder.path(name, BUCKET_SUFFIX)
+        with _locked(self.folder.path(name, LOCK_SUFFIX)):
+            raw = read(path, "all")
+            tokens, last = json.loads(raw) if raw else (float(per_minute), now)
+            tokens, wait = refill(tokens, last, now, per_minute)
+            write(path, json.dumps([tokens, now]).encode())
+        return float(wait)
+
+    async def lease(self, name: str, task_id: str, most: int, until: float) -> bool:
+        return await self.folder.io(self._lease, name, task_id, most, until, creates=True)
+
+    def _lease(self, name: str, task_id: str, most: int, until: float) -> bool:
+        with _locked(self.folder.path(name, LOCK_SUFFIX)):
+            held = self._live(name, time.time())
+            if task_id not in held and len(held) >= most:
+                return False
+            held[task_id] = until
+            write(self.folder.path(name, LEASES_SUFFIX), json.dumps(held).encode())
+        return True
+
+    def _live(self, name: str, now: float) -> dict[str, float]:
+        raw = read(self.folder.path(name, LEASES_SUFFIX), "all")
+        held: dict[str, float] = json.loads(raw) if raw else {}
+        return {task_id: until for task_id, until in held.items() if until > now}
+
+    async def release(self, name: str, task_id: str) -> None:
+        await self.folder.io(self._release, name, task_id, creates=True)
+
+    def _release(self, name: str, task_id: str) -> None:
+        with _locked(self.folder.path(name, LOCK_SUFFIX)):
+            held = self._live(name, time.time())
+            if held.pop(task_id, None) is not None:
+                write(self.folder.path(name, LEASES_SUFFIX), json.dumps(held).encode())
+
+    async def leased(self, name: str, now: float) -> int:
+        return len(await self.folder.io(self._live, name, now))
+
+
+class FileUsage(UsageLedger):
+    """A folder per day, a file per entry named by its task (made whole, then linked: instances on one NAS
+    never write one file, which appends across NFS clients could tear); GPU seconds are summed from them."""
+
+    def __init__(self, folder: Folder) -> None:
+        self.folder = folder
+
+    def _day(self, day: str) -> str:
+        return os.path.join(self.folder.directory, check_task_id(day))
+
+    async def record(self, entry: UsageEntry) -> None:
+        await self.folder.io(self._record, entry, creates=True)
+
+    def _record(self, entry: UsageEntry) -> None:
+        os.makedirs(self._day(entry.day), exist_ok=True)
+        path = os.path.join(self._day(entry.day), check_task_id(entry.task_id) + USAGE_SUFFIX)
+        create(path, entry.model_dump_json().encode())
+
+    async def entries(self, day: str) -> list[UsageEntry]:
+        return await self.folder.io(self._entries, day)
+
+    def _entries(self, day: str) -> list[UsageEntry]:
+        try:
+            names = [name for name in os.listdir(self._day(day)) if name.endswith(USAGE_SUFFIX)]
+        except FileNotFoundError:
+            return []
+        raws = (read(os.path.join(self._day(day), name), "all") for name in names)
+        return [UsageEntry.model_validate_json(raw) for raw in raws if raw]
+
+    async def gpu_seconds(self, key: str, days: list[str]) -> float:
+        used = 0.0
+        for day in days:
+            used += sum(entry.gpu_seconds for entry in await self.entries(day) if entry.key == key)
+        return used
+
+
 def _modified(path: str) -> float:
     try:
         return os.stat(path).st_mtime
@@ -302,10 +461,12 @@ def _modified(path: str) -> float:
 def file_stores(directory: str | Path, ttl: float, stale_after: float, *, in_threads: bool | None = None) -> Stores:
     """Every concern in one folder; `in_threads` decides where file work runs (None: by where it lives)."""
     folder, published = Folder(str(directory), in_threads), Folder(os.path.join(directory, "published"), in_threads)
+    access, usage = (Folder(os.path.join(directory, name), in_threads) for name in ("access", "usage"))
 
     async def release() -> None:
-        await folder.close()
-        await published.close()
+        for each in (folder, published, access, usage):
+            await each.close()
 
     return Stores(FileRecords(folder, ttl, stale_after), FileLog(folder), FileCancels(folder), FileShared(folder),
-                  FileJobs(folder, ttl), FileKeys(folder), FileWorkflows(published), release)
+                  FileJobs(folder, ttl), FileIdempotency(folder), FileWorkflows(published), FileApiKeys(access),
+                  FileMeters(access), FileUsage(usage), release)

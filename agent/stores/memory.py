@@ -13,11 +13,14 @@ from typing import Any
 from agent.stores.bundle import Stores
 from agent.stores.cancels import CancelMailbox
 from agent.stores.claims import takes_over
+from agent.stores.idempotency import KEY_LIFE, IdempotencyKeys
 from agent.stores.jobs import JobEntry, JobIndex
-from agent.stores.keys import KEY_LIFE, IdempotencyKeys
+from agent.stores.keys import ApiKeys, KeyRecord
 from agent.stores.log import EventLog, LoggedEvent, Wakeups
+from agent.stores.meters import Meters, refill
 from agent.stores.records import TaskRecords
 from agent.stores.shared import SharedDocuments
+from agent.stores.usage import UsageEntry, UsageLedger
 from agent.stores.workflows import PublishedWorkflows
 from agent.tasks.model import Results, Task, check_task_id
 
@@ -33,8 +36,12 @@ class _Held:
     appended: Wakeups = field(default_factory=Wakeups)
     shared: dict[str, bytes] = field(default_factory=dict)
     jobs: dict[str, str] = field(default_factory=dict)
-    keys: dict[str, tuple[str, float]] = field(default_factory=dict)
+    idempotency: dict[str, tuple[str, float]] = field(default_factory=dict)
     workflows: dict[str, list[tuple[bytes, bool]]] = field(default_factory=dict)  # name: (document, retired)
+    api_keys: dict[str, KeyRecord] = field(default_factory=dict)
+    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # name: (tokens, when)
+    leases: dict[str, dict[str, float]] = field(default_factory=dict)  # name: {task id: until}
+    usage: dict[str, list[UsageEntry]] = field(default_factory=dict)  # day: entries
 
     def start_afresh(self, task_id: str) -> None:
         self.cancels.discard(task_id)
@@ -144,20 +151,20 @@ class MemoryJobs(JobIndex):
         return older[:limit]
 
 
-class MemoryKeys(IdempotencyKeys):
+class MemoryIdempotency(IdempotencyKeys):
     def __init__(self, held: _Held) -> None:
         self._held = held
 
     async def take(self, key: str, job_id: str) -> str | None:
-        held = self._held.keys.get(key)
+        held = self._held.idempotency.get(key)
         if held is not None and time.time() - held[1] < KEY_LIFE:
             return held[0]
-        self._held.keys[key] = (job_id, time.time())
+        self._held.idempotency[key] = (job_id, time.time())
         return None
 
     async def give_back(self, key: str, job_id: str) -> None:
-        if self._held.keys.get(key, ("",))[0] == job_id:
-            del self._held.keys[key]
+        if self._held.idempotency.get(key, ("",))[0] == job_id:
+            del self._held.idempotency[key]
 
 
 class MemoryWorkflows(PublishedWorkflows):
@@ -186,6 +193,74 @@ class MemoryWorkflows(PublishedWorkflows):
         return sorted(self._held.workflows)
 
 
+class MemoryKeys(ApiKeys):
+    def __init__(self, held: _Held) -> None:
+        self._held = held
+
+    async def add(self, record: KeyRecord) -> bool:
+        if record.name in self._held.api_keys:
+            return False
+        self._held.api_keys[record.name] = record.model_copy()
+        return True
+
+    async def by_digest(self, digest: str) -> KeyRecord | None:
+        found = next((record for record in self._held.api_keys.values()
+                      if record.digest == digest and record.revoked_at is None), None)
+        return None if found is None else found.model_copy()
+
+    async def listed(self) -> list[KeyRecord]:
+        return [self._held.api_keys[name].model_copy() for name in sorted(self._held.api_keys)]
+
+    async def revoke(self, name: str, at: float) -> KeyRecord | None:
+        record = self._held.api_keys.get(name)
+        if record is not None and record.revoked_at is None:
+            record.revoked_at = at
+        return None if record is None else record.model_copy()
+
+
+class MemoryMeters(Meters):
+    def __init__(self, held: _Held) -> None:
+        self._held = held
+
+    async def take(self, name: str, per_minute: int, now: float) -> float:
+        tokens, last = self._held.buckets.get(name, (float(per_minute), now))
+        tokens, wait = refill(tokens, last, now, per_minute)
+        self._held.buckets[name] = (tokens, now)
+        return wait
+
+    async def lease(self, name: str, task_id: str, most: int, until: float) -> bool:
+        held = self._live(name, time.time())
+        if task_id not in held and len(held) >= most:
+            return False
+        held[task_id] = until
+        return True
+
+    def _live(self, name: str, now: float) -> dict[str, float]:
+        held = {task_id: until for task_id, until in self._held.leases.get(name, {}).items() if until > now}
+        self._held.leases[name] = held
+        return held
+
+    async def release(self, name: str, task_id: str) -> None:
+        self._held.leases.get(name, {}).pop(task_id, None)
+
+    async def leased(self, name: str, now: float) -> int:
+        return len(self._live(name, now))
+
+
+class MemoryUsage(UsageLedger):
+    def __init__(self, held: _Held) -> None:
+        self._held = held
+
+    async def record(self, entry: UsageEntry) -> None:
+        self._held.usage.setdefault(entry.day, []).append(entry)
+
+    async def entries(self, day: str) -> list[UsageEntry]:
+        return list(self._held.usage.get(day, []))
+
+    async def gpu_seconds(self, key: str, days: list[str]) -> float:
+        return sum(entry.gpu_seconds for day in days for entry in self._held.usage.get(day, []) if entry.key == key)
+
+
 async def _nothing_to_release() -> None:
     return None
 
@@ -193,4 +268,5 @@ async def _nothing_to_release() -> None:
 def memory_stores(ttl: float, stale_after: float) -> Stores:
     held = _Held()
     return Stores(MemoryRecords(held, ttl, stale_after), MemoryLog(held), MemoryCancels(held), MemoryShared(held),
-                  MemoryJobs(held, ttl), MemoryKeys(held), MemoryWorkflows(held), _nothing_to_release)
+                  MemoryJobs(held, ttl), MemoryIdempotency(held), MemoryWorkflows(held), MemoryKeys(held),
+                  MemoryMeters(held), MemoryUsage(held), _nothing_to_release)

@@ -28,11 +28,14 @@ from agent.errors import StoreUnavailable
 from agent.stores.bundle import Stores
 from agent.stores.cancels import CancelMailbox
 from agent.stores.claims import takes_over
+from agent.stores.idempotency import KEY_LIFE, IdempotencyKeys, key_name
 from agent.stores.jobs import JobEntry, JobIndex, new_job_id
-from agent.stores.keys import KEY_LIFE, IdempotencyKeys, key_name
+from agent.stores.keys import ApiKeys, KeyRecord
 from agent.stores.log import EventLog, LoggedEvent
+from agent.stores.meters import Meters
 from agent.stores.records import TaskRecords
 from agent.stores.shared import SharedDocuments
+from agent.stores.usage import LEDGER_DAYS, UsageEntry, UsageLedger
 from agent.stores.workflows import PublishedWorkflows
 from agent.tasks.model import Results, Task, check_task_id
 
@@ -59,6 +62,44 @@ redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])
 _GIVE_BACK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 """
+# A key's record by name in one hash, its live digest in another: adding is both or neither, revoking drops the
+# digest in the same step.
+_ADD_KEY = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[1])
+return 1
+"""
+_REVOKE_KEY = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[2], ARGV[3])
+"""
+# agent/stores/meters.py's `refill`, as one step: the bucket is (tokens, when) in a hash that lives two minutes.
+_TAKE = """
+local per_minute, now = tonumber(ARGV[1]), tonumber(ARGV[2])
+local state = redis.call('HMGET', KEYS[1], 't', 'w')
+local tokens, last = tonumber(state[1]) or per_minute, tonumber(state[2]) or now
+tokens = math.min(per_minute, tokens + math.max(0, now - last) * per_minute / 60)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) * 60 / per_minute end
+redis.call('HSET', KEYS[1], 't', string.format('%.17g', tokens), 'w', ARGV[2])
+redis.call('EXPIRE', KEYS[1], 120)
+return string.format('%.17g', wait)
+"""
+# Leases: task ids scored by when they lapse; lapsed ones go before counting.
+_LEASE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('EXPIREAT', KEYS[1], math.ceil(tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2])))
+return 1
+"""
+_LEASED = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+return redis.call('ZCARD', KEYS[1])
+"""
+API_KEYS_KEY, API_DIGESTS_KEY = f"{PREFIX}:api-keys", f"{PREFIX}:api-key-digests"
 JOBS_KEY = f"{PREFIX}:jobs"
 WORKFLOW_NAMES_KEY = f"{PREFIX}:workflows"
 T = TypeVar("T")
@@ -250,7 +291,7 @@ def _text(raw: bytes | str) -> str:
     return raw.decode() if isinstance(raw, bytes) else raw
 
 
-class RedisKeys(IdempotencyKeys):
+class RedisIdempotency(IdempotencyKeys):
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._give_back = redis.register_script(_GIVE_BACK)
@@ -306,10 +347,99 @@ class RedisWorkflows(PublishedWorkflows):
                       await _call(lambda: self.redis.smembers(WORKFLOW_NAMES_KEY)))
 
 
+class RedisApiKeys(ApiKeys):
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._add = redis.register_script(_ADD_KEY)
+        self._revoke = redis.register_script(_REVOKE_KEY)
+
+    async def add(self, record: KeyRecord) -> bool:
+        return bool(await _call(lambda: self._add(keys=[API_KEYS_KEY, API_DIGESTS_KEY],
+                                                  args=[record.name, record.model_dump_json(), record.digest])))
+
+    async def by_digest(self, digest: str) -> KeyRecord | None:
+        name = await _call(lambda: self.redis.hget(API_DIGESTS_KEY, digest))
+        if name is None:
+            return None
+        raw = await _call(lambda: self.redis.hget(API_KEYS_KEY, cast("bytes", name)))
+        return None if raw is None else KeyRecord.model_validate_json(raw)
+
+    async def listed(self) -> list[KeyRecord]:
+        records = await _call(lambda: self.redis.hvals(API_KEYS_KEY))
+        return sorted((KeyRecord.model_validate_json(raw) for raw in records), key=lambda record: record.name)
+
+    async def revoke(self, name: str, at: float) -> KeyRecord | None:
+        raw = await _call(lambda: self.redis.hget(API_KEYS_KEY, name))
+        if raw is None:
+            return None
+        record = KeyRecord.model_validate_json(raw)
+        if record.revoked_at is None:
+            record.revoked_at = at
+            await _call(lambda: self._revoke(keys=[API_KEYS_KEY, API_DIGESTS_KEY],
+                                             args=[name, record.model_dump_json(), record.digest]))
+        return record
+
+
+class RedisMeters(Meters):
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._take = redis.register_script(_TAKE)
+        self._lease = redis.register_script(_LEASE)
+        self._leased = redis.register_script(_LEASED)
+
+    async def take(self, name: str, per_minute: int, now: float) -> float:
+        return float(await _call(lambda: self._take(keys=[_key("bucket", name)], args=[per_minute, repr(now)])))
+
+    async def lease(self, name: str, task_id: str, most: int, until: float) -> bool:
+        return bool(await _call(lambda: self._lease(keys=[_key("leases", name)],
+                                                    args=[task_id, most, repr(until), repr(time.time())])))
+
+    async def release(self, name: str, task_id: str) -> None:
+        await _call(lambda: self.redis.zrem(_key("leases", name), task_id))
+
+    async def leased(self, name: str, now: float) -> int:
+        return int(await _call(lambda: self._leased(keys=[_key("leases", name)], args=[repr(now)])))
+
+
+class RedisUsage(UsageLedger):
+    """A list of entries per day, and a hash per day of GPU seconds by key (HINCRBYFLOAT: exact across
+    instances); both expire LEDGER_DAYS after their day."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def record(self, entry: UsageEntry) -> None:
+        life = LEDGER_DAYS * 86400
+
+        async def write() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.rpush(_key("usage", entry.day), entry.model_dump_json())
+                pipe.expire(_key("usage", entry.day), life)
+                pipe.hincrbyfloat(_key("gpu", entry.day), entry.key, entry.gpu_seconds)
+                pipe.expire(_key("gpu", entry.day), life)
+                await pipe.execute()
+
+        await _call(write)
+
+    async def entries(self, day: str) -> list[UsageEntry]:
+        raw = await _call(lambda: self.redis.lrange(_key("usage", day), 0, -1))
+        return [UsageEntry.model_validate_json(item) for item in raw]
+
+    async def gpu_seconds(self, key: str, days: list[str]) -> float:
+        async def read() -> list[bytes | None]:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for day in days:
+                    pipe.hget(_key("gpu", day), key)
+                return list(await pipe.execute())
+
+        return sum(float(value) for value in await _call(read) if value is not None)
+
+
 def redis_stores(url: str, ttl: float, stale_after: float) -> Stores:
     """Every concern over one client (made here, connected at the first command)."""
     redis = Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30,
                            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
                            retry_on_error=[ConnectionError, TimeoutError])
     return Stores(RedisRecords(redis, ttl, stale_after), RedisLog(redis, ttl), RedisCancels(redis, ttl),
-                  RedisShared(redis), RedisJobs(redis, ttl), RedisKeys(redis), RedisWorkflows(redis), redis.aclose)
+                  RedisShared(redis), RedisJobs(redis, ttl), RedisIdempotency(redis), RedisWorkflows(redis),
+                  RedisApiKeys(redis), RedisMeters(redis), RedisUsage(redis), redis.aclose)

@@ -246,6 +246,7 @@ class Task(BaseModel):
     params: dict[str, Any] | None = None
     workflow: str | None = None  # the workflow run, `NAME@VERSION` when published
     models: list[ModelFetch] = Field(default_factory=list)  # the models it named by URL
+    key: str | None = None  # the API key (its name) that made it: only that key and the admin see it
     # A task may wait outside any instance (a gateway hands runs to FC's asynchronous queue), with no owner to
     # heartbeat, until `waits_until`; past it the task reads failed with `lapse`, the error its queue left. The
     # instance that claims it writes its own record, without them.
@@ -292,3 +293,9 @@ class Task(BaseModel):
             owner=self.owner).body())
         seen.finished_at = self.heartbeat_at
         return seen
+
+
+def stored_bytes(task: Task) -> int:
+    """Bytes of the task's outputs that went to the output store."""
+    return sum(file.bytes or 0 for state in task.progress.values() for file in (*state.images, *state.files)
+               if file.url is not None)

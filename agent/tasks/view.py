@@ -29,6 +29,7 @@ class TaskView(BaseModel):
     params: dict[str, Any] | None = None
     workflow: str | None = None
     models: list[dict[str, Any]] = []
+    key: str | None = None  # the API key that made it
 
 
 def progress_map(task: Task, results: Results | None) -> dict[str, Any]:
@@ -52,7 +53,7 @@ def task_view(task: Task, results: Results | None = None) -> dict[str, Any]:
         started_at=task.started_at, finished_at=task.finished_at, progress=progress_map(task, results),
         outputs={node: output.model_dump(exclude_unset=True) for node, output in task.outputs.items()},
         error=task.error, timings=task.timings.model_dump(), webhook=_webhook(task), params=task.params,
-        workflow=task.workflow, models=[fetch.model_dump(mode="json") for fetch in task.models]
+        workflow=task.workflow, models=[fetch.model_dump(mode="json") for fetch in task.models], key=task.key
     ).model_dump(exclude_none=False)
 
 

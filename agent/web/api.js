@@ -18,7 +18,12 @@ export class AgentApi {
     return { status: response.status, ok: response.ok, data };
   }
 
+  // The same calls with another key: a run is followed with the key it was started with, whoever signs in meanwhile.
+  as(token) { return new AgentApi(() => token); }
+
   readiness() { return this.request("GET", "../readyz"); }
+  // Who the agent takes the key for: {name, scopes, admin, limits}; 401 for a key it does not know.
+  me() { return this.request("GET", "../api/me"); }
   workflows() { return this.request("GET", "workflows/"); }
   workflow(name) { return this.request("GET", `workflows/${encodeURIComponent(name)}`); }
   definition(name) { return this.request("GET", `../api/workflows/${encodeURIComponent(name)}`); }
@@ -40,7 +45,7 @@ export class AgentApi {
 
 // An error body of the agent, in words a person can act on.
 export function describeError(status, data) {
-  if (status === 401) return "The agent asks for a token: enter it at the top right.";
+  if (status === 401) return "The agent asks for an API key (or its token): enter it at the top right.";
   if (!data || typeof data !== "object") return `The agent answered ${status}.`;
   const where = data.node_id ? `node ${data.node_id}${data.node_type ? ` (${data.node_type})` : ""}: ` : "";
   if (data.message === "PromptValidationError") {

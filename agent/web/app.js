@@ -1,21 +1,28 @@
 // The page: pick a workflow, edit its parameters, run a batch of tasks, watch them, keep their images; open a
 // workflow saved from ComfyUI and publish it for others, with a link to its form.
 import { AgentApi, describeError } from "./api.js";
+import { fingerprint } from "./identity.js";
 import { discover, fieldsOf, promptFor, valueFor } from "./params.js";
 
+// The history is kept per key, in a slot named from its fingerprint (`comfyui-agent.runs.<16 hex>`), and in the
+// anonymous slot for an agent that asks for no key. HISTORY_KEY itself is the one list of the page before keys.
 const HISTORY_KEY = "comfyui-agent.runs";
-const TOKEN_KEY = "comfyui-agent.token";
+const ANONYMOUS = `${HISTORY_KEY}.anonymous`;
+const TOKEN_KEY = "comfyui-agent.token";  // an API key or the agent's token: the same field
 const HISTORY_LIMIT = 50;
 const POLL_MS = 600;
 const MIME = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", webp: "image/webp", gif: "image/gif" };
 
 const $ = (id) => document.getElementById(id);
-const api = new AgentApi(() => $("token").value.trim());
+const api = new AgentApi(() => state.key);
 // `definition`: the name of the agent's workflow being run through its parameters; null for a pasted graph.
 // `editor`: a graph of one's own as ComfyUI's editor saved it (`workflow` is then the agent's conversion of it);
 // `proposals`: the parameters the agent found in a graph of one's own, offered for publishing.
+// `key`: the key signed in with ("" for none); `shown`: the history slot on show, null when the agent refused the
+// key (or asks for one); `galleries`: each key's images made since the page opened; `signIns`: the latest sign-in.
 const state = { workflow: null, definition: null, editor: null, proposals: [], name: "", fields: [],
-                values: new Map(), batch: [], examples: new Map(), readinessTimer: 0 };
+                values: new Map(), batch: [], examples: new Map(), readinessTimer: 0,
+                key: "", shown: null, galleries: new Map(), signIns: 0 };
 const NAME_RULE = /[^A-Za-z0-9_-]+/g;
 
 function element(tag, props = {}, ...children) {
@@ -280,15 +287,18 @@ async function renderParams() {
 
 // ---- runs -------------------------------------------------------------------------------------------------
 
-function history() {
-  try { return JSON.parse(localStorage.getItem(HISTORY_KEY)) || []; } catch { return []; }
+function history(slot = state.shown) {
+  if (!slot) return [];
+  try { return JSON.parse(localStorage.getItem(slot)) || []; } catch { return []; }
 }
 
-function remember(entry) {
-  const kept = history().filter((old) => old.taskId !== entry.taskId);
+// Into the slot of the key the run was started with, whoever is signed in when it ends.
+async function remember(entry, key) {
+  const slot = await slotOf(key);
+  const kept = history(slot).filter((old) => old.taskId !== entry.taskId);
   kept.unshift(entry);
-  localStorage.setItem(HISTORY_KEY, JSON.stringify(kept.slice(0, HISTORY_LIMIT)));
-  renderHistory();
+  localStorage.setItem(slot, JSON.stringify(kept.slice(0, HISTORY_LIMIT)));
+  if (slot === state.shown) renderHistory();
 }
 
 function fractionDone(progress) {
@@ -343,7 +353,7 @@ function runCard(run) {
   card.dataset.task = run.taskId;
   cancel.addEventListener("click", async () => {
     cancel.disabled = true;
-    const reply = await api.cancel(run.taskId);
+    const reply = await run.api.cancel(run.taskId);
     if (!reply.ok) cancel.disabled = false;
   });
   return { card, status, elapsed, cancel, bar, error, images };
@@ -373,7 +383,7 @@ function fail(run, message, status = "failed") {
 
 async function follow(run) {
   for (;;) {
-    const reply = await api.task(run.taskId);
+    const reply = await run.api.task(run.taskId);
     if (!reply.ok) { fail(run, describeError(reply.status, reply.data)); break; }
     const task = reply.data;
     setStatus(run, task.status);
@@ -387,8 +397,8 @@ async function follow(run) {
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
-  remember({ taskId: run.taskId, workflow: state.name, label: run.label, createdAt: run.createdAt,
-             status: run.ui.card.dataset.status });
+  await remember({ taskId: run.taskId, workflow: run.workflow, label: run.label, createdAt: run.createdAt,
+                   status: run.ui.card.dataset.status }, run.key);
 }
 
 function finish(run, task) {
@@ -396,8 +406,9 @@ function finish(run, task) {
   run.ui.elapsed.textContent = `${(task.finished_at - task.created_at).toFixed(1)} s`;
   const figures = imagesOf(task);
   run.ui.images.append(...figures);
-  $("gallery").prepend(...figures.map((figure) => figure.cloneNode(true)));
-  $("gallery-panel").hidden = !$("gallery").children.length;
+  const copies = figures.map((figure) => figure.cloneNode(true));
+  state.galleries.set(run.key, [...copies, ...(state.galleries.get(run.key) || [])]);
+  if (run.key === state.key) renderGallery();  // another key's images wait for that key to sign in again
   updateOverall();
 }
 
@@ -417,14 +428,15 @@ async function startRun(index) {
     ? paramsFor(index) : promptFor(state.workflow, state.fields, state.values, index);
   const seedText = Object.values(seeds).join(", ");
   const run = { taskId, label: `Run ${index + 1}${seedText ? ` · seed ${seedText}` : ""}`, fraction: 0,
-                finished: false, createdAt: Date.now() };
+                finished: false, createdAt: Date.now(), workflow: state.name, key: state.key,
+                api: api.as(state.key) };
   run.ui = runCard(run);
   $("runs").prepend(run.ui.card);
   state.batch.push(run);
   // a graph the editor saved goes with its run, so the images carry it as ComfyUI's own saves do
   const body = state.editor ? { prompt, extra_data: { extra_pnginfo: { workflow: state.editor } } } : prompt;
-  const reply = state.definition ? await api.startWorkflow(taskId, state.definition, params)
-    : await api.start(taskId, body);
+  const reply = state.definition ? await run.api.startWorkflow(taskId, state.definition, params)
+    : await run.api.start(taskId, body);
   if (reply.status !== 202) { fail(run, describeError(reply.status, reply.data)); return; }
   setStatus(run, "queued");
   follow(run);
@@ -455,11 +467,88 @@ function renderHistory() {
     show.addEventListener("click", async () => {
       show.disabled = true;
       const reply = await api.task(entry.taskId);
-      if (reply.status === 404) images.replaceChildren(element("span", { className: "muted", textContent: "expired" }));
+      // 404: the task expired, or it is another key's (the agent says the same of both)
+      const said = (className, textContent) => element("span", { className, textContent });
+      if (reply.status === 404) images.replaceChildren(said("muted", "not found"));
       else if (reply.ok) images.replaceChildren(...imagesOf(reply.data));
+      else images.replaceChildren(said("error", describeError(reply.status, reply.data)));
     });
     return line;
   }));
+}
+
+function renderGallery() {
+  const figures = state.shown ? state.galleries.get(state.key) || [] : [];
+  $("gallery").replaceChildren(...figures);
+  $("gallery-panel").hidden = !figures.length;
+}
+
+// ---- signing in -------------------------------------------------------------------------------------------
+
+async function slotOf(key) {
+  return key ? `${HISTORY_KEY}.${await fingerprint(key)}` : ANONYMOUS;
+}
+
+// The page before keys kept one list, made with the token stored then: it becomes that token's slot, once.
+async function migrateHistory() {
+  const before = localStorage.getItem(HISTORY_KEY);
+  if (before === null) return;
+  const slot = await slotOf(localStorage.getItem(TOKEN_KEY) || "");
+  if (localStorage.getItem(slot) === null) localStorage.setItem(slot, before);
+  localStorage.removeItem(HISTORY_KEY);
+}
+
+// `refused`: said in the error colour.
+function showWho(text, refused = false) {
+  $("who").textContent = text;
+  $("who").hidden = !text;
+  $("who").classList.toggle("error", refused);
+}
+
+function describeIdentity(me) {
+  const scopes = me.admin ? "every scope" : (me.scopes || []).join(", ") || "no scope";
+  return `signed in as ${me.name} · ${scopes}`;
+}
+
+// Who the agent takes the key for (GET /api/me): then that key's history and gallery, none for a key it refuses.
+// The runs on show are the previous key's: they go on, out of sight, and end in that key's history.
+async function signIn(key) {
+  const turn = ++state.signIns;  // a later sign-in wins over an answer still on its way
+  state.key = key;
+  state.shown = null;
+  state.batch = [];
+  $("runs").replaceChildren();
+  $("runs-panel").hidden = true;
+  updateOverall();
+  $("sign-out").hidden = !key;
+  showWho(key ? "checking the key…" : "");
+  renderHistory();
+  renderGallery();
+  const [reply, slot] = await Promise.all([api.me().catch(() => ({ status: 0 })), slotOf(key)]);
+  if (turn !== state.signIns) return;
+  if (reply.status === 401) {  // signed out of an agent that asks for a key shows nobody's runs
+    const why = typeof reply.data?.error === "string" ? `: ${reply.data.error}` : ".";  // unknown, revoked…
+    showWho(key ? `This key was refused${why}` : "", true);
+    return;
+  }
+  // An agent with no token answers for anyone (as admin): a key typed there changes nothing but the history slot.
+  if (reply.ok) showWho(key ? describeIdentity(reply.data) : "");
+  else showWho(key ? `The key could not be checked: ${describeError(reply.status, reply.data)}` : "", Boolean(key));
+  state.shown = slot;
+  renderHistory();
+  renderGallery();
+}
+
+// A new key in the field (or none): stored for the next visit, and everything that depends on it asked again.
+async function useKey(key) {
+  $("token").value = key;
+  state.key = key;  // before anything is asked with it
+  if (key) localStorage.setItem(TOKEN_KEY, key);
+  else localStorage.removeItem(TOKEN_KEY);
+  watchReadiness();
+  await Promise.all([signIn(key), loadExamples()]);  // the published workflows are listed to the key's holders
+  // An example shown as its bare graph for want of the key: now as the workflow, with its model lists.
+  if ($("examples").value && !state.definition) await useDefinition($("examples").value);
 }
 
 // ---- start ------------------------------------------------------------------------------------------------
@@ -477,15 +566,9 @@ async function watchReadiness() {
 }
 
 function wire() {
-  $("token").value = localStorage.getItem(TOKEN_KEY) || "";
-  $("token").addEventListener("change", async () => {
-    localStorage.setItem(TOKEN_KEY, $("token").value.trim());
-    watchReadiness();
-    await loadExamples();  // the published workflows are listed to the token's holders only
-    // An example shown as its bare graph for want of the token: now as the workflow, with its model lists.
-    if ($("examples").value && !state.definition) await useDefinition($("examples").value);
-  });
+  $("token").addEventListener("change", () => useKey($("token").value.trim()));
   $("token-form").addEventListener("submit", (event) => event.preventDefault());  // Enter: the change above
+  $("sign-out").addEventListener("click", () => useKey(""));
   $("examples").addEventListener("change", async () => {
     $("publish-panel").hidden = true;
     if ($("examples").value) await useDefinition($("examples").value);
@@ -506,15 +589,21 @@ function wire() {
     if (state.name === "pasted workflow") $("own").open = false;
   });
   $("run").addEventListener("click", runBatch);
-  $("history-clear").addEventListener("click", () => { localStorage.removeItem(HISTORY_KEY); renderHistory(); });
+  $("history-clear").addEventListener("click", () => {
+    if (state.shown) localStorage.removeItem(state.shown);
+    renderHistory();
+  });
 }
 
 // `?workflow=NAME`: the link a creator hands out opens that workflow's form.
 async function start() {
   wire();
-  renderHistory();
+  await migrateHistory();
+  const key = localStorage.getItem(TOKEN_KEY) || "";
+  $("token").value = key;
+  state.key = key;
   watchReadiness();
-  await loadExamples();
+  await Promise.all([signIn(key), loadExamples()]);
   const asked = new URLSearchParams(window.location.search).get("workflow");
   if (asked) {
     $("examples").value = asked;

@@ -44,8 +44,8 @@ async def test_prefer_respond_async_answers_202_and_the_run_goes_on(agent: Clien
     body = await poll(agent, "bg-1", {"succeeded", "failed"}, results="true")
     assert body["status"] == "succeeded"
     assert set(body) == {"task_id", "status", "prompt_id", "created_at", "started_at", "finished_at",
-                         "progress", "outputs", "error", "timings", "webhook", "params", "workflow", "models"}
-    assert body["workflow"] is None and body["models"] == []
+                         "progress", "outputs", "error", "timings", "webhook", "params", "workflow", "models", "key"}
+    assert body["workflow"] is None and body["models"] == [] and body["key"] == "anonymous"  # an agent with no token
     assert body["created_at"] <= body["started_at"] <= body["finished_at"]
     timings = body["timings"]
     assert set(timings) == {"claim", "models", "inputs", "queue", "execution", "delivery", "cold_start"}

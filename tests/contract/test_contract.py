@@ -15,6 +15,7 @@ from aiohttp import web
 from openapi_spec_validator import validate
 from pydantic import BaseModel, ValidationError
 
+from agent.api import keys as keys_api
 from agent.api import replies
 from agent.api.contract import contract
 from agent.api.requests import TASK_ID_SOURCES, OptionsModel, RunRequest
@@ -24,8 +25,10 @@ from agent.api.v2 import models as v2
 from agent.app import create_app
 from agent.config import SETTINGS, Settings
 from agent.errors import kinds
+from agent.stores.keys import Limits
 from agent.tasks.model import FileRef, ImageRef, NodeOutput, NodeProgress
 from agent.tasks.view import TaskView
+from agent.usage import report
 from agent_harness import running_agent
 from sync_docs import README, readme_with_tables, settings_entries
 
@@ -41,6 +44,8 @@ MODELS: dict[str, type[BaseModel]] = {
     "V2Job": v2.Job, "V2JobUrls": v2.JobUrls, "V2Progress": v2.Progress, "V2JobError": v2.JobError,
     "V2Output": v2.Output, "V2JobSummary": v2.JobSummary, "V2JobList": v2.JobList, "V2JobWorkflow": v2.JobWorkflow,
     "V2JobRequest": v2.JobRequest, "V2Asset": v2.Asset, "V2Error": v2.Error, "V2ErrorEnvelope": v2.ErrorEnvelope,
+    "KeyRequest": keys_api.KeyRequest, "ApiKey": keys_api.KeyView, "NewKey": keys_api.NewKey, "Me": keys_api.Me,
+    "Limits": Limits, "UsageRow": report.Row, "UsageTotals": report.Totals, "UsageReport": report.Report,
 }
 # Fields the rendering adds to a model's dump: a node's `results` (the base64 of its images), only when asked.
 ADDED_ON_RENDER = {"TProgressNode": {"results"}}

@@ -128,13 +128,13 @@ async def head_by_hash(request: web.Request, services: Services) -> web.Response
     return web.Response(status=200 if is_hash(digest) and await services.blobs.has(digest) else 404)
 
 
-async def _output(services: Services, asset_id: str) -> tuple[ImageRef, Task] | None:
+async def _output(request: web.Request, services: Services, asset_id: str) -> tuple[ImageRef, Task] | None:
     """The output file an id names and its job's task; None when the id is no output's (it may be an upload's)."""
     parsed = parse_output_id(asset_id)
     if parsed is None:
         return None
     job_id, node, index = parsed
-    task, _ = await find_job(services, job_id)
+    task, _ = await find_job(request, services, job_id)
     files = node_files(task.progress[node]) if node in task.progress else []
     return (files[index], task) if 0 <= index < len(files) else None
 
@@ -148,7 +148,7 @@ async def _record(services: Services, asset_id: str) -> AssetRecord:
 
 async def get_asset(request: web.Request, services: Services) -> web.Response:
     asset_id = request.match_info["asset_id"]
-    output = await _output(services, asset_id)
+    output = await _output(request, services, asset_id)
     if output is None:
         return _answer(await _record(services, asset_id), origin(request))
     task = output[1]
@@ -169,7 +169,7 @@ async def delete_asset(request: web.Request, services: Services) -> web.Response
 
 async def get_content(request: web.Request, services: Services) -> web.StreamResponse:
     asset_id = request.match_info["asset_id"]
-    output = await _output(services, asset_id)
+    output = await _output(request, services, asset_id)
     if output is not None:
         return await _output_content(services, output[0])
     record = await _record(services, asset_id)

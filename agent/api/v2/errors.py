@@ -21,6 +21,7 @@ CODES: dict[str, tuple[str, int | None]] = {
     "TaskNotFound": ("not_found", None), "Unauthorized": ("unauthorized", None),
     "Overloaded": ("queue_full", 429), "ComfyUIUnavailable": ("deployment_not_ready", 429),
     "WorkerUnavailable": ("deployment_not_ready", 429), "RequestTooLarge": ("payload_too_large", None),
+    "LimitExceeded": ("rate_limited", 429), "Forbidden": ("forbidden", None),
     "ExecutionError": ("node_execution_error", None), "InternalError": ("upstream_error", None),
 }
 
@@ -55,6 +56,9 @@ def envelope_response(exc: AgentError) -> web.Response:
         body = ErrorEnvelope(error=Error(code=exc.code, message=exc.args[0], details=exc.details))
         return web.json_response(body.model_dump(), status=exc.status, headers=retry_headers(exc.status))
     code, status = CODES.get(exc.kind, (snake(exc.kind), None))
+    if exc.extra.get("limit") == "concurrent_runs":  # v2's bucket that clears as one of the key's runs ends (the
+        # others, `rate_limited`, wait for a window to roll: a minute, a day)
+        code = "concurrency_limit_exceeded"
     status = status or status_for(exc.body())
     message = exc.error.get("message") if isinstance(exc.error, dict) else exc.error
     body = ErrorEnvelope(error=Error(code=code, message=str(message or exc.kind), details=_details(exc)))

@@ -83,7 +83,7 @@ async def _stream(response: web.StreamResponse, stores: Stores, job_id: str, whe
 
 
 async def job_events(request: web.Request, services: Services) -> web.StreamResponse:
-    task, _ = await find_job(services, request.match_info["job_id"])
+    task, _ = await find_job(request, services, request.match_info["job_id"])
     try:
         with services.stream_slots.taken():
             return await _serve(request, services.stores, task.task_id)

@@ -14,8 +14,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from agent.access.principal import Principal
 from agent.api.requests import check_prompt, json_body
 from agent.api.run import converted
+from agent.api.security import principal_of
 from agent.api.services import Services
 from agent.api.v2.errors import V2Error
 from agent.api.v2.models import JobList, JobRequest, JobStatus, JobSummary, JobWorkflow
@@ -134,7 +136,7 @@ async def submit(request: web.Request, services: Services) -> web.Response:
     graph, options = await converted(workflow, RunOptions(results=False), services.catalog)
     graph = await _with_assets(graph, services)
     job_id = new_job_id()
-    if key is not None and (holder := await services.stores.keys.take(key, job_id)) is not None:
+    if key is not None and (holder := await services.stores.idempotency.take(key, job_id)) is not None:
         raise V2Error("idempotency_key_reuse", 422, "this Idempotency-Key has already been used: keys are single "
                       "use; poll or list your jobs instead of submitting again", {"job_id": holder})
     entry = JobEntry(job_id=job_id, labels=labels, graph=workflow)
@@ -142,9 +144,9 @@ async def submit(request: web.Request, services: Services) -> web.Response:
         await _start(request, services, entry, graph, options.pnginfo)
     except AgentError:
         if key is not None:
-            await services.stores.keys.give_back(key, job_id)
+            await services.stores.idempotency.give_back(key, job_id)
         raise
-    task, _ = await front.read(job_id, results=False)
+    task, _ = await front.read(job_id, principal_of(request), results=False)
     return _job_response(request, services, task, entry, status=201)
 
 
@@ -159,9 +161,13 @@ async def _start(request: web.Request, services: Services, entry: JobEntry, grap
                             **({"extra_data": {"extra_pnginfo": pnginfo}} if pnginfo else {})},
                            separators=(",", ":")).encode()
     submission = Submission(entry.job_id, graph, options, Mode.BACKGROUND, forwarded, "/api/run",
-                            request.headers)
-    await services.front.check(submission)
-    ended = await services.front.start(submission, wait=TAKEN_WITHIN)
+                            request.headers, principal_of(request))
+    await services.front.admit(submission)
+    try:
+        ended = await services.front.start(submission, wait=TAKEN_WITHIN)
+    except AgentError as exc:
+        await services.front.withdraw(submission, exc)
+        raise
     error = ended.task.error if ended is not None else None
     if error is not None and error.get("message") == PromptValidationError.kind:
         raise PromptValidationError(error.get("error"), node_errors=error.get("node_errors", {}))
@@ -174,36 +180,37 @@ def _job_response(request: web.Request, services: Services, task: Task, entry: J
     return web.json_response(text=job.model_dump_json(), status=status)
 
 
-async def find_job(services: Services, job_id: str, within: float = 0) -> tuple[Task, JobEntry]:
+async def find_job(request: web.Request, services: Services, job_id: str,
+                   within: float = 0) -> tuple[Task, JobEntry]:
     """A job's task and entry (`within`: Front.read's); an id that is no job (or a task not made through v2)
     is v2's 404."""
     entry = await services.stores.jobs.entry(job_id) if created_at(job_id) is not None else None
     if entry is None:
         raise TaskNotFound(f"no job {job_id[:100]}")
-    task, _ = await services.front.read(job_id, results=False, within=within)
+    task, _ = await services.front.read(job_id, principal_of(request), results=False, within=within)
     return task, entry
 
 
 async def get_job(request: web.Request, services: Services) -> web.Response:
     """A job running on this instance is answered at its end when that comes within `SETTLES_WITHIN`: the SDK's
     `run()` asks at once after its submit, then sleeps half a second, so a short job reads done at once."""
-    task, entry = await find_job(services, request.match_info["job_id"], within=SETTLES_WITHIN)
+    task, entry = await find_job(request, services, request.match_info["job_id"], within=SETTLES_WITHIN)
     return _job_response(request, services, task, entry)
 
 
 async def get_workflow(request: web.Request, services: Services) -> web.Response:
-    _, entry = await find_job(services, request.match_info["job_id"])
+    _, entry = await find_job(request, services, request.match_info["job_id"])
     return web.json_response(JobWorkflow(workflow=entry.graph).model_dump())
 
 
 async def cancel(request: web.Request, services: Services) -> web.Response:
     """A job still running is stopped wherever it runs (it reads `canceling` until it has ended); one that ended
     already is refused (`job_finished`, 409), so a caller knows its cancel changed nothing."""
-    task, entry = await find_job(services, request.match_info["job_id"])
+    task, entry = await find_job(request, services, request.match_info["job_id"])
     if task.status.finished:
         raise V2Error("job_finished", 409, f"job {task.task_id} already ended ({job_status(task).value}): "
                       "there is nothing to cancel", {"status": job_status(task).value})
-    task = await services.front.cancel(task.task_id)
+    task = await services.front.cancel(task.task_id, principal_of(request))
     return _job_response(request, services, task, entry, canceling=not task.status.finished)
 
 
@@ -242,7 +249,7 @@ async def list_jobs(request: web.Request, services: Services) -> web.Response:
         for job_id in ids:
             scanned += 1
             cursor = job_id
-            summary = await _summary(services, job_id)
+            summary = await _summary(services, job_id, principal_of(request))
             if summary is not None and labels.items() <= summary.metadata.items() and (
                     statuses is None or summary.status in statuses):
                 listed.jobs.append(summary)
@@ -252,7 +259,10 @@ async def list_jobs(request: web.Request, services: Services) -> web.Response:
     return web.json_response(text=listed.model_dump_json())
 
 
-async def _summary(services: Services, job_id: str) -> JobSummary | None:
+async def _summary(services: Services, job_id: str, reader: Principal) -> JobSummary | None:
+    """The job as listed to `reader`: None when gone, or another key's."""
     entry = await services.stores.jobs.entry(job_id)
     task = await services.stores.records.get(job_id)
-    return None if entry is None or task is None else summary_of(task, entry)
+    if entry is None or task is None or not reader.sees(task.key):
+        return None
+    return summary_of(task, entry)
