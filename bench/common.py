@@ -29,10 +29,11 @@ def free_port() -> int:
 
 
 def start_agent(store: str, comfy: str, cpu: int | None = None, outputs: Path | None = None,
-                env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+                env: dict[str, str] | None = None, checkout: Path = REPO) -> tuple[subprocess.Popen[bytes], str]:
     """The agent as its own process attached to `comfy`, optionally pinned to one CPU; returns it and its URL.
     `outputs`: ComfyUI's output folder, which the agent then reads as it does beside the ComfyUI it launches
-    (`COMFYUI_OUTPUT_DIR` in the environment names it for a ComfyUI started elsewhere). `env`: more settings."""
+    (`COMFYUI_OUTPUT_DIR` in the environment names it for a ComfyUI started elsewhere). `env`: more settings.
+    `checkout`: the agent of another checkout (an earlier commit, measured beside this one)."""
     port = free_port()
     env = {**os.environ, "AGENT_HOST": "127.0.0.1", "AGENT_PORT": str(port), "TASK_STORE": store,
            "LOG_LEVEL": "warning", "COMFYUI_URL": comfy, **(env or {})}
@@ -41,7 +42,8 @@ def start_agent(store: str, comfy: str, cpu: int | None = None, outputs: Path | 
     command = [sys.executable, "-m", "agent"]
     if cpu is not None:
         command = ["taskset", "-c", str(cpu), *command]
-    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(command, cwd=checkout, env={**env, "PYTHONPATH": str(checkout)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     return proc, f"http://127.0.0.1:{port}"
 
 

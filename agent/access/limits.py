@@ -67,13 +67,14 @@ class Limiter:
                                 retry_after=RETRY_AFTER_FULL, limit="concurrent_runs", key=principal.name)
 
     async def _gpu_quota(self, principal: Principal) -> None:
-        now = time.time()
-        for limit, quota, month in (("gpu_seconds_per_day", principal.limits.gpu_seconds_per_day, False),
-                                    ("gpu_seconds_per_month", principal.limits.gpu_seconds_per_month, True)):
-            if quota is None:
-                continue
-            used = await self.usage.gpu_seconds(principal.name, _days(now, month))
-            if used >= quota:
+        """Both quotas from one read of the ledger's days (the month's, when a monthly quota is set)."""
+        now, limits = time.time(), principal.limits
+        if limits.gpu_seconds_per_day is None and limits.gpu_seconds_per_month is None:
+            return
+        by_day = await self.usage.gpu_seconds(principal.name, _days(now, limits.gpu_seconds_per_month is not None))
+        for limit, quota, used, month in (("gpu_seconds_per_day", limits.gpu_seconds_per_day, by_day[-1], False),
+                                          ("gpu_seconds_per_month", limits.gpu_seconds_per_month, sum(by_day), True)):
+            if quota is not None and used >= quota:
                 raise LimitExceeded(f"key {principal.name} used {used:.1f} of its {quota:g} GPU seconds this "
                                     f"{'month' if month else 'day'} (UTC)", retry_after=_until_next(now, month),
                                     limit=limit, key=principal.name, used=round(used, 3))

@@ -16,7 +16,7 @@ from aiohttp.typedefs import Middleware
 from agent.access.principal import ADMIN_NAME, ANONYMOUS_NAME, Principal
 from agent.api.services import S
 from agent.api.statuses import Handler
-from agent.errors import Unauthorized
+from agent.errors import AgentError, Unauthorized
 from agent.gateway.handoff import ON_BEHALF_HEADER
 from agent.stores.keys import KEY_NAME, Limits, Scope
 
@@ -77,7 +77,7 @@ def authenticate(key: web.AppKey[S]) -> Middleware:
         public = _is_public(request, services.settings.metrics_public)
         try:
             principal = _acting(await services.keys.principal(_presented(request)), request)
-        except Unauthorized:
+        except AgentError:  # a wrong key, or a store that cannot say: a public path is served as to anyone
             if public:
                 return await handler(request)
             raise

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ RETIRED_SUFFIX = ".retired"
 API_KEY_SUFFIX, DIGEST_SUFFIX = ".apikey", ".digest"
 BUCKET_SUFFIX, LEASES_SUFFIX, LOCK_SUFFIX = ".bucket", ".leases", ".lock"
 USAGE_SUFFIX = ".usage"
+RECENT_DAYS = 3  # days whose recorded task ids an instance remembers
 LOCK_STALE_SECONDS = 10.0  # a meter's lock is held for one read and one write: older, its holder died
 LOCK_WAIT_SECONDS = 0.002
 EVENT_POLL_SECONDS = 0.2  # how often a stream looks at a log another instance appends to (a NAS has no inotify)
@@ -352,9 +354,9 @@ class FileApiKeys(ApiKeys):
 
 @contextlib.contextmanager
 def _locked(path: str) -> Iterator[None]:
-    """A short lock across instances: a file made by a hard link (atomic on a NAS, where flock is not), taken
-    over once older than LOCK_STALE_SECONDS."""
-    while not create(path, b""):
+    """A short lock across instances: a file made with O_EXCL (atomic on a local disk and on NFS v3 and on, where
+    flock is not), taken over once older than LOCK_STALE_SECONDS."""
+    while not _made(path):
         modified = _modified(path)  # 0: released meanwhile (never unlink what may be a new holder's lock)
         if modified and time.time() - modified > LOCK_STALE_SECONDS:
             unlink(path)
@@ -366,8 +368,36 @@ def _locked(path: str) -> Iterator[None]:
         unlink(path)
 
 
+def _made(path: str) -> bool:
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except FileExistsError:
+        return False
+    return True
+
+
+def _state(path: str) -> Any:
+    """A meter's state as its last holder of the lock left it; None when there is none (or a holder died
+    mid-write: the meter starts afresh)."""
+    raw = read(path, "all")
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _overwrite(path: str, data: bytes) -> None:
+    """In place, under the meter's lock (every reader takes it too): no new file per write."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.write(descriptor, data)
+        os.ftruncate(descriptor, len(data))
+    finally:
+        os.close(descriptor)
+
+
 class FileMeters(Meters):
-    """`NAME.bucket` (tokens, when) and `NAME.leases` ({task id: until}), each read and written under
+    """`NAME.bucket` (tokens, when) and `NAME.leases` ({task id: until}), read and written only under
     `NAME.lock`. The work runs in a thread: the lock may be waited for."""
 
     def __init__(self, folder: Folder) -> None:
@@ -379,10 +409,9 @@ class FileMeters(Meters):
     def _take(self, name: str, per_minute: int, now: float) -> float:
         path = self.folder.path(name, BUCKET_SUFFIX)
         with _locked(self.folder.path(name, LOCK_SUFFIX)):
-            raw = read(path, "all")
-            tokens, last = json.loads(raw) if raw else (float(per_minute), now)
+            tokens, last = _state(path) or (float(per_minute), now)
             tokens, wait = refill(tokens, last, now, per_minute)
-            write(path, json.dumps([tokens, now]).encode())
+            _overwrite(path, json.dumps([tokens, now]).encode())
         return float(wait)
 
     async def lease(self, name: str, task_id: str, most: int, until: float) -> bool:
@@ -394,12 +423,11 @@ class FileMeters(Meters):
             if task_id not in held and len(held) >= most:
                 return False
             held[task_id] = until
-            write(self.folder.path(name, LEASES_SUFFIX), json.dumps(held).encode())
+            _overwrite(self.folder.path(name, LEASES_SUFFIX), json.dumps(held).encode())
         return True
 
     def _live(self, name: str, now: float) -> dict[str, float]:
-        raw = read(self.folder.path(name, LEASES_SUFFIX), "all")
-        held: dict[str, float] = json.loads(raw) if raw else {}
+        held: dict[str, float] = _state(self.folder.path(name, LEASES_SUFFIX)) or {}
         return {task_id: until for task_id, until in held.items() if until > now}
 
     async def release(self, name: str, task_id: str) -> None:
@@ -409,46 +437,85 @@ class FileMeters(Meters):
         with _locked(self.folder.path(name, LOCK_SUFFIX)):
             held = self._live(name, time.time())
             if held.pop(task_id, None) is not None:
-                write(self.folder.path(name, LEASES_SUFFIX), json.dumps(held).encode())
+                _overwrite(self.folder.path(name, LEASES_SUFFIX), json.dumps(held).encode())
 
     async def leased(self, name: str, now: float) -> int:
-        return len(await self.folder.io(self._live, name, now))
+        return await self.folder.io(self._leased, name, now, creates=True)
+
+    def _leased(self, name: str, now: float) -> int:
+        with _locked(self.folder.path(name, LOCK_SUFFIX)):
+            return len(self._live(name, now))
+
+
+class _DaySums:
+    """What this process has read of a day's ledger files: each file's offset, and GPU seconds by key."""
+
+    def __init__(self) -> None:
+        self.offsets: dict[str, int] = {}
+        self.gpu: dict[str, float] = {}
 
 
 class FileUsage(UsageLedger):
-    """A folder per day, a file per entry named by its task (made whole, then linked: instances on one NAS
-    never write one file, which appends across NFS clients could tear); GPU seconds are summed from them."""
+    """A folder per day, and in it a file of JSON lines per instance, appended by that instance alone (appends
+    from several NFS clients to one file can tear; one writer's cannot), so recording a run is one append. A
+    quota reads only what the day's files gained since this process last looked."""
 
     def __init__(self, folder: Folder) -> None:
         self.folder = folder
+        self.name = f"{uuid.uuid4().hex}{USAGE_SUFFIX}"  # this instance's file of each day
+        self._recorded: dict[str, set[str]] = {}  # day: task ids recorded here (a retried write adds nothing)
+        self._sums: dict[str, _DaySums] = {}
 
     def _day(self, day: str) -> str:
         return os.path.join(self.folder.directory, check_task_id(day))
 
     async def record(self, entry: UsageEntry) -> None:
-        await self.folder.io(self._record, entry, creates=True)
+        recorded = self._recorded.setdefault(entry.day, set())
+        if entry.task_id in recorded:
+            return
+        await self.folder.io(self._append, entry.day, entry.model_dump_json().encode() + b"\n")
+        recorded.add(entry.task_id)
+        for day in sorted(self._recorded)[:-RECENT_DAYS]:
+            del self._recorded[day]  # a retried write comes within moments, not days
 
-    def _record(self, entry: UsageEntry) -> None:
-        os.makedirs(self._day(entry.day), exist_ok=True)
-        path = os.path.join(self._day(entry.day), check_task_id(entry.task_id) + USAGE_SUFFIX)
-        create(path, entry.model_dump_json().encode())
+    def _append(self, day: str, line: bytes) -> None:
+        path = os.path.join(self._day(day), self.name)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            os.makedirs(self._day(day), exist_ok=True)
+            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(descriptor, line)
+        finally:
+            os.close(descriptor)
 
     async def entries(self, day: str) -> list[UsageEntry]:
         return await self.folder.io(self._entries, day)
 
-    def _entries(self, day: str) -> list[UsageEntry]:
+    def _files(self, day: str) -> list[str]:
         try:
-            names = [name for name in os.listdir(self._day(day)) if name.endswith(USAGE_SUFFIX)]
+            return [name for name in os.listdir(self._day(day)) if name.endswith(USAGE_SUFFIX)]
         except FileNotFoundError:
             return []
-        raws = (read(os.path.join(self._day(day), name), "all") for name in names)
-        return [UsageEntry.model_validate_json(raw) for raw in raws if raw]
 
-    async def gpu_seconds(self, key: str, days: list[str]) -> float:
-        used = 0.0
-        for day in days:
-            used += sum(entry.gpu_seconds for entry in await self.entries(day) if entry.key == key)
-        return used
+    def _entries(self, day: str) -> list[UsageEntry]:
+        lines = (line for name in self._files(day)
+                 for line in complete_lines_from(os.path.join(self._day(day), name), 0).splitlines())
+        return [UsageEntry.model_validate_json(line) for line in lines if line]
+
+    async def gpu_seconds(self, key: str, days: list[str]) -> list[float]:
+        return await self.folder.io(lambda: [self._summed(day).get(key, 0.0) for day in days])
+
+    def _summed(self, day: str) -> dict[str, float]:
+        sums = self._sums.setdefault(day, _DaySums())
+        for name in self._files(day):
+            gained = complete_lines_from(os.path.join(self._day(day), name), sums.offsets.get(name, 0))
+            sums.offsets[name] = sums.offsets.get(name, 0) + len(gained)
+            for line in gained.splitlines():
+                entry = UsageEntry.model_validate_json(line)
+                sums.gpu[entry.key] = sums.gpu.get(entry.key, 0.0) + entry.gpu_seconds
+        return sums.gpu
 
 
 def _modified(path: str) -> float:

@@ -41,7 +41,7 @@ class _Held:
     api_keys: dict[str, KeyRecord] = field(default_factory=dict)
     buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # name: (tokens, when)
     leases: dict[str, dict[str, float]] = field(default_factory=dict)  # name: {task id: until}
-    usage: dict[str, list[UsageEntry]] = field(default_factory=dict)  # day: entries
+    usage: dict[str, dict[str, UsageEntry]] = field(default_factory=dict)  # day: {task id: entry}
 
     def start_afresh(self, task_id: str) -> None:
         self.cancels.discard(task_id)
@@ -252,13 +252,14 @@ class MemoryUsage(UsageLedger):
         self._held = held
 
     async def record(self, entry: UsageEntry) -> None:
-        self._held.usage.setdefault(entry.day, []).append(entry)
+        self._held.usage.setdefault(entry.day, {}).setdefault(entry.task_id, entry)
 
     async def entries(self, day: str) -> list[UsageEntry]:
-        return list(self._held.usage.get(day, []))
+        return list(self._held.usage.get(day, {}).values())
 
-    async def gpu_seconds(self, key: str, days: list[str]) -> float:
-        return sum(entry.gpu_seconds for day in days for entry in self._held.usage.get(day, []) if entry.key == key)
+    async def gpu_seconds(self, key: str, days: list[str]) -> list[float]:
+        return [sum(entry.gpu_seconds for entry in self._held.usage.get(day, {}).values() if entry.key == key)
+                for day in days]
 
 
 async def _nothing_to_release() -> None:

@@ -99,6 +99,14 @@ _LEASED = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 return redis.call('ZCARD', KEYS[1])
 """
+# A run's entry once, and its GPU seconds added with it.
+_RECORD = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HINCRBYFLOAT', KEYS[2], ARGV[3], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return 1
+"""
 API_KEYS_KEY, API_DIGESTS_KEY = f"{PREFIX}:api-keys", f"{PREFIX}:api-key-digests"
 JOBS_KEY = f"{PREFIX}:jobs"
 WORKFLOW_NAMES_KEY = f"{PREFIX}:workflows"
@@ -402,37 +410,31 @@ class RedisMeters(Meters):
 
 
 class RedisUsage(UsageLedger):
-    """A list of entries per day, and a hash per day of GPU seconds by key (HINCRBYFLOAT: exact across
-    instances); both expire LEDGER_DAYS after their day."""
+    """A hash of entries per day (by task id), and a hash per day of GPU seconds by key, added to in the same
+    step as a new entry (HINCRBYFLOAT: exact across instances); both expire LEDGER_DAYS after their day."""
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        self._record = redis.register_script(_RECORD)
 
     async def record(self, entry: UsageEntry) -> None:
-        life = LEDGER_DAYS * 86400
-
-        async def write() -> None:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.rpush(_key("usage", entry.day), entry.model_dump_json())
-                pipe.expire(_key("usage", entry.day), life)
-                pipe.hincrbyfloat(_key("gpu", entry.day), entry.key, entry.gpu_seconds)
-                pipe.expire(_key("gpu", entry.day), life)
-                await pipe.execute()
-
-        await _call(write)
+        keys = [_key("usage", entry.day), _key("gpu", entry.day)]
+        args: list[str | int] = [entry.task_id, entry.model_dump_json(), entry.key, repr(entry.gpu_seconds),
+                                 LEDGER_DAYS * 86400]
+        await _call(lambda: self._record(keys=keys, args=args))
 
     async def entries(self, day: str) -> list[UsageEntry]:
-        raw = await _call(lambda: self.redis.lrange(_key("usage", day), 0, -1))
+        raw = await _call(lambda: self.redis.hvals(_key("usage", day)))
         return [UsageEntry.model_validate_json(item) for item in raw]
 
-    async def gpu_seconds(self, key: str, days: list[str]) -> float:
+    async def gpu_seconds(self, key: str, days: list[str]) -> list[float]:
         async def read() -> list[bytes | None]:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for day in days:
                     pipe.hget(_key("gpu", day), key)
                 return list(await pipe.execute())
 
-        return sum(float(value) for value in await _call(read) if value is not None)
+        return [0.0 if value is None else float(value) for value in await _call(read)]
 
 
 def redis_stores(url: str, ttl: float, stale_after: float) -> Stores:

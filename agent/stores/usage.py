@@ -45,12 +45,12 @@ def day_of(when: float) -> str:
 class UsageLedger(ABC):
     @abstractmethod
     async def record(self, entry: UsageEntry) -> None:
-        """Add a run's entry (a run ends once: its entry is recorded once)."""
+        """Add a run's entry; a second one for the same task (a retried write) is not counted again."""
 
     @abstractmethod
     async def entries(self, day: str) -> list[UsageEntry]:
         """The day's entries (`YYYY-MM-DD`, UTC), in no particular order."""
 
     @abstractmethod
-    async def gpu_seconds(self, key: str, days: list[str]) -> float:
-        """The GPU seconds `key` used over these days."""
+    async def gpu_seconds(self, key: str, days: list[str]) -> list[float]:
+        """The GPU seconds `key` used on each of these days, in their order: one read however many runs."""

@@ -25,9 +25,11 @@ async def test_entries_are_kept_by_day_and_gpu_seconds_summed_by_key(stores: Sto
     await stores.usage.record(entry("tomorrow", "shop", NOON + 86400, 2.0))
     today = await stores.usage.entries("2026-12-06")
     assert sorted(item.task_id for item in today) == sorted([f"t{n}" for n in range(8)] + ["other"])
-    assert await stores.usage.gpu_seconds("shop", ["2026-12-06"]) == pytest.approx(10.0)
-    assert await stores.usage.gpu_seconds("shop", ["2026-12-06", "2026-12-07"]) == pytest.approx(12.0)
-    assert await stores.usage.gpu_seconds("studio", ["2026-12-07"]) == 0
+    assert await stores.usage.gpu_seconds("shop", ["2026-12-06"]) == pytest.approx([10.0])
+    assert await stores.usage.gpu_seconds("shop", ["2026-12-06", "2026-12-07"]) == pytest.approx([10.0, 2.0])
+    assert await stores.usage.gpu_seconds("studio", ["2026-12-07", "2026-12-06"]) == [0, 3.0]
+    await stores.usage.record(entry("t0", "shop", NOON, 1.25))  # a run's entry again (a retried write)
+    assert await stores.usage.gpu_seconds("shop", ["2026-12-06"]) == pytest.approx([10.0])
     assert await stores.usage.entries("2026-12-05") == []
 
 
