@@ -9,6 +9,7 @@ one store read, as a right one does, so a guesser learns nothing from the time a
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 
 from pydantic import SecretStr
@@ -16,7 +17,10 @@ from pydantic import SecretStr
 from agent.access.principal import ADMIN, ANONYMOUS, ANONYMOUS_NAME, Principal
 from agent.access.secrets import SHOWN, digest, new_secret, well_formed
 from agent.errors import KeyConflict, NotFound, RequestParamsError, Unauthorized
+from agent.logs import log_event
 from agent.stores.keys import KEY_NAME, RESERVED_NAMES, ApiKeys, KeyRecord, Limits, Scope
+
+logger = logging.getLogger("agent.keys")
 
 CACHED_KEYS = 10_000  # live keys remembered at most; more are read again
 
@@ -74,6 +78,7 @@ class Keys:
                            limits=limits)
         if not await self.store.add(record):
             raise KeyConflict(f"a key named {name} exists already (a revoked key's name stays taken)", name=name)
+        log_event(logger, "key.created", key=name, scopes=",".join(record.scopes))
         return record, secret
 
     async def listed(self) -> list[KeyRecord]:
@@ -84,4 +89,5 @@ class Keys:
         if record is None:
             raise NotFound(f"no key named {name[:100]}")
         self._known = {hashed: known for hashed, known in self._known.items() if known[0].name != name}
+        log_event(logger, "key.revoked", key=name)
         return record

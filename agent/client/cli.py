@@ -59,8 +59,8 @@ SERVER_COMMANDS = {  # run by agent/main.py, never here: listed so that the top-
 IMAGE_SUFFIXES = {".png"}  # ComfyUI writes the workflow into a PNG as text (into a WebP as EXIF)
 SCOPES = ("run", "read", "admin")
 LIMIT_UNITS = dict(zip(LIMITS, ("/min", " at once", " GPU s/day", " GPU s/month"), strict=True))
-USAGE_COLUMNS = {"tasks": "{:.0f}", "queue_seconds": "{:.1f}", "gpu_seconds": "{:.1f}", "model_seconds": "{:.1f}",
-                 "input_bytes": "{:.0f}", "output_bytes": "{:.0f}", "cost": "{:.4f}"}
+USAGE_COLUMNS = {"tasks": "{:.0f}", "queue_seconds": "{:.3f}", "gpu_seconds": "{:.3f}", "model_seconds": "{:.3f}",
+                 "input_bytes": "{:.0f}", "output_bytes": "{:.0f}", "cost": "{:.6g}"}
 err = Console(stderr=True)
 
 

@@ -173,7 +173,7 @@ class Run:
             self._delivery = store.delivery(comfy.files, self.task_id, self.options)
         deadline = asyncio.get_running_loop().time() + self.timeout
         results: Results | None = None
-        log_event(logger, "run.start", self.task_id, nodes=len(self.prompt), owner=self.task.owner)
+        log_event(logger, "run.start", self.task_id, nodes=len(self.prompt), owner=self.task.owner, key=self.task.key)
         try:
             results = await self._succeed(comfy, deadline, base64=delivery == "base64")
         except AgentError as exc:

@@ -68,3 +68,27 @@ async def test_gpu_seconds_a_day(agent: Client, double: str) -> None:
     assert v2.status == 429 and (await v2.json())["error"]["details"]["limit"] == "gpu_seconds_per_day"
     assert (await v2.json())["error"]["code"] == "rate_limited"  # comfy-sdk's RateLimited: a window to roll
     assert (await double_info(double))["prompts_queued"] == 1
+
+
+async def test_a_quota_used_up_in_the_middle_of_a_burst(agent: Client, double: str) -> None:
+    """Runs one after another until the day's GPU seconds are gone: each admitted while the ledger was under the
+    quota, the first refused once it was not, and nothing run after it."""
+    quota = 0.5
+    secret = await make_key(agent, "burst", gpu_seconds_per_day=quota)
+    used, ran = 0.0, 0
+    for serial in range(12):
+        reply = await agent.post("/api/run", json=save_prompt(serial, delay=0.15),
+                                 headers=bearer(secret, **{"task-id": f"burst-{serial}"}))
+        if reply.status == 429:
+            await _refusal(reply.status, await reply.json(), "gpu_seconds_per_day")
+            break
+        assert reply.status == 200 and used < quota, (serial, used)
+        task = await (await agent.get(f"/api/tasks/burst-{serial}", headers=bearer(secret))).json()
+        used += task["timings"]["execution"]
+        ran += 1
+    else:
+        raise AssertionError(f"never refused: {used} GPU seconds used of {quota}")
+    assert used >= quota and ran >= 1
+    prompts = (await double_info(double))["prompts_queued"]
+    assert (await agent.post("/api/run", json=save_prompt(99), headers=bearer(secret))).status == 429
+    assert (await double_info(double))["prompts_queued"] == prompts == ran
