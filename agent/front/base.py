@@ -22,7 +22,7 @@ from typing import Any
 
 from agent.access.limits import Limiter
 from agent.access.principal import Principal
-from agent.errors import AgentError, OutputUnavailable, TaskNotFound
+from agent.errors import AgentError, OutputUnavailable, TaskConflict, TaskNotFound
 from agent.outputs.delivery import OutputStore
 from agent.runs.run import RunOutcome
 from agent.stores.keys import Scope
@@ -92,9 +92,15 @@ class Front(ABC):
         await self.limiter.admit(submission.owner, submission.task_id)
 
     async def withdraw(self, submission: Submission, error: AgentError) -> None:
-        """An admitted request was refused before its run began."""
-        await self.limiter.release(submission.owner.name, submission.task_id)
+        """An admitted request was refused before its run began: its place is free, unless the id's own run of
+        the same key holds it (a duplicate of a run still going)."""
+        if not (isinstance(error, TaskConflict) and await self._going(submission.task_id, submission.owner)):
+            await self.limiter.release(submission.owner.name, submission.task_id)
         await self.refused(submission.task_id, error)
+
+    async def _going(self, task_id: str, owner: Principal) -> bool:
+        task = await self.records.get(task_id)
+        return task is not None and task.key == owner.name and not task.status.finished
 
     @abstractmethod
     async def check(self, submission: Submission) -> None:

@@ -92,3 +92,15 @@ async def test_a_quota_used_up_in_the_middle_of_a_burst(agent: Client, double: s
     prompts = (await double_info(double))["prompts_queued"]
     assert (await agent.post("/api/run", json=save_prompt(99), headers=bearer(secret))).status == 429
     assert (await double_info(double))["prompts_queued"] == prompts == ran
+
+
+async def test_a_duplicate_of_a_run_still_going_keeps_its_place_held(agent: Client) -> None:
+    secret = await make_key(agent, "single", concurrent_runs=1)
+    background = bearer(secret, Prefer="respond-async", **{"task-id": "only"})
+    going = await agent.post("/api/run", json=save_prompt(1, delay=10 * EVENTUALLY), headers=background)
+    assert going.status == 202  # ended by its cancel
+    again = await agent.post("/api/run", json=save_prompt(1, delay=10 * EVENTUALLY), headers=background)
+    assert again.status == 409 and (await again.json())["message"] == "TaskConflict"
+    other = await agent.post("/api/run", json=save_prompt(2), headers=bearer(secret, Prefer="respond-async"))
+    await _refusal(other.status, await other.json(), "concurrent_runs")  # the place is still the first run's
+    assert (await agent.post("/api/tasks/only/cancel", headers=bearer(secret))).status in (200, 202)
