@@ -20,9 +20,9 @@ from typing import Any, TypeVar, cast
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, WatchError
-from redis.retry import Retry
 
 from agent.errors import StoreUnavailable
 from agent.stores.bundle import Stores
