@@ -14,7 +14,7 @@ import time
 
 from pydantic import SecretStr
 
-from agent.access.principal import ADMIN, ANONYMOUS, ANONYMOUS_NAME, Principal
+from agent.access.principal import ADMIN, ANONYMOUS, Principal
 from agent.access.secrets import SHOWN, digest, new_secret, well_formed
 from agent.errors import KeyConflict, NotFound, RequestParamsError, Unauthorized
 from agent.logs import log_event
@@ -70,7 +70,7 @@ class Keys:
         """A new key and its secret, which is shown this once and kept nowhere."""
         if KEY_NAME.fullmatch(name) is None or name in RESERVED_NAMES:
             raise RequestParamsError(f"a key's name is 1 to 64 of a-z, 0-9, '_' and '-', starting with a letter or "
-                                     f"digit, and none of {', '.join(sorted(RESERVED_NAMES | {ANONYMOUS_NAME}))}")
+                                     f"digit, and none of {', '.join(sorted(RESERVED_NAMES))}")
         if not scopes:
             raise RequestParamsError("a key needs at least one scope: run, read or admin")
         secret = new_secret()

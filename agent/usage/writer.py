@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from agent.access.principal import ANONYMOUS_NAME
 from agent.errors import AgentError
 from agent.logs import log_event
 from agent.runs.events import RunEnded, RunEvent, RunInputsFetched
@@ -14,8 +15,6 @@ from agent.stores.usage import UsageEntry, UsageLedger
 from agent.tasks.model import Results, Task, stored_bytes
 
 logger = logging.getLogger("agent.usage")
-
-NO_KEY = "anonymous"  # a task made before keys existed
 
 
 def _output_bytes(task: Task, results: Results | None) -> int:
@@ -29,9 +28,10 @@ def _output_bytes(task: Task, results: Results | None) -> int:
 def entry_of(task: Task, results: Results | None, input_bytes: int, price: float | None) -> UsageEntry:
     timings = task.timings
     gpu = timings.execution or 0.0
-    return UsageEntry(task_id=task.task_id, key=task.key or NO_KEY, ended_at=task.finished_at or task.created_at,
-                      status=task.status.value, queue_seconds=timings.queue or 0.0, gpu_seconds=gpu,
-                      model_seconds=timings.models or 0.0, input_bytes=input_bytes,
+    return UsageEntry(task_id=task.task_id, key=task.key or ANONYMOUS_NAME,  # a task from before keys: nobody's
+                      ended_at=task.finished_at or task.created_at, status=task.status.value,
+                      queue_seconds=timings.queue or 0.0, gpu_seconds=gpu, model_seconds=timings.models or 0.0,
+                      input_bytes=input_bytes,
                       output_bytes=_output_bytes(task, results), cost=None if price is None else gpu * price)
 
 
