@@ -202,8 +202,8 @@ def _run_service(stack: contextlib.AsyncExitStack, basics: _Basics, comfy: Comfy
     writer = StoreWriter(stores.records, settings.task_heartbeat)
     stack.push_async_callback(writer.close)
     usage = UsageWriter(stores.usage, settings.gpu_second_price)
-    events = RunEvents([RunMetrics(basics.metrics), EventPublisher(stores.log), writer, Leases(limiter), usage],
-                       (webhooks, cold))
+    events = RunEvents([RunMetrics(basics.metrics), writer, Leases(limiter), usage], (webhooks, cold),
+                       heralds=(EventPublisher(stores.log),))
     runs = RunService(comfy, stores.records, stores.cancels, events, instance_id=instance_id(),
                       run_timeout=settings.run_timeout, max_active=settings.max_active_runs,
                       max_waiting=settings.max_waiting_runs, output_store=open_outputs(settings, buckets))

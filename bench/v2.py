@@ -7,10 +7,12 @@
 
 Each v2 run does what an app does for its image: submit the graph, follow the job's events to its end, read the
 output's bytes. The direct path is `common.DirectClient` (the prompt, its messages, the image from /view). Runs
-alternate between the three paths. `comfy.run()` polls with a backoff from 0.5 s, so its time is the SDK's
-sleep; it is timed apart, on a few runs. A stream refused for too many at once (`too_many_streams`) is
-replaced by the SDK's polling, as the refusal asks. A run whose events told its end more than `LATE` seconds after the
-job ended in ComfyUI (a stream that missed the end and caught it on a keepalive) is counted as late.
+alternate between the three paths; each server's CPU per run is read from /proc around them (the cost a burst
+pays, whatever the latency). `comfy.run()` then the output's bytes is timed apart: the SDK reads the job once at
+once and then sleeps from 0.5 s, so a server that cannot tell a short job's end by then costs half a second. A
+stream refused for too many at once (`too_many_streams`) is replaced by the SDK's polling, as the refusal asks.
+A run whose events told its end more than `LATE` seconds after the job ended in ComfyUI (a stream that missed
+the end and caught it on a keepalive) is counted as late.
 """
 
 from __future__ import annotations
@@ -30,19 +32,19 @@ import aiohttp
 import uvloop
 from burst import floor
 from comfy_sdk import AsyncComfy, ComfyError, JobFailed, StatusChange
-from common import DirectClient, comfy_and_agent, free_port, tiny_prompt, wait_http
+from common import DirectClient, comfy_and_agent, cpu_seconds, free_port, tiny_prompt, wait_http
 
 LATE = 2.0  # seconds: a tiny run's end told later than this came from a keepalive, not from the run
 
 
 @contextlib.contextmanager
-def proxy(comfy: str) -> Iterator[str]:
+def proxy(comfy: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "comfy_api_proxy.cli", "run", "--comfyui", comfy,
                                 "--host", "127.0.0.1", "--port", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process
     finally:
         process.terminate()
         process.wait(10)
@@ -81,12 +83,17 @@ async def timed(call: Callable[[], Awaitable[object]]) -> float:
     return time.perf_counter() - started
 
 
-def line(name: str, samples: list[float], direct: float) -> str:
+def line(name: str, samples: list[float], direct: float, cpu: float | None) -> str:
     ordered = sorted(samples)
     median, p95 = statistics.median(ordered), ordered[int(len(ordered) * 0.95)]
     late = sum(sample > LATE for sample in samples)
+    spent = f"{cpu * 1000:.2f} ms" if cpu is not None else "-"
     return (f"| {name} | {median * 1000:.1f} ms | {p95 * 1000:.1f} ms | {median / direct:.2f}x | "
-            f"{late} of {len(samples)} |")
+            f"{late} of {len(samples)} | {spent} |")
+
+
+def cpu(pid: int) -> float:
+    return sum(cpu_seconds(pid))
 
 
 async def sequential(session: aiohttp.ClientSession, comfy_url: str, paths: dict[str, AsyncComfy],
@@ -102,14 +109,14 @@ async def sequential(session: aiohttp.ClientSession, comfy_url: str, paths: dict
     return samples
 
 
-def report(samples: dict[str, list[float]]) -> None:
+def report(samples: dict[str, list[float]], spent: dict[str, float]) -> None:
     runs = len(samples["direct"])
     floor_median = statistics.median(samples["direct"])
     print(f"\nOne run at a time ({runs} per path): submit, events to the end, the output's bytes")
-    print("| path | median | p95 | / direct | late ends |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| path | median | p95 | / direct | late ends | server CPU per run |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for name, values in samples.items():
-        print(line(name, values, floor_median))
+        print(line(name, values, floor_median, spent.get(name)))
 
 
 async def burst(session: aiohttp.ClientSession, comfy_url: str, paths: dict[str, AsyncComfy], size: int,
@@ -138,18 +145,28 @@ async def burst(session: aiohttp.ClientSession, comfy_url: str, paths: dict[str,
 
 
 async def sdk_run(paths: dict[str, AsyncComfy], runs: int) -> None:
-    print(f"\n`comfy.run()` (it polls from 0.5 s), {runs} runs per path:")
-    for name, sdk in paths.items():
-        samples, failed = [], []
-        for serial in range(runs):
+    """`comfy.run()` and the output's bytes, the paths alternated."""
+    samples: dict[str, list[float]] = {name: [] for name in paths}
+    failed: dict[str, list[str]] = {name: [] for name in paths}
+    for serial in range(runs):
+        for offset, (name, sdk) in enumerate(paths.items()):
             started = time.perf_counter()
             try:
-                await sdk.run(sdk.workflows.from_json(tiny_prompt(900_000 + 10 * serial)))
+                job = await sdk.run(sdk.workflows.from_json(tiny_prompt(900_000 + 10 * serial + offset)))
+                for output in job.outputs:
+                    await output.to_bytes()
             except JobFailed as exc:
-                failed.append(str(exc))
-            samples.append(time.perf_counter() - started)
-        print(f"- {name}: median {statistics.median(samples) * 1000:.0f} ms"
-              + (f"; {len(failed)} failed, as `{failed[0]}`" if failed else ""))
+                failed[name].append(str(exc))
+            samples[name].append(time.perf_counter() - started)
+    print(f"\n`comfy.run()` then the output's bytes ({runs} runs per path; the SDK sleeps from 0.5 s when its "
+          "first read finds the job going):")
+    print("| path | median | p95 | failed |")
+    print("| --- | --- | --- | --- |")
+    for name, values in samples.items():
+        ordered = sorted(values)
+        told = f"{len(failed[name])}, as `{failed[name][0]}`" if failed[name] else "0"
+        print(f"| {name} | {statistics.median(ordered) * 1000:.1f} ms | "
+              f"{ordered[int(len(ordered) * 0.95)] * 1000:.1f} ms | {told} |")
 
 
 async def main() -> None:
@@ -158,16 +175,21 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--burst", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sdk-runs", type=int, default=40, help="`comfy.run()` runs per path")
     args = parser.parse_args()
-    with comfy_and_agent(args.comfyui_url) as (comfy_url, _, agent_url), proxy(comfy_url) as proxy_url:
+    with (comfy_and_agent(args.comfyui_url) as (comfy_url, agent_process, agent_url),
+          proxy(comfy_url) as (proxy_url, proxy_process)):
         await wait_http(f"{agent_url}/readyz")
         await wait_http(f"{proxy_url}/api/v2/health")
         async with aiohttp.ClientSession() as session, client(agent_url) as agent, client(proxy_url) as reference:
             paths = {"this agent": agent, "comfy-api-proxy": reference}
+            pids = {"this agent": agent_process.pid, "comfy-api-proxy": proxy_process.pid}
             await sequential(session, comfy_url, paths, 10, 100_000)  # warm-up
-            report(await sequential(session, comfy_url, paths, args.runs, 0))
+            before = {name: cpu(pid) for name, pid in pids.items()}
+            samples = await sequential(session, comfy_url, paths, args.runs, 0)
+            report(samples, {name: (cpu(pid) - before[name]) / args.runs for name, pid in pids.items()})
             await burst(session, comfy_url, paths, args.burst, args.rounds, 500_000)
-            await sdk_run(paths, 5)
+            await sdk_run(paths, args.sdk_runs)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from agent.api.services import Services
 from agent.errors import RequestParamsError
 from agent.logs import log_event
 from agent.stores import Stores
+from agent.stores.log import LoggedEvent
 from agent.stores.records import TaskRecords
 from agent.tasks.model import check_task_id
 from agent.tasks.view import task_view
@@ -68,37 +69,45 @@ async def stream_events(request: web.Request, stores: Stores, task_id: str,
                                            "X-Accel-Buffering": "no", "X-Task-Id": task_id})
     await response.prepare(request)
     try:
-        async for told in follow(stores, task_id, after):
-            await response.write(b": heartbeat\n\n" if told.kind == "heartbeat" else _frame(told))
+        async for batch in follow(stores, task_id, after):
+            frames = b"".join(b": heartbeat\n\n" if told.kind == "heartbeat" else _frame(told) for told in batch)
+            await (response.write_eof if batch[-1].kind == "end" else response.write)(frames)
     except ConnectionResetError:
         log_event(logger, "stream.closed", task_id, level=logging.DEBUG, by="client")
     return response
 
 
-async def follow(stores: Stores, task_id: str, after: str | None) -> AsyncIterator[Told]:
-    """The task's log after `after`, as it grows, until its end (the stream of every surface reads this)."""
+def _told(entries: list[LoggedEvent]) -> list[Told]:
+    """The entries up to the end (nothing follows it)."""
+    told = []
+    for entry in entries:
+        told.append(Told(entry.kind, entry.data, entry.id))
+        if entry.kind == "end":
+            break
+    return told
+
+
+async def follow(stores: Stores, task_id: str, after: str | None) -> AsyncIterator[list[Told]]:
+    """The task's log after `after`, as it grows, until its end (the stream of every surface reads this): each
+    time what came since the last, at once, so a stream writes it in one go and can tell what is already past."""
     quiet_since = time.monotonic()
     while True:
-        entries = await stores.log.read_events(task_id, after, READ_WAIT)
-        for entry in entries:
-            yield Told(entry.kind, entry.data, entry.id)
-            after = entry.id
-            if entry.kind == "end":
+        if entries := await stores.log.read_events(task_id, after, READ_WAIT):
+            batch = _told(entries)
+            yield batch
+            if batch[-1].kind == "end":
                 return
-        if entries:
-            quiet_since = time.monotonic()
+            after, quiet_since = batch[-1].id, time.monotonic()
             continue
         ended = await _ended_without_a_log(stores.records, task_id)
         if ended is not None:
             more = await stores.log.read_events(task_id, after, 0)  # an end written just now wins over the record
             if not any(entry.kind == "end" for entry in more):
-                for entry in more:
-                    yield Told(entry.kind, entry.data, entry.id)
-                yield ended
+                yield [*_told(more), ended]
                 return
             continue
         if time.monotonic() - quiet_since >= HEARTBEAT:
-            yield Told("heartbeat", None)
+            yield [Told("heartbeat", None)]
             quiet_since = time.monotonic()
 
 

@@ -54,9 +54,25 @@ class ComfyFiles:
                 pass  # not there (or not readable): ComfyUI knows where it put it
         return await self.client.view(dict(image))
 
-    async def _read_file(self, path: str, kind: str) -> bytes:
+    async def streamed(self, image: Mapping[str, Any]) -> str | None:
+        """Where a file is better sent from in chunks than read whole: too large for the event loop, or on a NAS.
+        None when `read` should have it (small and here, or not in the folder: ComfyUI knows where it is)."""
+        path = self.path_of(image)
+        if path is None:
+            return None
+        if self._on_local_disk(str(image.get("type") or "output")):
+            try:
+                return path if os.stat(path).st_size > INLINE_BYTES else None
+            except OSError:
+                return None
+        return path if await asyncio.to_thread(os.path.isfile, path) else None
+
+    def _on_local_disk(self, kind: str) -> bool:
         if kind not in self._local:
             self._local[kind] = on_local_disk(self.folders[kind])
-        if self._local[kind] and os.stat(path).st_size <= INLINE_BYTES:
+        return self._local[kind]
+
+    async def _read_file(self, path: str, kind: str) -> bytes:
+        if self._on_local_disk(kind) and os.stat(path).st_size <= INLINE_BYTES:
             return _read(path)
         return await asyncio.to_thread(_read, path)

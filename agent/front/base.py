@@ -115,10 +115,10 @@ class Front(ABC):
         """Run it, the caller waiting: its end, open until the caller has read it."""
 
     @abstractmethod
-    async def start(self, submission: Submission, wait: float = 0) -> RunOutcome | None:
+    async def start(self, submission: Submission, wait: float = 0) -> Task:
         """Run it in the background or streamed: once this returns its task and events are in the store. With
-        `wait`, up to that many seconds more for ComfyUI to take the prompt, and the run's end when it ended
-        before (a graph ComfyUI refused); None otherwise (taken, still waiting its turn, or handed on)."""
+        `wait`, up to that many seconds more for ComfyUI to take the prompt. The task as it stands then: taken,
+        still waiting its turn, handed on, or ended (a graph ComfyUI refused; a request that had succeeded)."""
 
     async def cancel(self, task_id: str, by: Principal) -> Task:
         """Stop it wherever it is: the task once it ended, or as it is after a short wait."""

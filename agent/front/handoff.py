@@ -82,9 +82,9 @@ class HandoffFront(Front):
     async def settled(self, task_id: str, reader: Principal, within: float) -> None:
         """A gateway runs nothing itself: there is nothing here to wait for."""
 
-    async def start(self, submission: Submission, wait: float = 0) -> None:
+    async def start(self, submission: Submission, wait: float = 0) -> Task:
         """A worker takes the run later: nothing to wait for here."""
-        await self.handoff.hand_off(submission.task_id, submission.prompt, submission.options,
+        return await self.handoff.hand_off(submission.task_id, submission.prompt, submission.options,
                                     _path_for_worker(submission.path), submission.body, key=submission.owner.name)
 
     async def stop(self, task_id: str) -> Task:

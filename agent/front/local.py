@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,7 +15,7 @@ from agent.errors import AgentError, RequestParamsError
 from agent.front.base import Fetched, Front, Held, Mode, Submission
 from agent.gateway.delivery import refuse_delivery
 from agent.outputs.reading import read_output
-from agent.runs.run import Run, RunOutcome
+from agent.runs.run import Run
 from agent.runs.service import RunService
 from agent.tasks.model import ImageRef, Task
 from agent.webhooks.address import check_webhook
@@ -45,14 +44,15 @@ class LocalFront(Front):
         run = await self._submit(submission)
         yield await run.outcome()
 
-    async def start(self, submission: Submission, wait: float = 0) -> RunOutcome | None:
+    async def start(self, submission: Submission, wait: float = 0) -> Task:
         run = await self._submit(submission)
-        if wait <= 0:
-            return None
-        try:
-            return await asyncio.wait_for(run.taken(), wait)
-        except TimeoutError:
-            return None
+        if run.ended:  # a retried delivery of a task that succeeded
+            return (await run.outcome()).task
+        if wait > 0:
+            with contextlib.suppress(TimeoutError):
+                if (ended := await asyncio.wait_for(run.taken(), wait)) is not None:
+                    return ended.task
+        return run.snapshot()
 
     async def _submit(self, submission: Submission) -> Run:
         self.buckets.offer(submission.headers)  # FC's credentials of this invocation, for the run's buckets
@@ -69,8 +69,9 @@ class LocalFront(Front):
                 await asyncio.wait_for(run.outcome(), within)
 
     async def fetch_here(self, file: ImageRef) -> Fetched:
+        """A large file (or one on a NAS) as its path, to be sent in chunks; a small one's bytes, read at once."""
         files = self.runs.comfy.files
-        path = files.path_of(file.model_dump())
-        if path is not None and await asyncio.to_thread(os.path.isfile, path):  # the folder may be a NAS
+        path = await files.streamed(file.model_dump())
+        if path is not None:
             return Fetched(path=path)
         return Fetched(data=await read_output(files, file, None))

@@ -55,14 +55,14 @@ class Handoff:
         self.owner = f"gateway-{instance_id}"
 
     async def hand_off(self, task_id: str, prompt: dict[str, Any], options: RunOptions, path_qs: str,
-                       body: bytes, *, key: str) -> None:
+                       body: bytes, *, key: str) -> Task:
         """Record the task and hand its run to FC; a task that already succeeded with the same request stays as it
-        is, nothing handed off (its caller reads the stored end)."""
+        is, nothing handed off (its caller reads the stored end). Returns the task as recorded."""
         task = handed_off(task_id, time.time() + self.max_age, owner=self.owner, webhook=options.webhook,
                           request_hash=await when_long(request_hash, prompt), params=options.params, key=key)
-        if await self.records.claim(task) is not None:
+        if (replay := await self.records.claim(task)) is not None:
             self.metrics.handoffs.labels("replayed").inc()
-            return
+            return replay
         try:
             await self.log.append_events(task_id, [("status", {"status": task.status.value})])
             request_id = await self.worker.invoke_async(path_qs, body, task_id, {ON_BEHALF_HEADER: key})
@@ -71,6 +71,7 @@ class Handoff:
             raise
         self.metrics.handoffs.labels("queued").inc()
         log_event(logger, "run.handed_off", task_id, fc_request_id=request_id)
+        return task
 
     async def _refused(self, task: Task, error: AgentError) -> None:
         """FC did not take the run: the record says so (the id is free for another try)."""

@@ -9,7 +9,9 @@ copy only; its parts are shared with the record and with the other subscribers, 
 awaited once the run has ended and before its outcome is handed back, for what must be done by then (the store's
 final write: a poller must find the end before the caller does). What a subscriber adds to the record (a
 webhook's delivery record) comes back from its `report`, asked before the end is published: the end's record is
-whole when the store writes it, and nobody changes a record in place.
+whole when the store writes it, and nobody changes a record in place. A herald (the event log) tells readers
+elsewhere of the end: it settles after the other subscribers, so whoever hears of the end from it finds the
+store's record ended too (a stream's client reads the job back at once, on any instance).
 """
 
 from __future__ import annotations
@@ -109,12 +111,14 @@ class Reporter(Listener, Protocol):
 class RunEvents:
     """The subscribers of every run, fixed at wiring; one that fails is logged, never allowed to stop a run."""
 
-    def __init__(self, subscribers: list[Subscriber], reporters: tuple[Reporter, ...] = ()) -> None:
+    def __init__(self, subscribers: list[Subscriber], reporters: tuple[Reporter, ...] = (),
+                 heralds: tuple[Subscriber, ...] = ()) -> None:
         self.subscribers = subscribers
         self.reporters = reporters
+        self.heralds = heralds
 
     def publish(self, event: RunEvent) -> None:
-        listeners: Iterable[Listener] = itertools.chain(self.reporters, self.subscribers)
+        listeners: Iterable[Listener] = itertools.chain(self.reporters, self.subscribers, self.heralds)
         for listener in listeners:
             try:
                 listener.notify(event)
@@ -124,17 +128,20 @@ class RunEvents:
 
     async def settle(self, ending: Task, results: Results | None) -> tuple[Task, str | None]:
         """The end: the reporters' parts go on the run's record, which is published and awaited in every
-        subscriber's part of it. Returns that final record, and what went wrong, if anything."""
+        subscriber's part of it, the heralds' last. Returns that final record, and what went wrong, if anything."""
         final = await self._reported(ending)
         ended = RunEnded(task=final.model_copy(), results=results)  # the run's own record is not handed out
         self.publish(ended)
-        outcomes = await asyncio.gather(*(subscriber.settle(ended) for subscriber in self.subscribers),
-                                        return_exceptions=True)
+        outcomes = await self._settled(ended, self.subscribers) + await self._settled(ended, self.heralds)
         problems = [str(outcome) for outcome in outcomes if isinstance(outcome, AgentError)]
         for outcome in outcomes:
             if isinstance(outcome, BaseException) and not isinstance(outcome, AgentError):
                 log_event(logger, "subscriber.failed", final.task_id, level=logging.ERROR, error=repr(outcome))
         return final, "; ".join(problems) or None
+
+    @staticmethod
+    async def _settled(ended: RunEnded, subscribers: Iterable[Subscriber]) -> list[BaseException | None]:
+        return await asyncio.gather(*(subscriber.settle(ended) for subscriber in subscribers), return_exceptions=True)
 
     async def _reported(self, task: Task) -> Task:
         for reporter in self.reporters:

@@ -217,6 +217,9 @@ class FileJobs(JobIndex):
         raw = await self.folder.io(read, self.folder.path(job_id, JOB_SUFFIX), "all")
         return None if raw is None else JobEntry.model_validate_json(raw)
 
+    async def remove(self, job_id: str) -> None:
+        await self.folder.io(unlink, self.folder.path(job_id, JOB_SUFFIX))
+
     async def page(self, before: str | None, limit: int) -> list[str]:
         return await self.folder.io(self._page, before, limit)
 
@@ -238,11 +241,13 @@ class FileIdempotency(IdempotencyKeys):
         self.folder = folder
 
     async def take(self, key: str, job_id: str) -> str | None:
-        return await self.folder.io(self._take, self.folder.path(key_name(key), KEY_SUFFIX), job_id, creates=True)
+        return await self.folder.fill(self._take, self.folder.path(key_name(key), KEY_SUFFIX), job_id)
 
     @staticmethod
-    def _take(path: str, job_id: str) -> str | None:
-        while not create(path, job_id.encode()):
+    def _take(path: str, job_id: str, spare: str | None) -> str | None:
+        """Every submit of comfy-sdk has a key: the first try writes a spare, off the path of a new file."""
+        while not create(path, job_id.encode(), spare):
+            spare = None
             holder = read(path, "all")
             if holder is not None and time.time() - _modified(path) < KEY_LIFE:
                 return holder.decode()

@@ -28,6 +28,7 @@ ORPHAN_TEMP_SECONDS = 3600  # a temporary file this old belongs to a writer that
 T = TypeVar("T")
 _TEMP_PREFIX = uuid.uuid4().hex[:12]  # this process's temporary names: unique across instances on one NAS
 _temp_serial = itertools.count()
+READ_CHUNK = 1 << 16  # bytes per read: a record, or what a log gained, in one
 SPARE_FILES = 32  # empty files kept ready per store: more than one run's writes, fewer than a burst's
 
 
@@ -85,15 +86,29 @@ def _quiet(done: asyncio.Future[None]) -> None:
 def write(path: str, data: bytes, spare: str | None = None) -> None:
     """`data` into a spare (or a new temporary file), then renamed over `path`. Plain `os` calls: a buffered
     file object costs several system calls more per write, and writes are what the store does most."""
+    temp = _filled(os.path.dirname(path), data, spare)
+    try:
+        os.replace(temp, path)
+    except BaseException:
+        _discard(temp)
+        raise
+
+
+def _filled(directory: str, data: bytes, spare: str | None) -> str:
+    """The path of a file aside holding `data`: the spare, or a new one when there is none (or it was swept as
+    an orphan while it waited)."""
     if spare is not None:
         try:
-            return _fill_and_rename(spare, os.O_WRONLY | os.O_TRUNC, path, data)
+            _fill(spare, os.O_WRONLY | os.O_TRUNC, data)
+            return spare
         except FileNotFoundError:
-            pass  # swept as an orphan while it waited: make one
-    _fill_and_rename(_temp_name(os.path.dirname(path)), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, path, data)
+            pass
+    temp = _temp_name(directory)
+    _fill(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, data)
+    return temp
 
 
-def _fill_and_rename(temp: str, flags: int, path: str, data: bytes) -> None:
+def _fill(temp: str, flags: int, data: bytes) -> None:
     try:
         handle = os.open(temp, flags, 0o644)
         try:
@@ -102,7 +117,6 @@ def _fill_and_rename(temp: str, flags: int, path: str, data: bytes) -> None:
                 written += os.write(handle, data[written:] if written else data)
         finally:
             os.close(handle)
-        os.replace(temp, path)
     except BaseException:
         _discard(temp)
         raise
@@ -121,15 +135,32 @@ def _discard(temp: str) -> None:
 
 def read(path: str, part: Literal["record", "results", "all"]) -> bytes | None:
     """Of a file: its `record` (the first line), its `results` (the rest, None when empty) or `all` of it; None
-    when there is no such file."""
+    when there is no such file. A record is read without the results after it, which may be large."""
+    content = _read_from(path, 0, until=b"\n" if part == "record" else None)
+    if content is None or part == "all":
+        return content
+    record, newline, rest = content.partition(b"\n")
+    return record + newline if part == "record" else rest or None
+
+
+def _read_from(path: str, offset: int, until: bytes | None = None) -> bytes | None:
+    """The file's bytes from `offset` to its end, or up to and with the first `until`; None when there is no
+    file. Plain `os` calls (an open, a read or two, a close), as the writes: a buffered file object costs four
+    system calls more, and the store reads on every poll."""
     try:
-        with open(path, "rb") as handle:
-            if part == "all":
-                return handle.read()
-            record = handle.readline()
-            return record if part == "record" else handle.read() or None
+        descriptor = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
+    try:
+        chunks: list[bytes] = []
+        while chunk := os.pread(descriptor, READ_CHUNK, offset):
+            chunks.append(chunk)
+            offset += len(chunk)
+            if len(chunk) < READ_CHUNK or (until is not None and until in chunk):
+                break  # a short read of a file is its end
+    finally:
+        os.close(descriptor)
+    return b"".join(chunks)
 
 
 def append(path: str, data: bytes, spare: str | None) -> bool:
@@ -146,11 +177,11 @@ def append(path: str, data: bytes, spare: str | None) -> bool:
     return False
 
 
-def create(path: str, data: bytes) -> bool:
-    """`data` at `path` unless a file is there already (False): written aside, then hard-linked, which is atomic
-    and fails on an existing name, on a NAS too, so a reader never finds the file half written."""
-    temp = _temp_name(os.path.dirname(path))
-    _fill_and_rename(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, temp, data)
+def create(path: str, data: bytes, spare: str | None = None) -> bool:
+    """`data` at `path` unless a file is there already (False): written aside (into `spare` when given: it is
+    used either way), then hard-linked, which is atomic and fails on an existing name, on a NAS too, so a reader
+    never finds the file half written."""
+    temp = _filled(os.path.dirname(path), data, spare)
     try:
         os.link(temp, path)
     except FileExistsError:
@@ -162,12 +193,7 @@ def create(path: str, data: bytes) -> bool:
 
 def complete_lines_from(path: str, offset: int) -> bytes:
     """The log's complete lines after byte `offset` (a line still being appended is left for the next look)."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            content = handle.read()
-    except FileNotFoundError:
-        return b""
+    content = _read_from(path, offset) or b""
     return content[: content.rfind(b"\n") + 1]
 
 

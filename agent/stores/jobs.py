@@ -74,5 +74,9 @@ class JobIndex(ABC):
         """The job's entry; None when unknown or expired."""
 
     @abstractmethod
+    async def remove(self, job_id: str) -> None:
+        """Unindex a job that came to nothing (indexed while its run started, then refused)."""
+
+    @abstractmethod
     async def page(self, before: str | None, limit: int) -> list[str]:
         """Up to `limit` live job ids, newest first, all older than `before` (from the newest when None)."""

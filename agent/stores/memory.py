@@ -143,6 +143,9 @@ class MemoryJobs(JobIndex):
         raw = self._held.jobs.get(job_id)
         return JobEntry.model_validate_json(raw) if raw is not None and self.alive(job_id) else None
 
+    async def remove(self, job_id: str) -> None:
+        self._held.jobs.pop(job_id, None)
+
     async def page(self, before: str | None, limit: int) -> list[str]:
         now = time.time()
         for job_id in [job_id for job_id in self._held.jobs if not self.alive(job_id, now)]:

@@ -288,6 +288,15 @@ class RedisJobs(JobIndex):
         raw = await _call(lambda: self.redis.get(_key("job", job_id)))
         return None if raw is None else JobEntry.model_validate_json(raw)
 
+    async def remove(self, job_id: str) -> None:
+        async def write() -> None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.delete(_key("job", job_id))
+                pipe.zrem(JOBS_KEY, job_id)
+                await pipe.execute()
+
+        await _call(write)
+
     async def page(self, before: str | None, limit: int) -> list[str]:
         newest = f"({before}" if before is not None else "+"
         ids = await _call(lambda: self.redis.zrevrangebylex(JOBS_KEY, newest, "-", start=0, num=limit))

@@ -100,7 +100,9 @@ def test_real_comfyui_runs_a_model_pulled_by_url(agent: AgentProcess, model_serv
         ("upscale_models", "downloaded", len(upscaler))]
     name = fetched[0]["name"]
     listed = httpx.get(f"{agent.comfyui_url}/object_info/UpscaleModelLoader", timeout=30).json()
-    assert name in listed["UpscaleModelLoader"]["input"]["required"]["model_name"][0]
+    kind, *more = listed["UpscaleModelLoader"]["input"]["required"]["model_name"]
+    # a list of choices, or (ComfyUI's newer node schema) "COMBO" with the choices among its options
+    assert name in (kind if isinstance(kind, list) else more[0]["options"])
     assert (agent.log_path.parent / "nas" / "models" / "upscale_models" / name).read_bytes() == upscaler
 
     again = agent.run(upscaling(f"{url}/upscalers/tiny-2x.safetensors"), headers={"task-id": "real-model-2"})

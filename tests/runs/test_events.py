@@ -24,6 +24,7 @@ from agent.runs.events import (
     RunStarted,
     RunSubmitted,
 )
+from agent.stores.log import EventLog
 from agent.tasks.model import TaskStatus
 from agent_harness import running_agent
 from comfy_double.harness import start_double
@@ -131,3 +132,34 @@ async def test_events_carry_snapshots_a_subscriber_may_keep_and_cannot_change_th
     copied = [event.task.progress["3"].value for event in collector.events if isinstance(event, RunProgressed)]
     assert kept == copied and max(kept) == 4
     assert "3" in await response.json()  # the run's own record still says it succeeded
+
+
+class EndWatcher:
+    """At its settle, looks (after every other subscriber began its own) for the end in the task's log."""
+
+    def __init__(self, log: EventLog) -> None:
+        self.log = log
+        self.logged_before_settled: list[bool] = []
+
+    def notify(self, event: RunEvent) -> None:
+        pass
+
+    async def settle(self, ended: RunEnded) -> None:
+        await asyncio.sleep(0.05)  # the other subscribers' writes are done, or under way, by now
+        entries = await self.log.read_events(ended.task.task_id, None, 0)
+        self.logged_before_settled.append(any(entry.kind == "end" for entry in entries))
+
+
+async def test_the_log_tells_the_end_once_every_subscriber_settled(previewing: tuple[Client, Collector]) -> None:
+    """A stream's client reads the job back at once, on any instance: the store's record is ended by then."""
+    agent, _ = previewing
+    services = agent.app[WORKER]
+    watcher = EndWatcher(services.stores.log)
+    services.runs.events.subscribers.append(watcher)
+    response = await agent.post("/api/run", json=save_prompt(3), headers={"task-id": "told-last"})
+    assert response.status == 200, await response.text()
+    assert watcher.logged_before_settled == [False]
+    entries = await services.stores.log.read_events("told-last", None, 0)
+    assert entries[-1].kind == "end"
+    stored = await services.stores.records.get("told-last")
+    assert stored is not None and stored.status is TaskStatus.SUCCEEDED

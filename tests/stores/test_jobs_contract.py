@@ -52,3 +52,13 @@ async def test_an_entry_older_than_its_life_is_gone(stores: Stores) -> None:
     await stores.jobs.add(JobEntry(job_id=young))
     assert await stores.jobs.entry(old) is None
     assert await stores.jobs.page(None, 10) == [young]
+
+
+async def test_a_removed_entry_is_neither_read_nor_listed(stores: Stores) -> None:
+    kept, removed = new_job_id(), new_job_id()
+    await stores.jobs.add(JobEntry(job_id=kept))
+    await stores.jobs.add(JobEntry(job_id=removed))
+    await stores.jobs.remove(removed)
+    await stores.jobs.remove(new_job_id())  # never indexed: nothing to do
+    assert await stores.jobs.entry(removed) is None
+    assert await stores.jobs.page(None, 10) == [kept]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
+import os
 import uuid
 
 import httpx
@@ -16,6 +18,7 @@ from comfy_sdk import (
     InvalidWorkflow,
     JobFailed,
     MissingAsset,
+    OutputReady,
     StatusChange,
 )
 from PIL import Image
@@ -138,3 +141,27 @@ async def test_the_synchronous_client_runs_lists_and_reads_too(comfy: AsyncComfy
     status, data, listed = await asyncio.to_thread(with_the_blocking_client)
     assert status == "succeeded" and listed and len(listed) == 1
     assert Image.open(io.BytesIO(data)).convert("RGB").getpixel((0, 0)) == rgb(0x0A0B0C)
+
+
+async def test_a_short_jobs_stream_tells_each_status_once_then_its_outputs_and_its_end(comfy: AsyncComfy) -> None:
+    """A short job's log is written at its end in one go: what is past by then (its intermediate states) is not
+    told, and no status is told twice."""
+    job = await comfy.submit(comfy.workflows.from_json(save_prompt(11)))
+    events = [event async for event in job.events()]
+    statuses = [event.status for event in events if isinstance(event, StatusChange)]
+    assert statuses[-1] == "succeeded" and all(one != two for one, two in itertools.pairwise(statuses))
+    outputs = [event for event in events if isinstance(event, OutputReady)]
+    assert len(outputs) == 1 and events.index(outputs[0]) == len(events) - 2
+    await job.refresh()
+    assert outputs[0].output.id == job.outputs[0].id
+
+
+async def test_an_outputs_bytes_are_served_in_ranges(comfy: AsyncComfy) -> None:
+    job = await comfy.run(comfy.workflows.from_json(save_prompt(12)))
+    whole = await job.outputs[0].to_bytes()
+    assert await job.outputs[0].to_bytes(range=(0, 4)) == whole[:5]
+    assert await job.outputs[0].to_bytes(range=(5, len(whole) - 1)) == whole[5:]
+    async with httpx.AsyncClient() as client:
+        url = f"{os.environ['COMFY_BASE_URL']}/api/v2/assets/{job.outputs[0].id}/content"
+        beyond = await client.get(url, headers={"Range": f"bytes={len(whole) + 10}-"})
+    assert beyond.status_code == 416 and beyond.headers["Content-Range"] == f"bytes */{len(whole)}"

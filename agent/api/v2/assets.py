@@ -171,7 +171,7 @@ async def get_content(request: web.Request, services: Services) -> web.StreamRes
     asset_id = request.match_info["asset_id"]
     output = await _output(request, services, asset_id)
     if output is not None:
-        return await _output_content(services, output[0])
+        return await _output_content(request, services, output[0])
     record = await _record(services, asset_id)
     found = await services.blobs.find(record.hash)
     if found is None:
@@ -182,11 +182,28 @@ async def get_content(request: web.Request, services: Services) -> web.StreamRes
     return web.FileResponse(found.path, headers={"Content-Type": record.content_type})
 
 
-async def _output_content(services: Services, file: ImageRef) -> web.StreamResponse:
+async def _output_content(request: web.Request, services: Services, file: ImageRef) -> web.StreamResponse:
     fetched = await services.front.fetch(file)
     if fetched.url is not None:
         raise web.HTTPFound(fetched.url)
     content_type = type_of_file(file)
     if fetched.path is not None:
         return web.FileResponse(fetched.path, headers={"Content-Type": content_type})
-    return web.Response(body=fetched.data, content_type=content_type)
+    return _ranged(request, fetched.data or b"", content_type)
+
+
+def _ranged(request: web.Request, data: bytes, content_type: str) -> web.Response:
+    """Bytes in hand, answered as a file response answers (`Range` of one part), without its thread hops."""
+    headers = {"Accept-Ranges": "bytes"}
+    try:
+        wanted = request.http_range
+        start, stop, _ = wanted.indices(len(data))
+    except ValueError:
+        start = stop = 0
+    else:
+        if wanted.start is None and wanted.stop is None:
+            return web.Response(body=data, content_type=content_type, headers=headers)
+    if start >= stop:
+        raise web.HTTPRequestRangeNotSatisfiable(headers={"Content-Range": f"bytes */{len(data)}"})
+    headers["Content-Range"] = f"bytes {start}-{stop - 1}/{len(data)}"
+    return web.Response(status=206, body=data[start:stop], content_type=content_type, headers=headers)

@@ -3,8 +3,11 @@ log in the shared store (agent/api/streams.follow, as the agent's own stream rea
 
 On connect the job as it is now (`status`, then `progress` while it runs), then what changes; at the end one
 `output` per output, then the terminal `status`, after which the stream closes (`comfy-sdk` stops reading at a
-terminal status, so the outputs come first). v2 streams are live only: no event ids, no replay. A comment every
-15 s keeps the stream open (the SDK reconnects after 45 s of silence).
+terminal status, so the outputs come first). v2 streams are live only: no event ids, no replay, and nothing
+already past: of what the log gained since the last look, a status the client was told already, all but the
+newest progress, and everything before an end are left out (a short job's log is written in one go at its
+end, and each frame costs the client a parse). A comment every 15 s keeps the stream open (the SDK reconnects
+after 45 s of silence).
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from typing import Any
 from aiohttp import web
 
 from agent.api.services import Services
-from agent.api.streams import follow
+from agent.api.streams import Told, follow
 from agent.api.v2.errors import V2Error
 from agent.api.v2.jobs import find_job, origin
-from agent.api.v2.models import JobStatus, StatusEvent
+from agent.api.v2.models import JobStatus, Progress, StatusEvent
 from agent.api.v2.view import job_status, outputs_of, progress_of
 from agent.errors import Overloaded
 from agent.logs import log_event
@@ -56,30 +59,62 @@ async def _now(stores: Stores, job_id: str) -> tuple[str | None, Task | None, bo
     return (entries[-1].id if entries else None), task, any(entry.kind == "end" for entry in entries)
 
 
+def _ended(data: dict[str, Any]) -> Task | None:
+    """The task an end entry carries (the store's record, as it was written before the end); None when gone."""
+    return Task.model_validate(data) if "status" in data else None
+
+
+class _Told:
+    """What this stream has told its client of a running job: a frame goes out only when it says something new."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.status: JobStatus | None = None
+        self.progress: Progress | None = None
+
+    def changes(self) -> bytes:
+        """The job's status and progress, where they differ from what was told."""
+        frames = b""
+        if (status := job_status(self.task)) != self.status:
+            self.status = status
+            frames += _frame("status", StatusEvent(status=status).model_dump())
+        if (progress := progress_of(self.task)) is not None and progress != self.progress:
+            self.progress = progress
+            frames += _frame("progress", progress.model_dump())
+        return frames
+
+    def batch(self, batch: list[Told], where: str) -> bytes:
+        """What the log gained, as frames: only the end when it is there (the rest is past)."""
+        if batch[-1].kind == "end":
+            return _ending(_ended(batch[-1].data), where)
+        frames = b""
+        for told in batch:
+            if told.kind == "heartbeat":
+                frames += b": keepalive\n\n"
+            elif told.kind == "status":
+                self.task.status = TaskStatus(told.data["status"])
+                frames += self.changes()
+            elif told.kind == "progress":
+                for node, state in told.data.get("nodes", {}).items():
+                    self.task.progress[node] = NodeProgress.model_validate(state)
+            elif told.kind == "preview" and (preview := _preview(told.data)) is not None:
+                frames += _frame("preview", preview)
+        return frames + self.changes()
+
+
 async def _stream(response: web.StreamResponse, stores: Stores, job_id: str, where: str) -> None:
     after, task, ended = await _now(stores, job_id)
     if task is None or ended or task.status.finished:
-        await response.write(_ending(task, where))
+        await response.write_eof(_ending(task, where))  # with the stream's end: one send, not two
         return
-    await response.write(_frame("status", StatusEvent(status=job_status(task)).model_dump()))
-    progress = progress_of(task)
-    if progress is not None:
-        await response.write(_frame("progress", progress.model_dump()))
-    async for told in follow(stores, job_id, after):
-        if told.kind == "heartbeat":
-            await response.write(b": keepalive\n\n")
-        elif told.kind == "status":
-            task.status = TaskStatus(told.data["status"])
-            await response.write(_frame("status", StatusEvent(status=job_status(task)).model_dump()))
-        elif told.kind == "progress":
-            for node, state in told.data.get("nodes", {}).items():
-                task.progress[node] = NodeProgress.model_validate(state)
-            if (progress := progress_of(task)) is not None:
-                await response.write(_frame("progress", progress.model_dump()))
-        elif told.kind == "preview" and (preview := _preview(told.data)) is not None:
-            await response.write(_frame("preview", preview))
-        elif told.kind == "end":
-            await response.write(_ending(await stores.records.get(job_id), where))
+    told = _Told(task)
+    await response.write(told.changes())
+    async for batch in follow(stores, job_id, after):
+        frames = told.batch(batch, where)
+        if batch[-1].kind == "end":
+            await response.write_eof(frames)
+        elif frames:
+            await response.write(frames)
 
 
 async def job_events(request: web.Request, services: Services) -> web.StreamResponse:

@@ -6,6 +6,8 @@ never makes a second job on any instance."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import json
 import re
@@ -141,20 +143,20 @@ async def submit(request: web.Request, services: Services) -> web.Response:
                       "use; poll or list your jobs instead of submitting again", {"job_id": holder})
     entry = JobEntry(job_id=job_id, labels=labels, graph=workflow)
     try:
-        await _start(request, services, entry, graph, options.pnginfo)
+        task = await _start(request, services, entry, graph, options.pnginfo)
     except AgentError:
         if key is not None:
             await services.stores.idempotency.give_back(key, job_id)
         raise
-    task, _ = await front.read(job_id, principal_of(request), results=False)
     return _job_response(request, services, task, entry, status=201)
 
 
 async def _start(request: web.Request, services: Services, entry: JobEntry, graph: dict[str, Any],
-                 pnginfo: dict[str, Any] | None) -> None:
+                 pnginfo: dict[str, Any] | None) -> Task:
     """The job through the front as a plain background run (a worker handed it runs `/api/run`'s body). Here
     the reply waits for ComfyUI to take the graph, so a graph it refuses is v2's `invalid_workflow`, with
-    ComfyUI's node errors, and makes no job; the job is indexed once it stands."""
+    ComfyUI's node errors, and makes no job. The job is indexed while ComfyUI looks at the graph (a store's
+    round trip off the reply's path), and unindexed when the run is refused."""
     delivery = "url" if services.settings.output_store else "none"
     options = RunOptions(results=False, delivery=delivery, pnginfo=pnginfo)
     forwarded = json.dumps({"prompt": graph, "options": {"output": {"delivery": delivery}},
@@ -163,15 +165,27 @@ async def _start(request: web.Request, services: Services, entry: JobEntry, grap
     submission = Submission(entry.job_id, graph, options, Mode.BACKGROUND, forwarded, "/api/run",
                             request.headers, principal_of(request))
     await services.front.admit(submission)
+    indexed = asyncio.ensure_future(services.stores.jobs.add(entry))
     try:
-        ended = await services.front.start(submission, wait=TAKEN_WITHIN)
+        task = await services.front.start(submission, wait=TAKEN_WITHIN)
     except AgentError as exc:
+        await _unindexed(services, indexed, entry.job_id)
         await services.front.withdraw(submission, exc)
         raise
-    error = ended.task.error if ended is not None else None
+    error = task.error if task.status.finished else None
     if error is not None and error.get("message") == PromptValidationError.kind:
+        await _unindexed(services, indexed, entry.job_id)
         raise PromptValidationError(error.get("error"), node_errors=error.get("node_errors", {}))
-    await services.stores.jobs.add(entry)
+    await indexed
+    return task
+
+
+async def _unindexed(services: Services, indexed: asyncio.Future[None], job_id: str) -> None:
+    """The entry of a job refused as it started is gone once this returns (or was never written)."""
+    await asyncio.wait([indexed])
+    if indexed.exception() is None:
+        with contextlib.suppress(AgentError):  # the caller hears of the refusal, not of a store outage after it
+            await services.stores.jobs.remove(job_id)
 
 
 def _job_response(request: web.Request, services: Services, task: Task, entry: JobEntry | None, *,
@@ -182,12 +196,18 @@ def _job_response(request: web.Request, services: Services, task: Task, entry: J
 
 async def find_job(request: web.Request, services: Services, job_id: str,
                    within: float = 0) -> tuple[Task, JobEntry]:
-    """A job's task and entry (`within`: Front.read's); an id that is no job (or a task not made through v2)
-    is v2's 404."""
-    entry = await services.stores.jobs.entry(job_id) if created_at(job_id) is not None else None
+    """A job's task and entry (`within`: Front.read's), read at once; an id that is no job (or a task not made
+    through v2) is v2's 404."""
+    if created_at(job_id) is None:
+        raise TaskNotFound(f"no job {job_id[:100]}")
+    try:
+        entry, (task, _) = await asyncio.gather(
+            services.stores.jobs.entry(job_id),
+            services.front.read(job_id, principal_of(request), results=False, within=within))
+    except TaskNotFound:
+        entry = None
     if entry is None:
         raise TaskNotFound(f"no job {job_id[:100]}")
-    task, _ = await services.front.read(job_id, principal_of(request), results=False, within=within)
     return task, entry
 
 
