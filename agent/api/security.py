@@ -27,9 +27,9 @@ PUBLIC_PATHS = frozenset({"/healthz", "/app", "/openapi.json", "/docs", "/api/v2
 PUBLIC_PREFIXES = ("/app/", "/docs/")
 PRINCIPAL = web.RequestKey("principal", Principal)
 ALLOWED_HEADERS = ("Authorization, Content-Type, Prefer, task-id, x-fc-async-task-id, X-Fc-Invocation-Type, "
-                   "Last-Event-ID, Idempotency-Key")
+                   "Last-Event-ID, Idempotency-Key, Range")
 EXPOSED_HEADERS = ("X-Task-Id, X-Task-Status, X-Task-Error, X-Task-Store-Error, Location, Retry-After, "
-                   "Preference-Applied, WWW-Authenticate, Server-Timing")
+                   "Preference-Applied, WWW-Authenticate, Server-Timing, Content-Range")
 
 
 def _presented(request: web.Request) -> str | None:
