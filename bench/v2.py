@@ -83,9 +83,13 @@ async def timed(call: Callable[[], Awaitable[object]]) -> float:
     return time.perf_counter() - started
 
 
-def line(name: str, samples: list[float], direct: float, cpu: float | None) -> str:
+def median_p95(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
-    median, p95 = statistics.median(ordered), ordered[int(len(ordered) * 0.95)]
+    return statistics.median(ordered), ordered[int(len(ordered) * 0.95)]
+
+
+def line(name: str, samples: list[float], direct: float, cpu: float | None) -> str:
+    median, p95 = median_p95(samples)
     late = sum(sample > LATE for sample in samples)
     spent = f"{cpu * 1000:.2f} ms" if cpu is not None else "-"
     return (f"| {name} | {median * 1000:.1f} ms | {p95 * 1000:.1f} ms | {median / direct:.2f}x | "
@@ -163,10 +167,9 @@ async def sdk_run(paths: dict[str, AsyncComfy], runs: int) -> None:
     print("| path | median | p95 | failed |")
     print("| --- | --- | --- | --- |")
     for name, values in samples.items():
-        ordered = sorted(values)
+        median, p95 = median_p95(values)
         told = f"{len(failed[name])}, as `{failed[name][0]}`" if failed[name] else "0"
-        print(f"| {name} | {statistics.median(ordered) * 1000:.1f} ms | "
-              f"{ordered[int(len(ordered) * 0.95)] * 1000:.1f} ms | {told} |")
+        print(f"| {name} | {median * 1000:.1f} ms | {p95 * 1000:.1f} ms | {told} |")
 
 
 async def main() -> None:

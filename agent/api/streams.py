@@ -77,7 +77,7 @@ async def stream_events(request: web.Request, stores: Stores, task_id: str,
     return response
 
 
-def _told(entries: list[LoggedEvent]) -> list[Told]:
+def _up_to_end(entries: list[LoggedEvent]) -> list[Told]:
     """The entries up to the end (nothing follows it)."""
     told = []
     for entry in entries:
@@ -93,7 +93,7 @@ async def follow(stores: Stores, task_id: str, after: str | None) -> AsyncIterat
     quiet_since = time.monotonic()
     while True:
         if entries := await stores.log.read_events(task_id, after, READ_WAIT):
-            batch = _told(entries)
+            batch = _up_to_end(entries)
             yield batch
             if batch[-1].kind == "end":
                 return
@@ -103,7 +103,7 @@ async def follow(stores: Stores, task_id: str, after: str | None) -> AsyncIterat
         if ended is not None:
             more = await stores.log.read_events(task_id, after, 0)  # an end written just now wins over the record
             if not any(entry.kind == "end" for entry in more):
-                yield [*_told(more), ended]
+                yield [*_up_to_end(more), ended]
                 return
             continue
         if time.monotonic() - quiet_since >= HEARTBEAT:

@@ -64,7 +64,7 @@ def _ended(data: dict[str, Any]) -> Task | None:
     return Task.model_validate(data) if "status" in data else None
 
 
-class _Told:
+class _ClientView:
     """What this stream has told its client of a running job: a frame goes out only when it says something new."""
 
     def __init__(self, task: Task) -> None:
@@ -107,10 +107,10 @@ async def _stream(response: web.StreamResponse, stores: Stores, job_id: str, whe
     if task is None or ended or task.status.finished:
         await response.write_eof(_ending(task, where))  # with the stream's end: one send, not two
         return
-    told = _Told(task)
-    await response.write(told.changes())
+    view = _ClientView(task)
+    await response.write(view.changes())
     async for batch in follow(stores, job_id, after):
-        frames = told.batch(batch, where)
+        frames = view.batch(batch, where)
         if batch[-1].kind == "end":
             await response.write_eof(frames)
         elif frames:
